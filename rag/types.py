@@ -1,0 +1,101 @@
+"""The domain: small frozen dataclasses that flow one way through the pipeline.
+
+Every ``start``/``end`` is a character offset (Python ``str`` index, Unicode code points,
+end exclusive) into ``Document.text``, the stored article text, and every ``text`` field
+equals ``document.text[start:end]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def sha256_text(text: str) -> str:
+    """sha256 of the UTF-8 encoding of ``text`` (hex)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    """What is known about an article. Unknown fields stay empty, never invented."""
+
+    title: str = ""
+    author: str = ""
+    affiliation: str = ""
+    publisher: str = ""
+    published: str = ""  # ISO date (YYYY-MM-DD) when known
+    url: str = ""
+    language: str = ""
+    license: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    meta: DocumentMeta = field(default_factory=DocumentMeta)
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.sha256:
+            object.__setattr__(self, "sha256", sha256_text(self.text))
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open character range ``[start, end)`` into a document's text."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One indexed unit: a paragraph, or a sentence-aligned part of a long paragraph."""
+
+    id: str  # content hash: stable across runs, changes when the text or its place changes
+    doc_id: str
+    paragraph: int  # 1-based, as a reader counts the paragraphs they can see
+    part: int  # 0 unless a long paragraph was split at sentence boundaries
+    start: int
+    end: int
+    text: str
+    sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the evidence behind it."""
+
+    chunk: Chunk
+    score: float
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    dense_rank: int | None = None  # 1-based rank in the dense list, None if absent
+    bm25_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class Quote:
+    doc_id: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Passage:
+    hit: Hit
+    quotes: tuple[Quote, ...]
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: Quote | None
+    abstained: bool
+    reason: str | None
+    passages: tuple[Passage, ...]
