@@ -1,0 +1,1 @@
+"""The FAISS vector store (``store``) and its on-disk form with a manifest (``persist``)."""

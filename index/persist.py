@@ -1,0 +1,634 @@
+"""Atomic, checksummed, generational persistence of the index, described by a manifest.
+
+Layout::
+
+    index_dir/CURRENT                  name of the live generation, e.g. "gen-000007"
+    index_dir/gen-000007/manifest.json
+    index_dir/gen-000007/vectors.faiss     FaissIndex.to_bytes()
+    index_dir/gen-000007/chunks.jsonl      one Chunk per line
+    index_dir/gen-000007/documents.jsonl   one Document per line
+    index_dir/gen-000007/sentences.npy     float32 (n_sentences, dim), chunk then sentence order
+
+A generation is written into ``gen-NNNNNN.tmp-<random>/``, fsynced, renamed into place, and
+only then made live by atomically replacing ``CURRENT``; a crash at any point leaves the
+previous generation live and loadable. After a save the live generation and the one that was
+live before it are kept; older generations and stray ``*.tmp-*`` directories are deleted.
+Writers must be serialised by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from index.store import FaissIndex, chunk_key
+from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.types import Chunk, Document, DocumentMeta, Span, sha256_text
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+CHUNKS = "chunks.jsonl"
+DOCUMENTS = "documents.jsonl"
+SENTENCES = "sentences.npy"
+DATA_FILES = (VECTORS, CHUNKS, DOCUMENTS, SENTENCES)
+REBUILD_HINT = "rebuild it with `rag index --rebuild`"
+
+_GEN_RE = re.compile(r"gen-(\d{6,})")
+_TMP_RE = re.compile(r"gen-\d{6,}\.tmp-.*")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a generation contains and how it was built."""
+
+    format_version: int
+    generation: int
+    model: str
+    dimension: int
+    chunker_version: str
+    faiss_version: str
+    documents: dict[str, str]  # doc_id -> sha256 of its text
+    counts: dict[str, int]  # documents, chunks, vectors, sentences
+    files: dict[str, str]  # file name -> sha256 of its bytes
+    created: str  # UTC ISO-8601
+    extra: dict[str, str]
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    """One loaded, verified generation."""
+
+    manifest: Manifest
+    index: FaissIndex
+    chunks: tuple[Chunk, ...]
+    documents: tuple[Document, ...]
+    sentence_vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the current settings require of a persisted index."""
+
+    model: str
+    dimension: int
+    chunker_version: str
+
+
+# --------------------------------------------------------------------------- manifest checks
+
+
+def check_manifest(manifest: Manifest, expect: Expectation) -> None:
+    """Raise IndexMismatch naming every setting the index was built with that differs."""
+    pairs: list[tuple[str, object, object]] = [
+        ("model", manifest.model, expect.model),
+        ("dimension", manifest.dimension, expect.dimension),
+        ("chunker version", manifest.chunker_version, expect.chunker_version),
+    ]
+    diffs = [
+        f"{name}: built with {built!r}, settings ask for {wanted!r}"
+        for name, built, wanted in pairs
+        if built != wanted
+    ]
+    if manifest.faiss_version != faiss.__version__:
+        diffs.append(
+            f"FAISS version: built with {manifest.faiss_version!r}, "
+            f"installed is {faiss.__version__!r}"
+        )
+    if diffs:
+        raise IndexMismatch(
+            f"the index (generation {manifest.generation}) does not match the current "
+            f"settings ({'; '.join(diffs)}); {REBUILD_HINT}"
+        )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _nonneg_int(value: object) -> bool:
+    return _is_int(value) and isinstance(value, int) and value >= 0
+
+
+def _str_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def manifest_from_dict(data: object) -> Manifest:
+    """Validate a parsed manifest.json; ValueError on a wrong shape or type."""
+    if not isinstance(data, dict):
+        raise ValueError("manifest is not a JSON object")
+    version = data.get("format_version")
+    if not _is_int(version):
+        raise ValueError("manifest field 'format_version' is missing or not an int")
+    if version != FORMAT_VERSION:
+        raise IndexMismatch(
+            f"index format version {version} is not the supported {FORMAT_VERSION}; {REBUILD_HINT}"
+        )
+    checks: dict[str, Callable[[object], bool]] = {
+        "generation": _nonneg_int,
+        "model": lambda v: isinstance(v, str),
+        "dimension": lambda v: _nonneg_int(v) and v != 0,
+        "chunker_version": lambda v: isinstance(v, str),
+        "faiss_version": lambda v: isinstance(v, str),
+        "documents": _str_dict,
+        "counts": lambda v: (
+            isinstance(v, dict) and all(isinstance(k, str) and _is_int(n) for k, n in v.items())
+        ),
+        "files": _str_dict,
+        "created": lambda v: isinstance(v, str),
+        "extra": _str_dict,
+    }
+    for name, ok in checks.items():
+        if name not in data:
+            raise ValueError(f"manifest lacks field {name!r}")
+        if not ok(data[name]):
+            raise ValueError(f"manifest field {name!r} has the wrong type")
+    return Manifest(**{f.name: data[f.name] for f in fields(Manifest)})
+
+
+def manifest_to_bytes(manifest: Manifest) -> bytes:
+    """manifest.json content: sorted keys, UTF-8."""
+    text = json.dumps(asdict(manifest), sort_keys=True, indent=2, ensure_ascii=False)
+    return (text + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- (de)serialisation
+
+
+def _json_line(obj: object) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n").encode(
+        "utf-8"
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def _parse_json(text: str) -> Any:
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def _jsonl_records(data: bytes) -> list[Any]:
+    """Parse JSONL bytes, splitting on ``\\n`` only (never str.splitlines)."""
+    text = data.decode("utf-8")
+    if not text:
+        return []
+    if not text.endswith("\n"):
+        raise ValueError("last line is not terminated")
+    return [_parse_json(line) for line in text[:-1].split("\n")]
+
+
+def documents_to_bytes(documents: Iterable[Document]) -> bytes:
+    return b"".join(
+        _json_line({"id": d.id, "text": d.text, "sha256": d.sha256, "meta": asdict(d.meta)})
+        for d in documents
+    )
+
+
+def chunks_to_bytes(chunks: Iterable[Chunk]) -> bytes:
+    return b"".join(
+        _json_line(
+            {
+                "id": c.id,
+                "doc_id": c.doc_id,
+                "paragraph": c.paragraph,
+                "part": c.part,
+                "start": c.start,
+                "end": c.end,
+                "text": c.text,
+                "sentences": [[s.start, s.end] for s in c.sentences],
+            }
+        )
+        for c in chunks
+    )
+
+
+def _field(record: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = record.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"field {name!r} is missing or not {kind.__name__}")
+    return value
+
+
+_META_FIELDS = frozenset(f.name for f in fields(DocumentMeta))
+
+
+def documents_from_bytes(data: bytes) -> tuple[Document, ...]:
+    """Inverse of :func:`documents_to_bytes`; ValueError on malformed content."""
+    out = []
+    for n, rec in enumerate(_jsonl_records(data), 1):
+        if not isinstance(rec, dict):
+            raise ValueError(f"line {n} is not a JSON object")
+        try:
+            meta = _field(rec, "meta", dict)
+            # Unknown meta keys are ignored: metadata is descriptive and may gain/lose fields.
+            kept = {k: v for k, v in meta.items() if k in _META_FIELDS}
+            if not all(isinstance(v, str) for v in kept.values()):
+                raise ValueError("meta values must be strings")
+            out.append(
+                Document(
+                    id=_field(rec, "id", str),
+                    text=_field(rec, "text", str),
+                    meta=DocumentMeta(**kept),
+                    sha256=_field(rec, "sha256", str),
+                )
+            )
+        except ValueError as exc:
+            raise ValueError(f"line {n}: {exc}") from exc
+    return tuple(out)
+
+
+def _span(value: object) -> Span:
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError("a sentence must be [start, end]")
+    return Span(value[0], value[1])
+
+
+def chunks_from_bytes(data: bytes) -> tuple[Chunk, ...]:
+    """Inverse of :func:`chunks_to_bytes`; ValueError on malformed content."""
+    out = []
+    for n, rec in enumerate(_jsonl_records(data), 1):
+        if not isinstance(rec, dict):
+            raise ValueError(f"line {n} is not a JSON object")
+        try:
+            out.append(
+                Chunk(
+                    id=_field(rec, "id", str),
+                    doc_id=_field(rec, "doc_id", str),
+                    paragraph=_field(rec, "paragraph", int),
+                    part=_field(rec, "part", int),
+                    start=_field(rec, "start", int),
+                    end=_field(rec, "end", int),
+                    text=_field(rec, "text", str),
+                    sentences=tuple(_span(s) for s in _field(rec, "sentences", list)),
+                )
+            )
+        except ValueError as exc:
+            raise ValueError(f"line {n}: {exc}") from exc
+    return tuple(out)
+
+
+def array_to_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def array_from_bytes(data: bytes) -> np.ndarray:
+    return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def consistency_problem(
+    *,
+    dimension: int,
+    index: FaissIndex,
+    chunks: Sequence[Chunk],
+    documents: Sequence[Document],
+    sentence_vectors: np.ndarray,
+) -> str | None:
+    """The first inconsistency between the parts of a snapshot, or None."""
+    if index.dim != dimension:
+        return f"FAISS index dimension {index.dim} != {dimension}"
+    sv = sentence_vectors
+    if sv.dtype != np.float32 or sv.ndim != 2 or sv.shape[1] != dimension:
+        return f"sentence vectors must be float32 (n, {dimension}), got {sv.dtype} {sv.shape}"
+    docs = {d.id: d for d in documents}
+    if len(docs) != len(documents):
+        return "duplicate document ids"
+    if len({c.id for c in chunks}) != len(chunks):
+        return "duplicate chunk ids"
+    try:
+        keys = {chunk_key(c.id) for c in chunks}
+    except ValueError as exc:
+        return str(exc)
+    if len(keys) != len(chunks):
+        return "two chunk ids map to the same FAISS key"
+    if len(index) != len(chunks):
+        return f"{len(index)} vectors for {len(chunks)} chunks"
+    if not keys.issuperset(index.ids().tolist()):
+        return "the FAISS index holds ids of no chunk"
+    n_sentences = sum(len(c.sentences) for c in chunks)
+    if sv.shape[0] != n_sentences:
+        return f"{sv.shape[0]} sentence vectors for {n_sentences} sentences"
+    for c in chunks:
+        doc = docs.get(c.doc_id)
+        if doc is None:
+            return f"chunk {c.id} names unknown document {c.doc_id!r}"
+        if not 0 <= c.start <= c.end <= len(doc.text) or doc.text[c.start : c.end] != c.text:
+            return f"chunk {c.id} text differs from {c.doc_id}[{c.start}:{c.end}]"
+    return None
+
+
+# --------------------------------------------------------------------------- file system
+
+
+def _gen_name(generation: int) -> str:
+    return f"gen-{generation:06d}"
+
+
+def _gen_number(name: str) -> int | None:
+    m = _GEN_RE.fullmatch(name)
+    return int(m.group(1)) if m else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_current(index_dir: Path) -> str | None:
+    """The live generation's name; None if there is no CURRENT; IndexCorrupt if invalid."""
+    path = index_dir / CURRENT
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexCorrupt(f"cannot read {path}: {exc}") from exc
+    try:
+        name = raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        name = ""
+    if _gen_number(name) is None:
+        raise IndexCorrupt(f"{path} does not name a generation: {raw[:40]!r}")
+    return name
+
+
+def _generations(index_dir: Path) -> dict[int, Path]:
+    """Finished generation directories by number."""
+    out: dict[int, Path] = {}
+    for p in index_dir.iterdir():
+        n = _gen_number(p.name)
+        if n is not None and p.is_dir():
+            out[n] = p
+    return out
+
+
+def _live_name(index_dir: Path) -> str:
+    name = _read_current(index_dir)
+    if name is None:
+        raise IndexNotFound(f"no index at {index_dir}; build it with `rag index`")
+    return name
+
+
+def _prune(index_dir: Path, keep: set[str]) -> None:
+    """Delete generations not in ``keep`` and stray temporary directories; never fails."""
+    for p in index_dir.iterdir():
+        old_gen = _gen_number(p.name) is not None and p.name not in keep
+        stale = old_gen or _TMP_RE.fullmatch(p.name) is not None
+        if stale and p.is_dir():
+            try:
+                shutil.rmtree(p)
+            except OSError as exc:
+                logger.warning("could not delete old index generation %s: %s", p, exc)
+
+
+# --------------------------------------------------------------------------- save
+
+
+def save_snapshot(
+    index_dir: Path,
+    *,
+    model: str,
+    dimension: int,
+    chunker_version: str,
+    index: FaissIndex,
+    chunks: Sequence[Chunk],
+    documents: Sequence[Document],
+    sentence_vectors: np.ndarray,
+    extra: Mapping[str, str] | None = None,
+) -> Manifest:
+    """Write a new generation atomically, make it live, prune old ones; return its manifest.
+
+    Raises ValueError if the parts are inconsistent (nothing is written then).
+    """
+    index_dir = Path(index_dir)
+    sv = np.ascontiguousarray(sentence_vectors, dtype=np.float32)
+    problem = consistency_problem(
+        dimension=dimension, index=index, chunks=chunks, documents=documents, sentence_vectors=sv
+    )
+    if problem is not None:
+        raise ValueError(f"refusing to save an inconsistent index: {problem}")
+    if not np.isfinite(sv).all():
+        raise ValueError("sentence vectors contain non-finite values")
+
+    payload = {
+        VECTORS: index.to_bytes(),
+        CHUNKS: chunks_to_bytes(chunks),
+        DOCUMENTS: documents_to_bytes(documents),
+        SENTENCES: array_to_bytes(sv),
+    }
+    if not index_dir.is_dir():
+        index_dir.mkdir(parents=True)
+        _fsync_dir(index_dir.parent)
+    previous = _read_current_lenient(index_dir)
+    existing = _generations(index_dir)
+    numbers = set(existing)
+    if previous is not None:
+        numbers.add(_gen_number(previous) or 0)
+    elif existing:  # CURRENT missing or unreadable: keep the newest generation on disk
+        previous = existing[max(existing)].name
+    generation = max(numbers, default=0) + 1
+    name = _gen_name(generation)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        generation=generation,
+        model=model,
+        dimension=dimension,
+        chunker_version=chunker_version,
+        faiss_version=faiss.__version__,
+        documents={d.id: sha256_text(d.text) for d in documents},
+        counts={
+            "documents": len(documents),
+            "chunks": len(chunks),
+            "vectors": len(index),
+            "sentences": int(sv.shape[0]),
+        },
+        files={fname: hashlib.sha256(data).hexdigest() for fname, data in payload.items()},
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        extra=dict(extra or {}),
+    )
+
+    tmp = index_dir / f"{name}.tmp-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        for fname, data in payload.items():
+            _write_durable(tmp / fname, data)
+        _write_durable(tmp / MANIFEST, manifest_to_bytes(manifest))
+        _fsync_dir(tmp)
+        os.rename(tmp, index_dir / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(index_dir)
+
+    current_tmp = index_dir / f"{CURRENT}.tmp"
+    _write_durable(current_tmp, (name + "\n").encode("ascii"))
+    os.replace(current_tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+
+    _prune(index_dir, keep={name} | ({previous} if previous else set()))
+    return manifest
+
+
+def _read_current_lenient(index_dir: Path) -> str | None:
+    """CURRENT's generation name, or None if it is missing or invalid."""
+    try:
+        return _read_current(index_dir)
+    except IndexCorrupt:
+        return None
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _read_manifest_file(gen_dir: Path) -> Manifest:
+    path = gen_dir / MANIFEST
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IndexCorrupt(f"cannot read {path}: {exc}") from exc
+    try:
+        manifest = manifest_from_dict(_parse_json(data.decode("utf-8")))
+    except (ValueError, RecursionError) as exc:
+        raise IndexCorrupt(f"{path} is invalid: {exc}") from exc
+    if manifest.generation != _gen_number(gen_dir.name):
+        raise IndexCorrupt(f"{path} says generation {manifest.generation}")
+    return manifest
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    """The live generation's manifest (reads only CURRENT and manifest.json; no fallback)."""
+    index_dir = Path(index_dir)
+    return _read_manifest_file(index_dir / _live_name(index_dir))
+
+
+def _read_verified(gen_dir: Path, manifest: Manifest) -> dict[str, bytes]:
+    if set(manifest.files) != set(DATA_FILES):
+        raise IndexCorrupt(f"{gen_dir / MANIFEST} lists files {sorted(manifest.files)}")
+    out = {}
+    for fname in DATA_FILES:
+        path = gen_dir / fname
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise IndexCorrupt(f"cannot read {path}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != manifest.files[fname]:
+            raise IndexCorrupt(f"{path} fails its checksum")
+        out[fname] = data
+    return out
+
+
+def _load_generation(gen_dir: Path, expect: Expectation | None) -> IndexSnapshot:
+    manifest = _read_manifest_file(gen_dir)
+    if expect is not None:
+        check_manifest(manifest, expect)
+    raw = _read_verified(gen_dir, manifest)
+
+    parsers: list[tuple[str, Callable[[bytes], Any]]] = [
+        (VECTORS, FaissIndex.from_bytes),
+        (CHUNKS, chunks_from_bytes),
+        (DOCUMENTS, documents_from_bytes),
+        (SENTENCES, array_from_bytes),
+    ]
+    parsed: dict[str, Any] = {}
+    for fname, parse in parsers:
+        try:
+            parsed[fname] = parse(raw[fname])
+        except (ValueError, TypeError, OSError, RecursionError) as exc:
+            raise IndexCorrupt(f"{gen_dir / fname} cannot be parsed: {exc}") from exc
+    index: FaissIndex = parsed[VECTORS]
+    chunks: tuple[Chunk, ...] = parsed[CHUNKS]
+    documents: tuple[Document, ...] = parsed[DOCUMENTS]
+    sentence_vectors: np.ndarray = parsed[SENTENCES]
+    sentence_vectors.flags.writeable = False
+
+    problem = consistency_problem(
+        dimension=manifest.dimension,
+        index=index,
+        chunks=chunks,
+        documents=documents,
+        sentence_vectors=sentence_vectors,
+    )
+    if problem is None and manifest.documents != {d.id: sha256_text(d.text) for d in documents}:
+        problem = "documents differ from the manifest"
+    counts = {
+        "documents": len(documents),
+        "chunks": len(chunks),
+        "vectors": len(index),
+        "sentences": int(sentence_vectors.shape[0]),
+    }
+    if problem is None and manifest.counts != counts:
+        problem = f"counts {counts} differ from the manifest's {manifest.counts}"
+    if problem is not None:
+        raise IndexCorrupt(f"{gen_dir}: {problem}")
+    return IndexSnapshot(manifest, index, chunks, documents, sentence_vectors)
+
+
+def load_snapshot(index_dir: Path, expect: Expectation | None = None) -> IndexSnapshot:
+    """Load and verify the live generation, falling back to the previous one if it is corrupt.
+
+    Raises IndexNotFound (no CURRENT), IndexMismatch (``expect`` differs; checked before the
+    big files are read) or IndexCorrupt (live generation corrupt and no intact previous one).
+    """
+    index_dir = Path(index_dir)
+    live = _live_name(index_dir)
+    try:
+        return _load_generation(index_dir / live, expect)
+    except IndexCorrupt as live_error:
+        live_number = _gen_number(live) or 0
+        older = [n for n in _generations(index_dir) if n < live_number]
+        if not older:
+            raise
+        fallback = index_dir / _gen_name(max(older))
+        try:
+            snapshot = _load_generation(fallback, expect)
+        except (IndexCorrupt, IndexMismatch) as exc:
+            raise IndexCorrupt(
+                f"{live_error}; the previous generation {fallback.name} is unusable too: {exc}"
+            ) from live_error
+        logger.warning(
+            "index generation %s is corrupt (%s); falling back to previous generation %s",
+            live,
+            live_error,
+            fallback.name,
+        )
+        return snapshot
