@@ -1,0 +1,173 @@
+"""Load articles from files into :class:`~rag.types.Document`.
+
+An article is a text file (``.txt``) or a Markdown file (``.md``). Its metadata comes from a
+sidecar ``<name>.json`` beside it, so the article file itself stays byte for byte as received
+and every offset into it stays exact. A Markdown file may instead carry its metadata in a
+front-matter block (``---`` lines at the top); the stored text is then the body after it.
+
+The text is decoded as UTF-8 and kept exactly: no newline translation, no BOM removal, no
+whitespace stripping.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rag.errors import DocumentError, InvalidDocumentId
+from rag.types import Document, DocumentMeta
+
+ARTICLE_SUFFIXES = (".txt", ".md")
+DOC_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+META_FIELDS = frozenset(f.name for f in fields(DocumentMeta))
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def validate_doc_id(doc_id: object) -> str:
+    """Return ``doc_id`` if it is a slug of letters, digits, ``-`` and ``_``; else raise."""
+    if not isinstance(doc_id, str) or not DOC_ID_PATTERN.fullmatch(doc_id):
+        raise InvalidDocumentId(
+            f"invalid document id {doc_id!r}: use 1-128 letters, digits, '-' or '_'"
+        )
+    return doc_id
+
+
+def slugify(name: str) -> str:
+    """A valid document id made from a file name or title."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:128]
+    return slug or "document"
+
+
+def parse_meta(raw: Mapping[str, Any], source: str) -> DocumentMeta:
+    """Metadata from a mapping; unknown keys and non-string values are errors, not guesses."""
+    unknown = set(raw) - META_FIELDS - {"id"}
+    if unknown:
+        raise DocumentError(
+            f"{source}: unknown metadata field(s) {sorted(unknown)}; "
+            f"known fields: {sorted(META_FIELDS | {'id'})}"
+        )
+    values: dict[str, str] = {}
+    for key in META_FIELDS & set(raw):
+        value = raw[key]
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            # YAML turns 2026-01-07 into a date; keep its ISO form, refuse anything else.
+            if hasattr(value, "isoformat"):
+                value = value.isoformat()
+            else:
+                raise DocumentError(f"{source}: metadata field {key!r} must be a string")
+        values[key] = value.strip()
+    return DocumentMeta(**values)
+
+
+def make_document(doc_id: str, text: str, meta: DocumentMeta | None = None) -> Document:
+    """A document from text already in memory (the HTTP API uses this)."""
+    validate_doc_id(doc_id)
+    if not isinstance(text, str):
+        raise DocumentError(f"document {doc_id!r}: text must be a string")
+    if not text.strip():
+        raise DocumentError(f"document {doc_id!r}: text is empty")
+    if "\x00" in text:
+        raise DocumentError(f"document {doc_id!r}: text contains a NUL character")
+    return Document(id=doc_id, text=text, meta=meta or DocumentMeta())
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"cannot read article {path}: {exc.strerror or exc}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"article {path} is not valid UTF-8 (byte {exc.start}): convert it to UTF-8"
+        ) from exc
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"metadata file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DocumentError(f"metadata file {path} must hold a JSON object")
+    return raw
+
+
+def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
+    """Split a Markdown front-matter block from the body; no block gives ``({}, text)``."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        raw = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise DocumentError(f"{source}: front matter is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DocumentError(f"{source}: front matter must be a mapping of fields")
+    return raw, text[match.end() :]
+
+
+def load_document(path: Path) -> Document:
+    """Load one article file and its metadata (sidecar JSON, or Markdown front matter)."""
+    path = Path(path)
+    if path.suffix.lower() not in ARTICLE_SUFFIXES:
+        raise DocumentError(f"{path}: articles must be .txt or .md files")
+    if not path.is_file():
+        raise DocumentError(f"article {path} does not exist")
+    text = _read_text(path)
+    raw: dict[str, Any] = {}
+    if path.suffix.lower() == ".md":
+        raw, text = split_front_matter(text, str(path))
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        raw = {**raw, **_read_sidecar(sidecar)}
+    doc_id = raw.get("id", path.stem)
+    try:
+        validate_doc_id(doc_id)
+    except InvalidDocumentId as exc:
+        raise InvalidDocumentId(f"{path}: {exc} (set a valid 'id' in its metadata)") from exc
+    meta = parse_meta(raw, str(sidecar if sidecar.is_file() else path))
+    return make_document(doc_id, text, meta)
+
+
+def find_articles(data_dir: Path) -> list[Path]:
+    """Article files in ``data_dir`` (not recursive), sorted by name."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DocumentError(f"data folder {data_dir} does not exist")
+    return sorted(
+        p
+        for p in data_dir.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in ARTICLE_SUFFIXES
+        and not p.name.startswith(".")
+        and p.name.lower() != "readme.md"
+    )
+
+
+def load_documents(paths: Iterable[Path]) -> list[Document]:
+    """Load several articles; two files claiming the same id is an error."""
+    docs: dict[str, Document] = {}
+    origin: dict[str, Path] = {}
+    for path in paths:
+        doc = load_document(path)
+        if doc.id in docs:
+            raise DocumentError(
+                f"document id {doc.id!r} is used by both {origin[doc.id]} and {path}"
+            )
+        docs[doc.id] = doc
+        origin[doc.id] = path
+    return list(docs.values())
+
+
+def load_data_dir(data_dir: Path) -> list[Document]:
+    return load_documents(find_articles(data_dir))
