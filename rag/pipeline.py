@@ -1,0 +1,284 @@
+"""Wiring: load -> chunk -> embed -> index, and question -> retrieve -> quote -> answer.
+
+No scoring logic lives here; each stage is in its own module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from index.persist import Expectation, IndexSnapshot, Manifest, load_snapshot, save_snapshot
+from index.store import FaissIndex, chunk_key
+from rag.chunk import CHUNKER_VERSION, chunk_document
+from rag.embed import Encoder
+from rag.errors import DocumentNotFound, IndexNotFound, InvalidParameter, InvalidQuestion
+from rag.load import load_data_dir
+from rag.quote import abstention_reason, build_passages, choose_answer, sentence_support
+from rag.retrieve import Corpus, resolve_filter, retrieve
+from rag.settings import RetrievalMode, Settings
+from rag.types import Answer, Chunk, Document
+
+log = logging.getLogger(__name__)
+
+MAX_TOP_K = 20
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    chunks_embedded: int
+    sentences_embedded: int
+    manifest: Manifest
+
+
+@dataclass(frozen=True)
+class IndexParts:
+    """A new index version, in memory, before it is saved."""
+
+    index: FaissIndex
+    chunks: tuple[Chunk, ...]
+    documents: tuple[Document, ...]
+    sentence_vectors: np.ndarray
+
+
+def expectation(encoder: Encoder) -> Expectation:
+    return Expectation(model=encoder.name, dimension=encoder.dim, chunker_version=CHUNKER_VERSION)
+
+
+def _embed_documents(
+    docs: Sequence[Document], encoder: Encoder, progress: bool
+) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
+    """Chunk and embed documents: (chunks, chunk vectors, sentence vectors)."""
+    chunks: list[Chunk] = []
+    for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or len(docs) < 10):
+        chunks.extend(
+            chunk_document(doc, max_tokens=encoder.max_tokens, count_tokens=encoder.count_tokens)
+        )
+    texts = {d.id: d.text for d in docs}
+    sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
+    vectors = encoder.encode([c.text for c in chunks] + sentences, progress=progress)
+    return chunks, vectors[: len(chunks)], vectors[len(chunks) :]
+
+
+def update_index(
+    previous: IndexSnapshot | None,
+    documents: Sequence[Document],
+    encoder: Encoder,
+    *,
+    progress: bool = False,
+) -> tuple[IndexParts, dict[str, tuple[str, ...]], int, int]:
+    """The index for exactly ``documents``, re-embedding only what changed since ``previous``.
+
+    Returns the new parts, the plan (added/updated/removed/unchanged ids) and how many chunks
+    and sentences were embedded. ``previous`` is never modified (a live service may be
+    searching it).
+    """
+    old_sha = {d.id: d.sha256 for d in previous.documents} if previous else {}
+    new_ids = {d.id for d in documents}
+    unchanged = [d.id for d in documents if old_sha.get(d.id) == d.sha256]
+    changed = [d for d in documents if old_sha.get(d.id) != d.sha256]
+    plan = {
+        "added": tuple(d.id for d in changed if d.id not in old_sha),
+        "updated": tuple(d.id for d in changed if d.id in old_sha),
+        "removed": tuple(i for i in old_sha if i not in new_ids),
+        "unchanged": tuple(unchanged),
+    }
+    kept: dict[str, list[tuple[Chunk, np.ndarray]]] = {i: [] for i in unchanged}
+    index = FaissIndex(encoder.dim)
+    if previous is not None:
+        index = FaissIndex.from_bytes(previous.index.to_bytes())
+        stale = [c for c in previous.chunks if c.doc_id not in kept]
+        index.remove(np.array([chunk_key(c.id) for c in stale], dtype=np.int64))
+        row = 0
+        for chunk in previous.chunks:
+            n = len(chunk.sentences)
+            if chunk.doc_id in kept:
+                kept[chunk.doc_id].append((chunk, previous.sentence_vectors[row : row + n]))
+            row += n
+    new_chunks, chunk_vecs, sentence_vecs = _embed_documents(changed, encoder, progress)
+    if new_chunks:
+        index.add(np.array([chunk_key(c.id) for c in new_chunks], dtype=np.int64), chunk_vecs)
+    fresh: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
+    row = 0
+    for chunk in new_chunks:
+        n = len(chunk.sentences)
+        fresh.setdefault(chunk.doc_id, []).append((chunk, sentence_vecs[row : row + n]))
+        row += n
+    ordered = [pair for d in documents for pair in (kept.get(d.id) or fresh.get(d.id, []))]
+    dim = encoder.dim
+    parts = IndexParts(
+        index=index,
+        chunks=tuple(c for c, _ in ordered),
+        documents=tuple(documents),
+        sentence_vectors=(
+            np.concatenate([v for _, v in ordered]).astype(np.float32)
+            if ordered
+            else np.zeros((0, dim), dtype=np.float32)
+        ),
+    )
+    return parts, plan, len(new_chunks), len(sentence_vecs)
+
+
+def save_parts(index_dir: Path, parts: IndexParts, encoder: Encoder) -> Manifest:
+    return save_snapshot(
+        index_dir,
+        model=encoder.name,
+        dimension=encoder.dim,
+        chunker_version=CHUNKER_VERSION,
+        index=parts.index,
+        chunks=list(parts.chunks),
+        documents=list(parts.documents),
+        sentence_vectors=parts.sentence_vectors,
+    )
+
+
+def snapshot_of(parts: IndexParts, manifest: Manifest) -> IndexSnapshot:
+    return IndexSnapshot(
+        manifest=manifest,
+        index=parts.index,
+        chunks=parts.chunks,
+        documents=parts.documents,
+        sentence_vectors=parts.sentence_vectors,
+    )
+
+
+def replace_documents(
+    index_dir: Path,
+    previous: IndexSnapshot | None,
+    documents: Sequence[Document],
+    encoder: Encoder,
+) -> IndexSnapshot:
+    """Persist an index holding exactly ``documents`` (re-embedding only changed ones) and
+    return it. The write is atomic: on any error the previous index stays the live one."""
+    parts, _plan, _chunks, _sentences = update_index(previous, documents, encoder)
+    return snapshot_of(parts, save_parts(index_dir, parts, encoder))
+
+
+def upsert_document(
+    index_dir: Path, previous: IndexSnapshot | None, document: Document, encoder: Encoder
+) -> IndexSnapshot:
+    """Add or replace one document, keeping the others (and their vectors) as they are."""
+    others = [d for d in (previous.documents if previous else ()) if d.id != document.id]
+    return replace_documents(index_dir, previous, [*others, document], encoder)
+
+
+def remove_document(
+    index_dir: Path, previous: IndexSnapshot, doc_id: str, encoder: Encoder
+) -> IndexSnapshot:
+    """Remove one document; raises DocumentNotFound if it is not in the index."""
+    if all(d.id != doc_id for d in previous.documents):
+        raise DocumentNotFound(f"no document with id {doc_id!r}")
+    others = [d for d in previous.documents if d.id != doc_id]
+    return replace_documents(index_dir, previous, others, encoder)
+
+
+def read_previous(index_dir: Path, encoder: Encoder, *, rebuild: bool) -> IndexSnapshot | None:
+    """The persisted index to update, or None to start afresh (no index, or ``rebuild``).
+
+    A mismatched or corrupt index raises (with how to rebuild) rather than being replaced
+    silently."""
+    if rebuild:
+        return None
+    try:
+        return load_snapshot(index_dir, expectation(encoder))
+    except IndexNotFound:
+        return None
+
+
+def build_index(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    documents: Sequence[Document] | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+) -> BuildReport:
+    """Build or update the persisted index so that it holds exactly ``documents`` (default:
+    every article in ``settings.data_dir``)."""
+    docs = list(documents) if documents is not None else load_data_dir(settings.data_dir)
+    previous = read_previous(settings.index_dir, encoder, rebuild=rebuild)
+    parts, plan, n_chunks, n_sentences = update_index(previous, docs, encoder, progress=progress)
+    manifest = save_parts(settings.index_dir, parts, encoder)
+    log.info("index saved: generation %s, %s", manifest.generation, manifest.counts)
+    return BuildReport(
+        added=plan["added"],
+        updated=plan["updated"],
+        removed=plan["removed"],
+        unchanged=plan["unchanged"],
+        chunks_embedded=n_chunks,
+        sentences_embedded=n_sentences,
+        manifest=manifest,
+    )
+
+
+def load_corpus(settings: Settings, encoder: Encoder) -> Corpus:
+    """The persisted index, checked against the encoder, ready to search."""
+    snapshot = load_snapshot(settings.index_dir, expectation(encoder))
+    return Corpus.from_snapshot(snapshot, stemming=settings.bm25_stemming)
+
+
+def validate_question(question: object, max_chars: int = 1000) -> str:
+    if not isinstance(question, str):
+        raise InvalidQuestion("question must be a string")
+    trimmed = question.strip()
+    if not trimmed:
+        raise InvalidQuestion("question is empty")
+    if len(trimmed) > max_chars:
+        raise InvalidQuestion(
+            f"question is {len(trimmed)} characters long; the limit is {max_chars}"
+        )
+    return trimmed
+
+
+def validate_top_k(top_k: object) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise InvalidParameter(f"top_k must be an integer from 1 to {MAX_TOP_K}, not {top_k!r}")
+    return top_k
+
+
+def answer(
+    corpus: Corpus,
+    encoder: Encoder,
+    question: str,
+    *,
+    settings: Settings,
+    top_k: int | None = None,
+    doc_ids: Iterable[str] | None = None,
+    author: str | None = None,
+    mode: RetrievalMode | None = None,
+) -> Answer:
+    """Answer ``question`` with quotes from the corpus, or abstain with a reason."""
+    text = validate_question(question, settings.max_question_chars)
+    k = validate_top_k(settings.top_k if top_k is None else top_k)
+    allowed = resolve_filter(corpus, doc_ids, author)
+    query_vec = encoder.encode([text], kind="query")[0]
+    query_terms = corpus.lexical.terms(text)
+    hits = retrieve(
+        corpus,
+        query_vec,
+        query_terms,
+        mode=mode or settings.retrieval_mode,
+        top_k=k,
+        candidates=settings.candidates,
+        rrf_k=settings.rrf_k,
+        allowed=allowed,
+    )
+    supports = [sentence_support(corpus, h, query_vec, query_terms) for h in hits]
+    quote, best = choose_answer(corpus, hits, supports)
+    reason = abstention_reason(best, settings.abstain_threshold, len(hits))
+    return Answer(
+        question=text,
+        answer=None if reason else quote,
+        abstained=reason is not None,
+        reason=reason,
+        passages=build_passages(corpus, hits, supports, settings.max_quotes),
+    )

@@ -1,0 +1,48 @@
+"""The one response shape, shared by the CLI (``rag ask --json``) and the HTTP API.
+
+``api/schemas.py`` validates this dict into its pydantic model at the HTTP boundary; both the
+CLI and the API serialise through that model, so their JSON is the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rag.types import Answer, Passage, Quote
+
+
+def quote_dict(quote: Quote) -> dict[str, Any]:
+    return {"start": quote.start, "end": quote.end, "text": quote.text, "score": quote.score}
+
+
+def passage_dict(passage: Passage) -> dict[str, Any]:
+    chunk = passage.hit.chunk
+    return {
+        "doc_id": chunk.doc_id,
+        "chunk_id": chunk.id,
+        "paragraph": chunk.paragraph,
+        "start": chunk.start,
+        "end": chunk.end,
+        "text": chunk.text,
+        "score": round(passage.hit.score, 6),
+        "quotes": [quote_dict(q) for q in passage.quotes],
+    }
+
+
+def answer_dict(answer: Answer) -> dict[str, Any]:
+    best = answer.answer
+    return {
+        "question": answer.question,
+        "answer": None
+        if best is None
+        else {
+            "doc_id": best.doc_id,
+            "paragraph": best.paragraph,
+            "start": best.start,
+            "end": best.end,
+            "text": best.text,
+        },
+        "abstained": answer.abstained,
+        "reason": answer.reason,
+        "passages": [passage_dict(p) for p in answer.passages],
+    }

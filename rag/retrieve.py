@@ -1,0 +1,248 @@
+"""Retrieval: dense (FAISS), lexical (BM25 via bm25s), and reciprocal rank fusion.
+
+:class:`Corpus` is the searchable, immutable state built from a persisted index snapshot; the
+functions below are pure over it. A document change builds a new ``Corpus`` and swaps it in,
+so a search in flight always sees one consistent version.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from index.persist import IndexSnapshot
+from index.store import FaissIndex, chunk_key
+from rag.errors import InvalidParameter, UnknownFilter
+from rag.load import validate_doc_id
+from rag.settings import RetrievalMode
+from rag.types import Chunk, Document, Hit
+
+MODES: tuple[RetrievalMode, ...] = ("dense", "bm25", "hybrid")
+
+
+class LexicalIndex:
+    """BM25 over chunk texts, and the term statistics used to score sentences lexically."""
+
+    def __init__(self, stemming: bool = True) -> None:
+        self._stemming = stemming
+        self._tokenizer: Any = None  # bm25s.tokenization.Tokenizer (untyped library)
+        self._bm25: Any = None  # bm25s.BM25
+        self._idf = np.zeros(0, dtype=np.float32)
+        self._size = 0
+
+    def _make_tokenizer(self) -> Any:
+        from bm25s.tokenization import Tokenizer
+
+        stemmer = None
+        if self._stemming:
+            import Stemmer
+
+            stemmer = Stemmer.Stemmer("english").stemWord
+        return Tokenizer(stemmer=stemmer, stopwords="en")
+
+    def build(self, texts: Sequence[str]) -> LexicalIndex:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
+        self._tokenizer = self._make_tokenizer()
+        self._size = len(texts)
+        if not texts:
+            return self
+        ids = self._tokenizer.tokenize(list(texts), return_as="ids", show_progress=False)
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(ids, show_progress=False)
+        vocab_size = len(self._tokenizer.get_vocab_dict())
+        df = np.zeros(vocab_size, dtype=np.float64)
+        for doc in ids:
+            df[list(set(doc))] += 1
+        n = max(len(texts), 1)
+        self._idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        return self
+
+    def terms(self, text: str) -> np.ndarray:
+        """Known vocabulary ids of ``text`` (unknown words and stopwords dropped), unique."""
+        if self._tokenizer is None or self._bm25 is None:
+            return np.zeros(0, dtype=np.int64)
+        ids = self._tokenizer.tokenize(
+            [text], update_vocab=False, return_as="ids", show_progress=False
+        )[0]
+        arr = np.unique(np.asarray(ids, dtype=np.int64))
+        return arr[(arr > 0) & (arr < len(self._idf))]  # id 0 is bm25s's empty token
+
+    def scores(self, terms: np.ndarray) -> np.ndarray:
+        """BM25 score of every chunk for the query terms."""
+        if self._bm25 is None or len(terms) == 0:
+            return np.zeros(self._size, dtype=np.float32)
+        return np.asarray(
+            self._bm25.get_scores_from_ids(terms.tolist()),
+            dtype=np.float32,
+        )
+
+    def overlap(self, query_terms: np.ndarray, text_terms: np.ndarray) -> float:
+        """Share of the query's idf weight that ``text`` contains (0..1)."""
+        if len(query_terms) == 0:
+            return 0.0
+        total = float(self._idf[query_terms].sum())
+        if total <= 0:
+            return 0.0
+        shared = np.intersect1d(query_terms, text_terms, assume_unique=True)
+        return float(self._idf[shared].sum()) / total
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Everything a search needs, for one version of the index."""
+
+    documents: dict[str, Document]
+    chunks: tuple[Chunk, ...]
+    keys: np.ndarray  # int64 FAISS id of each chunk
+    positions: dict[int, int]  # FAISS id -> position in ``chunks``
+    index: FaissIndex
+    lexical: LexicalIndex
+    sentence_vectors: np.ndarray  # float32 (n_sentences, dim)
+    sentence_offsets: np.ndarray  # chunk i's sentences are rows [off[i], off[i+1])
+
+    @classmethod
+    def from_snapshot(cls, snapshot: IndexSnapshot, *, stemming: bool = True) -> Corpus:
+        chunks = tuple(snapshot.chunks)
+        keys = np.array([chunk_key(c.id) for c in chunks], dtype=np.int64)
+        offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
+        np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
+        return cls(
+            documents={d.id: d for d in snapshot.documents},
+            chunks=chunks,
+            keys=keys,
+            positions={int(k): i for i, k in enumerate(keys)},
+            index=snapshot.index,
+            lexical=LexicalIndex(stemming).build([c.text for c in chunks]),
+            sentence_vectors=snapshot.sentence_vectors,
+            sentence_offsets=offsets,
+        )
+
+    def position_of(self, chunk: Chunk) -> int:
+        return self.positions[chunk_key(chunk.id)]
+
+    def sentence_rows(self, position: int) -> slice:
+        return slice(int(self.sentence_offsets[position]), int(self.sentence_offsets[position + 1]))
+
+
+def _fold(text: str) -> str:
+    """Case- and accent-insensitive form for matching names."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
+
+
+def resolve_filter(
+    corpus: Corpus, doc_ids: Iterable[str] | None = None, author: str | None = None
+) -> np.ndarray | None:
+    """Chunk positions allowed by the filters (None: no filter). Unknown values raise."""
+    if doc_ids is None and author is None:
+        return None
+    allowed_docs = set(corpus.documents)
+    if doc_ids is not None:
+        wanted = [validate_doc_id(d) for d in dict.fromkeys(doc_ids)]
+        if not wanted:
+            raise UnknownFilter("doc_ids is empty: leave it out to search every document")
+        unknown = [d for d in wanted if d not in corpus.documents]
+        if unknown:
+            raise UnknownFilter(f"unknown document id(s): {', '.join(map(repr, unknown))}")
+        allowed_docs &= set(wanted)
+    if author is not None:
+        folded = _fold(author)
+        if not folded:
+            raise UnknownFilter("author is empty: leave it out to search every author")
+        by_author = {
+            d.id for d in corpus.documents.values() if folded and folded in _fold(d.meta.author)
+        }
+        if not by_author:
+            raise UnknownFilter(f"no document by an author matching {author!r}")
+        allowed_docs &= by_author
+    return np.array(
+        [i for i, c in enumerate(corpus.chunks) if c.doc_id in allowed_docs], dtype=np.int64
+    )
+
+
+def _ranked_dense(
+    corpus: Corpus, query_vec: np.ndarray, depth: int, allowed: np.ndarray | None
+) -> list[tuple[int, float]]:
+    if len(corpus.chunks) == 0 or (allowed is not None and len(allowed) == 0):
+        return []
+    keys = corpus.keys[allowed] if allowed is not None else None
+    scores, ids = corpus.index.search(query_vec.reshape(1, -1), depth, allowed=keys)
+    return [
+        (corpus.positions[int(k)], float(s))
+        for s, k in zip(scores[0], ids[0], strict=True)
+        if k >= 0
+    ]
+
+
+def _ranked_bm25(
+    corpus: Corpus, terms: np.ndarray, depth: int, allowed: np.ndarray | None
+) -> list[tuple[int, float]]:
+    scores = corpus.lexical.scores(terms)
+    if allowed is not None:
+        masked = np.full_like(scores, -np.inf)
+        masked[allowed] = scores[allowed]
+        scores = masked
+    candidates = np.flatnonzero(scores > 0)
+    if len(candidates) > depth:
+        candidates = candidates[np.argpartition(-scores[candidates], depth - 1)[:depth]]
+    order = candidates[np.lexsort((candidates, -scores[candidates]))]
+    return [(int(i), float(scores[i])) for i in order]
+
+
+def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, float]:
+    """Reciprocal rank fusion: sum of 1 / (k + rank) over the lists an item appears in."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def retrieve(
+    corpus: Corpus,
+    query_vec: np.ndarray,
+    query_terms: np.ndarray,
+    *,
+    mode: RetrievalMode = "hybrid",
+    top_k: int = 3,
+    candidates: int = 50,
+    rrf_k: int = 60,
+    allowed: np.ndarray | None = None,
+) -> list[Hit]:
+    """The ``top_k`` best chunks for a query, best first."""
+    if mode not in MODES:
+        raise InvalidParameter(f"unknown retrieval mode {mode!r}; choose one of {MODES}")
+    depth = max(candidates, top_k)
+    dense = _ranked_dense(corpus, query_vec, depth, allowed) if mode != "bm25" else []
+    lexical = _ranked_bm25(corpus, query_terms, depth, allowed) if mode != "dense" else []
+    dense_at = {pos: (rank, score) for rank, (pos, score) in enumerate(dense, start=1)}
+    bm25_at = {pos: (rank, score) for rank, (pos, score) in enumerate(lexical, start=1)}
+    if mode == "dense":
+        fused = {pos: score for pos, score in dense}
+    elif mode == "bm25":
+        fused = {pos: score for pos, score in lexical}
+    else:
+        fused = rrf([[p for p, _ in dense], [p for p, _ in lexical]], k=rrf_k)
+    order = sorted(fused, key=lambda p: (-fused[p], dense_at.get(p, (depth + 1, 0.0))[0], p))
+    hits = []
+    for pos in order[:top_k]:
+        d_rank, d_score = dense_at.get(pos, (None, None))
+        b_rank, b_score = bm25_at.get(pos, (None, None))
+        hits.append(
+            Hit(
+                chunk=corpus.chunks[pos],
+                score=float(fused[pos]),
+                dense_score=d_score,
+                bm25_score=b_score,
+                dense_rank=d_rank,
+                bm25_rank=b_rank,
+            )
+        )
+    return hits

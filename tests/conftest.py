@@ -1,0 +1,72 @@
+"""Shared fixtures: the real bundled model, and real articles to index.
+
+The retrieval tests use real data: articles and human-written questions of the SQuAD 2.0 dev
+set, read from ``../shared/benchmarks`` (never copied into the repository), and the seed article
+in ``data/`` when it is there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.squad import DEFAULT_PATH as SQUAD2_PATH
+from eval.squad import SquadArticle, load_squad2
+from rag.embed import SentenceTransformerEncoder
+from rag.settings import Settings
+from rag.types import Document
+
+REPO = Path(__file__).resolve().parent.parent
+#: Three articles of different kinds: politics/religion, history, an institution.
+SQUAD_TITLES = ["Islamism", "Normans", "Scottish_Parliament"]
+
+
+def write_article(folder: Path, doc: Document) -> Path:
+    """Write a document as the loader expects it: text file plus JSON sidecar."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{doc.id}.txt"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(doc.text)
+    meta = {k: v for k, v in vars(doc.meta).items() if v}
+    (folder / f"{doc.id}.json").write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def squad_articles() -> list[SquadArticle]:
+    if not SQUAD2_PATH.is_file():
+        pytest.skip(f"external benchmark not found at {SQUAD2_PATH} (../shared missing)")
+    return load_squad2(SQUAD2_PATH, titles=SQUAD_TITLES)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> SentenceTransformerEncoder:
+    """The real bundled model, loaded once per test session."""
+    return SentenceTransformerEncoder().load()
+
+
+@pytest.fixture(scope="session")
+def squad_data_dir(tmp_path_factory: pytest.TempPathFactory, squad_articles) -> Path:
+    folder = tmp_path_factory.mktemp("squad-data")
+    for article in squad_articles:
+        write_article(folder, article.document)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def squad_settings(tmp_path_factory: pytest.TempPathFactory, squad_data_dir: Path) -> Settings:
+    """Settings for an index over the SQuAD articles, built once per session."""
+    settings = Settings(
+        data_dir=squad_data_dir, index_dir=tmp_path_factory.mktemp("squad-index") / "index"
+    )
+    return settings
+
+
+@pytest.fixture(scope="session")
+def squad_corpus(squad_settings: Settings, encoder):  # type: ignore[no-untyped-def]
+    from rag.pipeline import build_index, load_corpus
+
+    build_index(squad_settings, encoder)
+    return load_corpus(squad_settings, encoder)
