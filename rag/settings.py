@@ -46,9 +46,10 @@ class Settings(BaseSettings):
 
     # Quoting and abstention.
     abstain_threshold: float = Field(
-        0.30,
+        0.43,
         description="Abstain when the best sentence's support score is below this. Chosen by "
-        "`python -m eval.threshold` (see docs/abstention.md).",
+        "`python -m eval.threshold` (docs/abstention.md): at most 5% false abstentions "
+        "on answerable questions.",
     )
     max_quotes: int = Field(3, ge=1, le=20, description="Quotes returned per passage.")
 
