@@ -1,0 +1,32 @@
+# Two entry points: `make run` (set up, then serve data/ on http://127.0.0.1:8000) and
+# `make test` (set up, then lint, type-check and run the whole test suite).
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup run test lint
+
+# torch is pinned and installed first: this machine has a CPU build of 2.13.0 on disk, while an
+# unpinned torch (pulled in by sentence-transformers) would download a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q

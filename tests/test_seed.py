@@ -1,0 +1,64 @@
+"""The seed article's own checks; they run as soon as the article is in data/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.load import load_data_dir
+from rag.pipeline import answer, build_index, load_corpus
+from rag.settings import Settings
+from rag.types import Document
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+CARD_QUESTION = "What did Merz say about German troops?"
+
+
+@pytest.fixture(scope="module")
+def seed() -> Document:
+    docs = [d for d in load_data_dir(DATA) if d.meta.author == "Gwendolyn Sasse"]
+    if not docs:
+        pytest.skip("the seed article (Gwendolyn Sasse, Carnegie Europe) is not in data/ yet")
+    return docs[0]
+
+
+@pytest.fixture(scope="module")
+def seed_setup(seed: Document, encoder, tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("seed")
+    settings = Settings(data_dir=DATA, index_dir=folder / "index")
+    build_index(settings, encoder)
+    return settings, load_corpus(settings, encoder)
+
+
+def test_seed_metadata(seed: Document) -> None:
+    assert seed.meta.publisher == "Carnegie Europe"
+    assert seed.meta.affiliation
+
+
+def test_card_question_quotes_both_merz_sentences(seed_setup, encoder, seed) -> None:
+    settings, corpus = seed_setup
+    result = answer(corpus, encoder, CARD_QUESTION, settings=settings)
+    assert result.passages[0].hit.chunk.doc_id == seed.id
+    assert result.passages[0].hit.chunk.paragraph == 5
+    assert result.answer is not None
+    assert "The German chancellor, Friedrich Merz, for the first time spoke about" in (
+        result.answer.text
+    )
+    assert "Nato countries bordering Ukraine" in result.answer.text
+    assert seed.text[result.answer.start : result.answer.end] == result.answer.text
+
+
+def test_off_topic_question_abstains(seed_setup, encoder) -> None:
+    settings, corpus = seed_setup
+    result = answer(
+        corpus, encoder, "What did Macron say about nuclear deterrence?", settings=settings
+    )
+    assert result.abstained and result.answer is None and result.reason
+
+
+def test_layout_noise_is_not_indexed(seed_setup, seed) -> None:
+    _settings, corpus = seed_setup
+    texts = {c.text.strip() for c in corpus.chunks if c.doc_id == seed.id}
+    assert not texts & {"-", "8", "8 hours ago"}
+    assert any("Sasse" in t for t in texts), "the author's bio line is kept"
