@@ -19,6 +19,7 @@ from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
 from rag.errors import DocumentNotFound, IndexNotFound, InvalidParameter, InvalidQuestion
 from rag.load import load_data_dir
+from rag.query import retrieval_text, validate_history
 from rag.quote import abstention_reason, build_passages, choose_answer, sentence_support
 from rag.retrieve import Corpus, resolve_filter, retrieve
 from rag.settings import RetrievalMode, Settings
@@ -255,13 +256,19 @@ def answer(
     doc_ids: Iterable[str] | None = None,
     author: str | None = None,
     mode: RetrievalMode | None = None,
+    history: Sequence[str] | None = None,
 ) -> Answer:
-    """Answer ``question`` with quotes from the corpus, or abstain with a reason."""
+    """Answer ``question`` with quotes from the corpus, or abstain with a reason.
+
+    ``history`` holds the conversation's earlier questions, oldest first; a follow-up that
+    depends on them ("And France?") is searched together with the previous question."""
     text = validate_question(question, settings.max_question_chars)
     k = validate_top_k(settings.top_k if top_k is None else top_k)
+    earlier = validate_history(history, settings.max_question_chars)
     allowed = resolve_filter(corpus, doc_ids, author)
-    query_vec = encoder.encode([text], kind="query")[0]
-    query_terms = corpus.lexical.terms(text)
+    query = retrieval_text(text, earlier)
+    query_vec = encoder.encode([query], kind="query")[0]
+    query_terms = corpus.lexical.terms(query)
     hits = retrieve(
         corpus,
         query_vec,
