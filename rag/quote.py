@@ -59,12 +59,8 @@ def sentence_support(
     chunk = hit.chunk
     rows = corpus.sentence_rows(corpus.position_of(chunk))
     cosine = corpus.sentence_vectors[rows] @ query_vec
-    doc_text = corpus.documents[chunk.doc_id].text
     lexical = np.array(
-        [
-            corpus.lexical.overlap(query_terms, corpus.lexical.terms(doc_text[s.start : s.end]))
-            for s in chunk.sentences
-        ],
+        [corpus.lexical.overlap(query_terms, terms) for terms in corpus.sentence_terms[rows]],
         dtype=np.float32,
     )
     return (SEMANTIC_WEIGHT * cosine + (1 - SEMANTIC_WEIGHT) * lexical).astype(np.float32)

@@ -66,13 +66,20 @@ class LexicalIndex:
 
     def terms(self, text: str) -> np.ndarray:
         """Known vocabulary ids of ``text`` (unknown words and stopwords dropped), unique."""
-        if self._tokenizer is None or self._bm25 is None:
-            return np.zeros(0, dtype=np.int64)
-        ids = self._tokenizer.tokenize(
-            [text], update_vocab=False, return_as="ids", show_progress=False
-        )[0]
-        arr = np.unique(np.asarray(ids, dtype=np.int64))
-        return arr[(arr > 0) & (arr < len(self._idf))]  # id 0 is bm25s's empty token
+        return self.terms_of([text])[0]
+
+    def terms_of(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """:meth:`terms` for many texts in one tokenizer pass."""
+        if self._tokenizer is None or self._bm25 is None or not texts:
+            return [np.zeros(0, dtype=np.int64) for _ in texts]
+        tokenized = self._tokenizer.tokenize(
+            list(texts), update_vocab=False, return_as="ids", show_progress=False
+        )
+        out = []
+        for ids in tokenized:
+            arr = np.unique(np.asarray(ids, dtype=np.int64))
+            out.append(arr[(arr > 0) & (arr < len(self._idf))])  # 0 is bm25s's empty token
+        return out
 
     def scores(self, terms: np.ndarray) -> np.ndarray:
         """BM25 score of every chunk for the query terms."""
@@ -106,10 +113,14 @@ class Corpus:
     lexical: LexicalIndex
     sentence_vectors: np.ndarray  # float32 (n_sentences, dim)
     sentence_offsets: np.ndarray  # chunk i's sentences are rows [off[i], off[i+1])
+    sentence_terms: tuple[np.ndarray, ...]  # vocabulary ids of each sentence, same rows
 
     @classmethod
     def from_snapshot(cls, snapshot: IndexSnapshot, *, stemming: bool = True) -> Corpus:
         chunks = tuple(snapshot.chunks)
+        texts = {d.id: d.text for d in snapshot.documents}
+        lexical = LexicalIndex(stemming).build([c.text for c in chunks])
+        sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
         keys = np.array([chunk_key(c.id) for c in chunks], dtype=np.int64)
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
         np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
@@ -119,9 +130,10 @@ class Corpus:
             keys=keys,
             positions={int(k): i for i, k in enumerate(keys)},
             index=snapshot.index,
-            lexical=LexicalIndex(stemming).build([c.text for c in chunks]),
+            lexical=lexical,
             sentence_vectors=snapshot.sentence_vectors,
             sentence_offsets=offsets,
+            sentence_terms=tuple(lexical.terms_of(sentences)),
         )
 
     def position_of(self, chunk: Chunk) -> int:
