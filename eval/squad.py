@@ -8,11 +8,13 @@ answer offset maps to an exact span of the document text.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.load import slugify
+from rag.load import slugify, write_article
 from rag.types import Document, DocumentMeta, Span
 
 PARAGRAPH_SEPARATOR = "\n\n"
@@ -93,3 +95,28 @@ def load_squad2(path: Path = DEFAULT_PATH, titles: list[str] | None = None) -> l
     if missing:
         raise KeyError(f"no article titled {missing} in {path}")
     return [_article(by_title[t]) for t in titles]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eval.squad --out DIR [--titles T ...]``: write SQuAD 2.0 articles as
+    article files plus sidecars, ready for ``rag index --data-dir DIR``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--squad", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--titles", nargs="+", help="article titles (default: all)")
+    args = parser.parse_args(argv)
+    if not args.squad.is_file():
+        print(f"error: {args.squad} not found (../shared/benchmarks missing)", file=sys.stderr)
+        return 1
+    try:
+        articles = load_squad2(args.squad, args.titles)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    for article in articles:
+        print(write_article(args.out, article.document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -139,6 +139,20 @@ def load_document(path: Path) -> Document:
     return make_document(doc_id, text, meta)
 
 
+def write_article(folder: Path, doc: Document) -> Path:
+    """Write ``doc`` as :func:`load_document` reads it: ``<id>.txt`` (exact text) plus a JSON
+    sidecar with the known metadata fields."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{validate_doc_id(doc.id)}.txt"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(doc.text)
+    meta = {f.name: getattr(doc.meta, f.name) for f in fields(DocumentMeta)}
+    sidecar = json.dumps({k: v for k, v in meta.items() if v}, ensure_ascii=False, indent=2)
+    (folder / f"{doc.id}.json").write_text(sidecar + "\n", encoding="utf-8")
+    return path
+
+
 def find_articles(data_dir: Path) -> list[Path]:
     """Article files in ``data_dir`` (not recursive), sorted by name."""
     data_dir = Path(data_dir)

@@ -7,7 +7,6 @@ in ``data/`` when it is there.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,12 @@ import pytest
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 from eval.squad import SquadArticle, load_squad2
 from rag.embed import SentenceTransformerEncoder
+from rag.load import write_article
 from rag.settings import Settings
-from rag.types import Document
 
 REPO = Path(__file__).resolve().parent.parent
 #: Three articles of different kinds: politics/religion, history, an institution.
 SQUAD_TITLES = ["Islamism", "Normans", "Scottish_Parliament"]
-
-
-def write_article(folder: Path, doc: Document) -> Path:
-    """Write a document as the loader expects it: text file plus JSON sidecar."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{doc.id}.txt"
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write(doc.text)
-    meta = {k: v for k, v in vars(doc.meta).items() if v}
-    (folder / f"{doc.id}.json").write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
-    return path
 
 
 @pytest.fixture(scope="session")
