@@ -18,6 +18,7 @@ Writers must be serialised by the caller.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -26,7 +27,8 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -632,3 +634,22 @@ def load_snapshot(index_dir: Path, expect: Expectation | None = None) -> IndexSn
             fallback.name,
         )
         return snapshot
+
+
+#: File in the index folder that writers lock (none of the index's own files has this name).
+WRITE_LOCK = ".write.lock"
+
+
+@contextmanager
+def writer_lock(index_dir: Path, *, exclusive: bool = True) -> Iterator[None]:
+    """Hold the index folder's lock (blocking): exclusive to change the index, shared to read
+    it consistently. It serialises every writer across processes: ``rag index`` and each
+    worker of a running service."""
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / WRITE_LOCK, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from rag.errors import ModelError
-from rag.settings import BUNDLED_MODEL
+from rag.settings import BUNDLED_MODEL, Settings
 
 Kind = Literal["query", "passage"]
 
@@ -147,3 +147,13 @@ class SentenceTransformerEncoder:
             show_progress_bar=progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def make_encoder(settings: Settings) -> SentenceTransformerEncoder:
+    """The encoder the settings ask for (not loaded yet: call ``load()``)."""
+    return SentenceTransformerEncoder(
+        settings.model,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        query_prefix=settings.query_prefix,
+    )

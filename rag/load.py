@@ -12,6 +12,7 @@ whitespace stripping.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
@@ -67,6 +68,15 @@ def parse_meta(raw: Mapping[str, Any], source: str) -> DocumentMeta:
     return DocumentMeta(**values)
 
 
+def is_valid_unicode(text: str) -> bool:
+    """False for text with lone surrogates (JSON can carry them; UTF-8 cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def make_document(doc_id: str, text: str, meta: DocumentMeta | None = None) -> Document:
     """A document from text already in memory (the HTTP API uses this)."""
     validate_doc_id(doc_id)
@@ -76,6 +86,8 @@ def make_document(doc_id: str, text: str, meta: DocumentMeta | None = None) -> D
         raise DocumentError(f"document {doc_id!r}: text is empty")
     if "\x00" in text:
         raise DocumentError(f"document {doc_id!r}: text contains a NUL character")
+    if not is_valid_unicode(text):
+        raise DocumentError(f"document {doc_id!r}: text contains a lone surrogate")
     return Document(id=doc_id, text=text, meta=meta or DocumentMeta())
 
 
@@ -139,18 +151,57 @@ def load_document(path: Path) -> Document:
     return make_document(doc_id, text, meta)
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def write_article(folder: Path, doc: Document) -> Path:
     """Write ``doc`` as :func:`load_document` reads it: ``<id>.txt`` (exact text) plus a JSON
-    sidecar with the known metadata fields."""
+    sidecar with the known metadata fields. Each file is replaced atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{validate_doc_id(doc.id)}.txt"
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        fh.write(doc.text)
     meta = {f.name: getattr(doc.meta, f.name) for f in fields(DocumentMeta)}
     sidecar = json.dumps({k: v for k, v in meta.items() if v}, ensure_ascii=False, indent=2)
-    (folder / f"{doc.id}.json").write_text(sidecar + "\n", encoding="utf-8")
+    _write_atomic(folder / f"{doc.id}.json", (sidecar + "\n").encode("utf-8"))
+    _write_atomic(path, doc.text.encode("utf-8"))
     return path
+
+
+def article_files(folder: Path, doc_id: str) -> list[Path]:
+    """The files in ``folder`` that hold document ``doc_id`` (article and sidecar)."""
+    found = []
+    for path in find_articles(folder) if Path(folder).is_dir() else []:
+        if load_document(path).id == doc_id:
+            found.append(path)
+            if path.with_suffix(".json").is_file():
+                found.append(path.with_suffix(".json"))
+    return found
+
+
+def replace_article(folder: Path, doc: Document | None, doc_id: str) -> dict[Path, bytes]:
+    """Make ``folder`` hold ``doc`` as document ``doc_id`` (None: remove it), replacing any
+    other files that held that id. Returns the previous files' bytes, for :func:`restore`."""
+    old = {p: p.read_bytes() for p in article_files(folder, doc_id)}
+    written = write_article(folder, doc) if doc is not None else None
+    keep = {written, written.with_suffix(".json")} if written else set()
+    for path in old:
+        if path not in keep:
+            path.unlink(missing_ok=True)
+    return old
+
+
+def restore_articles(folder: Path, doc_id: str, previous: dict[Path, bytes]) -> None:
+    """Undo :func:`replace_article`: put the previous files of ``doc_id`` back."""
+    for path in article_files(folder, doc_id):
+        path.unlink(missing_ok=True)
+    for path, data in previous.items():
+        _write_atomic(path, data)
 
 
 def find_articles(data_dir: Path) -> list[Path]:

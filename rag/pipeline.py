@@ -13,12 +13,19 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from index.persist import Expectation, IndexSnapshot, Manifest, load_snapshot, save_snapshot
+from index.persist import (
+    Expectation,
+    IndexSnapshot,
+    Manifest,
+    load_snapshot,
+    save_snapshot,
+    writer_lock,
+)
 from index.store import FaissIndex, chunk_key
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
 from rag.errors import DocumentNotFound, IndexNotFound, InvalidParameter, InvalidQuestion
-from rag.load import load_data_dir
+from rag.load import is_valid_unicode, load_data_dir
 from rag.query import retrieval_text, validate_history
 from rag.quote import abstention_reason, build_passages, choose_answer, sentence_support
 from rag.retrieve import Corpus, resolve_filter, retrieve
@@ -204,11 +211,15 @@ def build_index(
     progress: bool = False,
 ) -> BuildReport:
     """Build or update the persisted index so that it holds exactly ``documents`` (default:
-    every article in ``settings.data_dir``)."""
+    every article in ``settings.data_dir``). Holds the index's writer lock meanwhile, so a
+    running service's document writes and this never interleave."""
     docs = list(documents) if documents is not None else load_data_dir(settings.data_dir)
-    previous = read_previous(settings.index_dir, encoder, rebuild=rebuild)
-    parts, plan, n_chunks, n_sentences = update_index(previous, docs, encoder, progress=progress)
-    manifest = save_parts(settings.index_dir, parts, encoder)
+    with writer_lock(settings.index_dir):
+        previous = read_previous(settings.index_dir, encoder, rebuild=rebuild)
+        parts, plan, n_chunks, n_sentences = update_index(
+            previous, docs, encoder, progress=progress
+        )
+        manifest = save_parts(settings.index_dir, parts, encoder)
     log.info("index saved: generation %s, %s", manifest.generation, manifest.counts)
     return BuildReport(
         added=plan["added"],
@@ -219,6 +230,16 @@ def build_index(
         sentences_embedded=n_sentences,
         manifest=manifest,
     )
+
+
+def open_corpus(settings: Settings, encoder: Encoder, *, progress: bool = False) -> Corpus:
+    """The persisted index, built from ``settings.data_dir`` first if there is none yet."""
+    try:
+        return load_corpus(settings, encoder)
+    except IndexNotFound:
+        log.warning("no index at %s: building it from %s", settings.index_dir, settings.data_dir)
+        build_index(settings, encoder, progress=progress)
+        return load_corpus(settings, encoder)
 
 
 def load_corpus(settings: Settings, encoder: Encoder) -> Corpus:
@@ -233,6 +254,8 @@ def validate_question(question: object, max_chars: int = 1000) -> str:
     trimmed = question.strip()
     if not trimmed:
         raise InvalidQuestion("question is empty")
+    if not is_valid_unicode(trimmed):
+        raise InvalidQuestion("question contains a lone surrogate: send valid Unicode")
     if len(trimmed) > max_chars:
         raise InvalidQuestion(
             f"question is {len(trimmed)} characters long; the limit is {max_chars}"

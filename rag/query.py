@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from rag.errors import InvalidQuestion
+from rag.load import is_valid_unicode
 
 MAX_HISTORY = 5
 
@@ -110,9 +111,9 @@ def validate_history(history: object, max_chars: int) -> list[str]:
     items = list(history)[-MAX_HISTORY:]
     cleaned = []
     for item in items:
-        if not isinstance(item, str) or len(item.strip()) > max_chars:
+        if not isinstance(item, str) or len(item.strip()) > max_chars or not is_valid_unicode(item):
             raise InvalidQuestion(
-                f"each earlier question must be a string of at most {max_chars} characters"
+                f"each earlier question must be valid text of at most {max_chars} characters"
             )
         if item.strip():
             cleaned.append(item.strip())

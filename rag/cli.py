@@ -1,0 +1,217 @@
+"""The ``rag`` command: ``index``, ``ask`` (and ``serve``/``eval`` from the API and eval packages).
+
+Every expected failure (bad input, a missing article, a mismatched index) prints one line,
+``error: ...``, and exits non-zero; tracebacks are only shown with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.errors import RagError
+from rag.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from rag.embed import SentenceTransformerEncoder
+
+EXIT_USAGE = 2
+EXIT_ERROR = 1
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    base = get_settings()
+    overrides = {
+        key: value
+        for key, value in {
+            "data_dir": getattr(args, "data_dir", None),
+            "index_dir": getattr(args, "index_dir", None),
+            "retrieval_mode": getattr(args, "mode", None),
+        }.items()
+        if value is not None
+    }
+    return base.model_copy(update=overrides) if overrides else base
+
+
+def _encoder(settings: Settings) -> SentenceTransformerEncoder:
+    from rag.embed import make_encoder
+
+    return make_encoder(settings).load()
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from rag.pipeline import build_index
+
+    settings = _settings(args)
+    report = build_index(settings, _encoder(settings), rebuild=args.rebuild, progress=True)
+    m = report.manifest
+    print(
+        f"index {settings.index_dir} (generation {m.generation}): "
+        f"{m.counts.get('documents', 0)} documents, {m.counts.get('chunks', 0)} chunks; "
+        f"added {len(report.added)}, updated {len(report.updated)}, "
+        f"removed {len(report.removed)}, unchanged {len(report.unchanged)}; "
+        f"embedded {report.chunks_embedded} chunks and {report.sentences_embedded} sentences"
+    )
+    return 0
+
+
+def format_answer(body: dict) -> str:
+    """The response body as text a person reads in a terminal."""
+    lines = [f"Q: {body['question']}", ""]
+    ans = body["answer"]
+    if ans is None:
+        lines.append(f"No answer. {body['reason']}")
+    else:
+        lines.append(
+            f"Answer ({ans['doc_id']}, paragraph {ans['paragraph']}, "
+            f"characters {ans['start']}-{ans['end']}):"
+        )
+        lines.extend(
+            textwrap.wrap(f"“{ans['text']}”", 88, initial_indent="  ", subsequent_indent="  ")
+        )
+    if body["passages"]:
+        lines += ["", "Passages:"]
+    for n, p in enumerate(body["passages"], start=1):
+        lines.append(
+            f"{n}. {p['doc_id']}, paragraph {p['paragraph']}, characters "
+            f"{p['start']}-{p['end']} (score {p['score']:.4f})"
+        )
+        for q in p["quotes"]:
+            lines.extend(
+                textwrap.wrap(
+                    f"“{q['text']}” [{q['start']}-{q['end']}, support {q['score']:.2f}]",
+                    88,
+                    initial_indent="   > ",
+                    subsequent_indent="     ",
+                )
+            )
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from api.schemas import AskResponse
+    from rag.pipeline import answer, open_corpus, validate_question, validate_top_k
+    from rag.response import answer_dict
+
+    settings = _settings(args)
+    # Check the input before the (slow) model load, so a typo fails fast.
+    validate_question(args.question, settings.max_question_chars)
+    if args.top_k is not None:
+        validate_top_k(args.top_k)
+    encoder = _encoder(settings)
+    corpus = open_corpus(settings, encoder, progress=True)
+    result = answer(
+        corpus,
+        encoder,
+        args.question,
+        settings=settings,
+        top_k=args.top_k,
+        doc_ids=args.doc_id,
+        author=args.author,
+        mode=args.mode,
+    )
+    body = AskResponse.model_validate(answer_dict(result))
+    if args.json:
+        print(body.model_dump_json())
+    else:
+        print(format_answer(body.model_dump()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP API under uvicorn; each worker loads the model and index once."""
+    import os
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.config import ApiSettings
+    from api.logs import log_config
+
+    if args.workers is not None and args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    # Workers build the app from the environment (uvicorn's factory takes no arguments).
+    for name, value in (("RAG_DATA_DIR", args.data_dir), ("RAG_INDEX_DIR", args.index_dir)):
+        if value is not None:
+            os.environ[name] = str(value)
+    try:  # fail fast, in one line, on a bad setting
+        api_settings = ApiSettings()
+        Settings()
+    except ValidationError as exc:
+        print(f"error: invalid setting: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host or api_settings.host,
+        port=api_settings.port if args.port is None else args.port,
+        workers=args.workers or api_settings.workers,
+        log_config=log_config(api_settings.log_level),
+        log_level=api_settings.log_level,
+        access_log=False,  # the app writes its own structured access log
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Answer questions about commentary articles with exact quotes."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def paths(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", type=Path, help="articles folder (RAG_DATA_DIR)")
+        p.add_argument("--index-dir", type=Path, help="index folder (RAG_INDEX_DIR)")
+
+    p_index = sub.add_parser("index", help="build or update the index from the data folder")
+    paths(p_index)
+    p_index.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    p_index.set_defaults(func=cmd_index)
+
+    p_ask = sub.add_parser("ask", help="answer a question with quotes")
+    paths(p_ask)
+    p_ask.add_argument("question")
+    p_ask.add_argument("--top-k", type=int, help="passages to return (1-20)")
+    p_ask.add_argument("--json", action="store_true", help="print the HTTP API's response body")
+    p_ask.add_argument("--doc-id", action="append", help="only this document (repeatable)")
+    p_ask.add_argument("--author", help="only documents by this author")
+    p_ask.add_argument("--mode", choices=["dense", "bm25", "hybrid"], help="retrieval mode")
+    p_ask.set_defaults(func=cmd_ask)
+
+    p_serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
+    paths(p_serve)
+    p_serve.add_argument("--host", help="address to listen on (RAG_HOST, default 127.0.0.1)")
+    p_serve.add_argument("--port", type=int, help="port to listen on (RAG_PORT, default 8000)")
+    p_serve.add_argument("--workers", type=int, help="worker processes (RAG_WORKERS, default 1)")
+    p_serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except RagError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
