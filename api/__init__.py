@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI app factory in ``api.app``; run it with ``rag serve``."""

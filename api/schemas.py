@@ -1,0 +1,317 @@
+"""Pydantic models at the HTTP boundary (and for ``rag ask --json``), apart from the domain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from rag.errors import InvalidQuestion
+from rag.load import DOC_ID_PATTERN
+from rag.pipeline import MAX_TOP_K, validate_question
+from rag.query import MAX_HISTORY
+
+CARD_QUESTION = "What did Merz say about German troops?"
+
+
+class QuoteOut(BaseModel):
+    start: int = Field(description="Character offset into the document text (inclusive).")
+    end: int = Field(description="Character offset into the document text (exclusive).")
+    text: str = Field(description="Exactly document.text[start:end].")
+    score: float = Field(description="Support: how well this sentence answers the question.")
+
+
+class AnswerSpan(BaseModel):
+    doc_id: str
+    paragraph: int = Field(description="Paragraph number, counted from 1.")
+    start: int
+    end: int
+    text: str = Field(description="Exactly document.text[start:end].")
+
+
+class PassageOut(BaseModel):
+    doc_id: str
+    chunk_id: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    score: float = Field(description="Retrieval score (fused rank score in hybrid mode).")
+    quotes: list[QuoteOut]
+
+
+class AskResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": CARD_QUESTION,
+                    "answer": None,
+                    "abstained": True,
+                    "reason": "No passage in the indexed articles matches the question.",
+                    "passages": [],
+                }
+            ]
+        }
+    )
+
+    question: str
+    answer: AnswerSpan | None
+    abstained: bool
+    reason: str | None
+    passages: list[PassageOut]
+
+
+# --------------------------------------------------------------------------- HTTP API models
+
+MAX_QUESTION_CHARS = 1000
+DOC_ID_REGEX = f"^{DOC_ID_PATTERN.pattern}$"
+DocId = Annotated[str, StringConstraints(pattern=DOC_ID_REGEX)]
+
+
+def unicode_text(value: str) -> str:
+    """``value`` if it is valid Unicode (JSON can smuggle in lone surrogates, which no text
+    can be stored or embedded with)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"contains a lone surrogate (U+{ord(value[exc.start]):04X}); send valid Unicode"
+        ) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(unicode_text)]
+
+
+class AskRequest(BaseModel):
+    """A question, with optional filters."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": CARD_QUESTION},
+                {"question": CARD_QUESTION, "top_k": 5, "author": "Gwendolyn Sasse"},
+                {
+                    "question": "And what is she responsible for?",
+                    "history": ["Who is the current Presiding Officer of the Scottish Parliament?"],
+                },
+            ]
+        },
+    )
+
+    question: Text = Field(
+        description=f"The question: 1 to {MAX_QUESTION_CHARS} characters once surrounding "
+        "whitespace is trimmed.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS},
+        examples=[CARD_QUESTION],
+    )
+    top_k: int = Field(
+        3, ge=1, le=MAX_TOP_K, strict=True, description="How many passages to return."
+    )
+    doc_ids: list[DocId] | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Only search these documents (ids from GET /documents).",
+    )
+    author: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only search documents whose author contains this (case- and "
+        "accent-insensitive).",
+    )
+
+    history: list[Text] | None = Field(
+        None,
+        max_length=50,
+        description=f"The conversation's earlier questions, oldest first (the last "
+        f"{MAX_HISTORY} are used): a follow-up such as 'And what is she responsible for?' is "
+        "searched together with the question before it.",
+    )
+
+    @field_validator("history", mode="after")
+    @classmethod
+    def _history_items(cls, value: list[str] | None) -> list[str] | None:
+        for n, item in enumerate(value or ()):
+            if len(item.strip()) > MAX_QUESTION_CHARS:
+                raise ValueError(
+                    f"item {n}: an earlier question may have at most {MAX_QUESTION_CHARS} "
+                    "characters after trimming"
+                )
+        return value
+
+    @field_validator("question", mode="after")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        try:
+            return validate_question(value, MAX_QUESTION_CHARS)
+        except InvalidQuestion as exc:
+            raise ValueError(str(exc)) from exc
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable error code.", examples=["not_ready"])
+    message: str = Field(description="What went wrong, for a person to read.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_request",
+                        "message": "question: Value error, question is empty",
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorDetail
+
+
+_META_LIMITS = {
+    "title": 1000,
+    "author": 1000,
+    "affiliation": 1000,
+    "publisher": 1000,
+    "published": 64,
+    "url": 2048,
+    "language": 35,
+    "license": 200,
+}
+
+
+class DocumentIn(BaseModel):
+    """An article to add or replace: its text, stored exactly as sent, and its metadata."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "The Normans (Norman: Nourmands; French: Normands; Latin: Normanni) "
+                    "were the people who in the 10th and 11th centuries gave their name to "
+                    "Normandy, a region in France.\n\nThe Norman dynasty had a major political, "
+                    "cultural and military impact on medieval Europe.\n",
+                    "title": "Normans",
+                    "publisher": "Wikipedia",
+                    "url": "https://en.wikipedia.org/wiki/Normans",
+                    "language": "en",
+                    "license": "CC BY-SA 4.0",
+                }
+            ]
+        },
+    )
+
+    text: Text = Field(
+        min_length=1,
+        description="The article text. Every span the API returns is a character offset "
+        "into exactly this string.",
+    )
+    title: Text = Field("", max_length=_META_LIMITS["title"])
+    author: Text = Field("", max_length=_META_LIMITS["author"])
+    affiliation: Text = Field("", max_length=_META_LIMITS["affiliation"])
+    publisher: Text = Field("", max_length=_META_LIMITS["publisher"])
+    published: Text = Field(
+        "", max_length=_META_LIMITS["published"], description="ISO date (YYYY-MM-DD) if known."
+    )
+    url: Text = Field("", max_length=_META_LIMITS["url"], description="Source URL.")
+    language: Text = Field("", max_length=_META_LIMITS["language"])
+    license: Text = Field("", max_length=_META_LIMITS["license"])
+
+
+class DocumentSummary(BaseModel):
+    """A document's metadata entry."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "squad2-Normans",
+                    "title": "Normans",
+                    "author": "",
+                    "affiliation": "",
+                    "publisher": "Wikipedia (SQuAD 2.0 dev set)",
+                    "published": "",
+                    "url": "",
+                    "language": "",
+                    "license": "CC BY-SA 4.0",
+                    "sha256": "761df305c0673cf97b34a48a42fb241da68f58fd98e97babc4db713122d8e06c",
+                    "paragraph_count": 39,
+                    "chunk_count": 42,
+                    "characters": 25405,
+                }
+            ]
+        }
+    )
+
+    id: str
+    title: str
+    author: str
+    affiliation: str
+    publisher: str
+    published: str = Field(description="ISO date (YYYY-MM-DD) when known, else empty.")
+    url: str = Field(description="Source URL, else empty.")
+    language: str
+    license: str
+    sha256: str = Field(description="sha256 of the UTF-8 text.")
+    paragraph_count: int
+    chunk_count: int
+    characters: int = Field(description="Length of the text in characters.")
+
+
+class ParagraphOut(BaseModel):
+    paragraph: int = Field(description="Paragraph number, counted from 1.")
+    start: int = Field(description="Character offset into the text (inclusive).")
+    end: int = Field(description="Character offset into the text (exclusive).")
+
+
+class DocumentDetail(DocumentSummary):
+    """A document with its full stored text and paragraph spans."""
+
+    text: str = Field(description="The stored text; every span is an offset into it.")
+    paragraphs: list[ParagraphOut]
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentSummary]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "documents": 3,
+                    "chunks": 121,
+                    "generation": 1,
+                    "model": "bundled:all-MiniLM-L6-v2",
+                }
+            ]
+        }
+    )
+
+    status: Literal["ready"] = "ready"
+    documents: int = Field(description="Documents in the live index.")
+    chunks: int = Field(description="Chunks (searchable passages) in the live index.")
+    generation: int = Field(description="The live index generation.")
+    model: str = Field(description="The embedding model.")

@@ -1,0 +1,288 @@
+"""The service's state: the encoder, the current searchable index, and how it changes.
+
+Readers take :meth:`ServiceState.current` (an immutable :class:`Loaded`) and keep using it
+for the whole request; a write or a reload builds a new one in a worker thread and swaps it
+in with one assignment, so a search in flight always sees one consistent version.
+
+Writers are serialised twice: by an asyncio lock within the process and by an exclusive
+``flock`` on a file in the index folder across processes (several uvicorn workers share one
+index). Each write starts from the index as persisted, never from a copy in memory, so no
+worker's change is lost; the other workers see it through :meth:`ServiceState.watch`, which
+polls the live generation and reloads when it changed.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from index.persist import IndexSnapshot, read_manifest, writer_lock
+from rag.embed import SentenceTransformerEncoder, make_encoder
+from rag.errors import DocumentNotFound, NotReady, RagError
+from rag.load import replace_article, restore_articles
+from rag.pipeline import (
+    answer,
+    load_corpus,
+    open_corpus,
+    read_previous,
+    remove_document,
+    upsert_document,
+)
+from rag.retrieve import Corpus
+from rag.settings import Settings
+from rag.types import Answer, Document
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ParagraphSpan:
+    paragraph: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One version of the index, ready to search and to describe."""
+
+    corpus: Corpus
+    generation: int  # the live generation (CURRENT) when this version was read or written
+    paragraphs: Mapping[str, tuple[ParagraphSpan, ...]]  # doc id -> its paragraphs, in order
+    chunk_counts: Mapping[str, int]  # doc id -> number of chunks
+
+    @classmethod
+    def of(cls, corpus: Corpus, generation: int) -> Loaded:
+        bounds: dict[str, dict[int, tuple[int, int]]] = {}
+        counts: dict[str, int] = {}
+        for chunk in corpus.chunks:
+            counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+            spans = bounds.setdefault(chunk.doc_id, {})
+            lo, hi = spans.get(chunk.paragraph, (chunk.start, chunk.end))
+            spans[chunk.paragraph] = (min(lo, chunk.start), max(hi, chunk.end))
+        paragraphs = {
+            doc_id: tuple(ParagraphSpan(n, s, e) for n, (s, e) in sorted(spans.items()))
+            for doc_id, spans in bounds.items()
+        }
+        return cls(corpus=corpus, generation=generation, paragraphs=paragraphs, chunk_counts=counts)
+
+    @property
+    def documents(self) -> Mapping[str, Document]:
+        return self.corpus.documents
+
+
+def live_generation(index_dir: Path) -> int | None:
+    """The generation CURRENT names, or None if there is no usable index yet."""
+    try:
+        return read_manifest(index_dir).generation
+    except (RagError, OSError):
+        return None
+
+
+class ServiceState:
+    """Everything the routes need; construction is cheap (no I/O, no model load)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ask_concurrency: int = 1,
+        reload_interval: float = 1.0,
+        encoder: SentenceTransformerEncoder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.encoder = encoder or make_encoder(settings)
+        self.reload_interval = reload_interval
+        self._ask_limiter = anyio.CapacityLimiter(ask_concurrency)
+        self._write_lock = anyio.Lock()
+        self._loaded: Loaded | None = None
+        self._loading = True
+        self.error: str | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def loaded(self) -> Loaded | None:
+        """The live index version, or None while there is none."""
+        return self._loaded
+
+    def current(self) -> Loaded:
+        """The index version to use for this request; NotReady while there is none."""
+        loaded = self._loaded
+        if loaded is None:
+            if self._loading:
+                raise NotReady("the service is starting: the model and index are loading")
+            raise NotReady(f"the service could not load the model or index: {self.error}")
+        return loaded
+
+    async def ask(
+        self,
+        question: str,
+        render: Callable[[Answer], T],
+        *,
+        top_k: int | None = None,
+        doc_ids: Iterable[str] | None = None,
+        author: str | None = None,
+        history: Sequence[str] | None = None,
+    ) -> T:
+        """Answer ``question`` and ``render`` the answer, both in a worker thread (at most
+        ``ask_concurrency`` at once), so that neither blocks the event loop."""
+        loaded = self.current()
+
+        def work() -> T:
+            result = answer(
+                loaded.corpus,
+                self.encoder,
+                question,
+                settings=self.settings,
+                top_k=top_k,
+                doc_ids=doc_ids,
+                author=author,
+                history=history,
+            )
+            return render(result)
+
+        return await anyio.to_thread.run_sync(work, limiter=self._ask_limiter)
+
+    # ------------------------------------------------------------------ loading
+
+    async def run(self) -> None:
+        """Load the model and index (building the index if there is none), then watch for
+        changes made by other processes. Runs for the life of the app."""
+        try:
+            loaded = await anyio.to_thread.run_sync(self._load, abandon_on_cancel=True)
+        except Exception as exc:  # reported by /readyz; the watcher may still recover
+            self.error = str(exc) or type(exc).__name__
+            log.error("could not load the model or index: %s", self.error)
+        else:
+            self._swap(loaded)
+        finally:
+            self._loading = False
+        if self.reload_interval > 0:
+            await self.watch()
+
+    def _load(self) -> Loaded:
+        self.encoder.load()
+        with writer_lock(self.settings.index_dir):
+            corpus = open_corpus(self.settings, self.encoder, progress=False)
+            generation = live_generation(self.settings.index_dir)
+        loaded = Loaded.of(corpus, generation or 0)
+        gc.collect()  # once, before the loaded objects are frozen (see _swap)
+        return loaded
+
+    def _reload(self) -> Loaded:
+        self.encoder.load()
+        with writer_lock(self.settings.index_dir, exclusive=False):
+            corpus = load_corpus(self.settings, self.encoder)
+            generation = live_generation(self.settings.index_dir)
+        return Loaded.of(corpus, generation or 0)
+
+    def _swap(self, loaded: Loaded) -> None:
+        self._loaded = loaded
+        self.error = None
+        # Keep the model's and index's ~10^5-10^6 long-lived objects out of the cyclic GC's
+        # scans: a full collection over them stalls every thread (the event loop too) for
+        # hundreds of milliseconds. Old versions are still freed by reference counting.
+        gc.freeze()
+        log.info(
+            "index generation %s live: %d documents, %d chunks",
+            loaded.generation,
+            len(loaded.corpus.documents),
+            len(loaded.corpus.chunks),
+        )
+
+    async def refresh(self) -> bool:
+        """Reload if the live generation on disk is not the one in memory; True if it was."""
+        index_dir = self.settings.index_dir
+        seen = self._loaded.generation if self._loaded else None
+        live = await anyio.to_thread.run_sync(live_generation, index_dir)
+        if live is None or live == seen or self._loading:
+            return False
+        async with self._write_lock:
+            seen = self._loaded.generation if self._loaded else None
+            if live == seen:
+                return False
+            loaded = await anyio.to_thread.run_sync(self._reload, abandon_on_cancel=True)
+            self._swap(loaded)
+        return True
+
+    async def watch(self) -> None:
+        last_problem = ""
+        while True:
+            await anyio.sleep(self.reload_interval)
+            try:
+                await self.refresh()
+                last_problem = ""
+            except Exception as exc:  # keep watching; log each new problem once
+                problem = str(exc) or type(exc).__name__
+                if problem != last_problem:
+                    log.warning("could not reload the index: %s", problem)
+                last_problem = problem
+
+    # ------------------------------------------------------------------ writing
+
+    async def _write(self, change: Callable[[IndexSnapshot | None], IndexSnapshot]) -> None:
+        self.current()  # no writes before the model is loaded
+        async with self._write_lock:
+            loaded = await anyio.to_thread.run_sync(self._write_sync, change)
+            self._swap(loaded)
+
+    def _write_sync(self, change: Callable[[IndexSnapshot | None], IndexSnapshot]) -> Loaded:
+        with writer_lock(self.settings.index_dir):
+            previous = read_previous(self.settings.index_dir, self.encoder, rebuild=False)
+            snapshot = change(previous)
+        corpus = Corpus.from_snapshot(snapshot, stemming=self.settings.bm25_stemming)
+        return Loaded.of(corpus, snapshot.manifest.generation)
+
+    def _with_article_files(
+        self, doc_id: str, document: Document | None, update_index: Callable[[], IndexSnapshot]
+    ) -> IndexSnapshot:
+        """Change the article files in the data folder, then the index; if the index write
+        fails, put the files back. So ``rag index`` (which follows the data folder) and the
+        service always agree on which documents exist."""
+        data_dir = self.settings.data_dir
+        previous_files = replace_article(data_dir, document, doc_id)
+        try:
+            return update_index()
+        except BaseException:
+            restore_articles(data_dir, doc_id, previous_files)
+            raise
+
+    async def upsert(self, document: Document) -> bool:
+        """Add or replace a document, persisted before returning; True if it was new."""
+        created = False
+
+        def change(previous: IndexSnapshot | None) -> IndexSnapshot:
+            nonlocal created
+            created = previous is None or all(d.id != document.id for d in previous.documents)
+            return self._with_article_files(
+                document.id,
+                document,
+                lambda: upsert_document(self.settings.index_dir, previous, document, self.encoder),
+            )
+
+        await self._write(change)
+        return created
+
+    async def remove(self, doc_id: str) -> None:
+        """Remove a document, persisted before returning; DocumentNotFound if absent."""
+
+        def change(previous: IndexSnapshot | None) -> IndexSnapshot:
+            if previous is None or all(d.id != doc_id for d in previous.documents):
+                raise DocumentNotFound(f"no document with id {doc_id!r}")
+            return self._with_article_files(
+                doc_id,
+                None,
+                lambda: remove_document(self.settings.index_dir, previous, doc_id, self.encoder),
+            )
+
+        await self._write(change)
