@@ -1,0 +1,537 @@
+/*
+ * <commentary-chat>: ask questions about commentary articles; every answer is an exact quote.
+ * No dependencies, no build step. Embed it with one script tag:
+ *
+ *   <script src="https://qa.example.org/widget.js" defer></script>
+ *   <commentary-chat></commentary-chat>
+ *
+ * Attributes
+ *   endpoint  the service's base URL (default: where this script was loaded from). The widget
+ *             sends requests to that origin only, without cookies, and follows no redirects.
+ *   doc-ids   optional, comma-separated document ids: only search these articles.
+ *   heading   optional title of the chat box (default "Ask about this article").
+ *
+ * Event
+ *   "commentary-chat:show-span" (bubbles, composed, cancelable) when the reader asks to see a
+ *   quote in the article: detail = {doc_id, paragraph, start, end, text}; start/end are Unicode
+ *   code point offsets into the document text (GET {endpoint}/documents/{doc_id}). A page that
+ *   shows the span calls event.preventDefault(); otherwise, when the document has a source URL,
+ *   the link opens it with a text fragment (#:~:text=...) that highlights the quote there.
+ *
+ * Text from the service is only ever inserted as text nodes (highlights are <mark> elements
+ * made with createElement): never as HTML. The conversation is kept in sessionStorage.
+ */
+(() => {
+  "use strict";
+
+  const TAG = "commentary-chat";
+  if (customElements.get(TAG)) return;
+
+  const SCRIPT_URL = document.currentScript && document.currentScript.src;
+  const DEFAULT_ENDPOINT = SCRIPT_URL ? new URL(".", SCRIPT_URL).href : location.href;
+  const SHOW_EVENT = "commentary-chat:show-span";
+  const MAX_HISTORY = 5;
+  const TIMEOUT_MS = 60000;
+  const STORE_KEY = "commentary-chat:v1:";
+
+  const CSS = `
+:host { all: initial; display: block; box-sizing: border-box; width: 100%; max-width: 40rem;
+  --accent: #0b5cad; --mark: #ffe27a; --muted: #57606a; --line: #d0d7de; }
+:host([hidden]) { display: none; }
+*, *::before, *::after { box-sizing: border-box; }
+.chat { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  color: #1f2328; text-align: start; display: flex; flex-direction: column; height: var(--commentary-chat-height, 36rem);
+  max-height: 92vh; border: 1px solid var(--line); border-radius: 12px; background: #fff;
+  overflow: hidden; }
+header { display: flex; align-items: center; justify-content: space-between; gap: .5rem;
+  padding: .55rem .8rem; border-bottom: 1px solid var(--line); background: #f6f8fa; }
+h2 { margin: 0; font-size: 1rem; font-weight: 600; min-width: 0; }
+header button { white-space: nowrap; }
+.log { position: relative; flex: 1; overflow-y: auto; overscroll-behavior: contain; margin: 0;
+  padding: .75rem; list-style: none; display: flex; flex-direction: column; gap: .9rem; }
+.empty { margin: auto 0; color: var(--muted); text-align: center; }
+.turn { display: flex; flex-direction: column; gap: .4rem; }
+.bubble { margin: 0; padding: .55rem .75rem; border-radius: 10px; overflow-wrap: anywhere; }
+.question { align-self: flex-end; max-width: 85%; background: var(--accent); color: #fff;
+  border-bottom-right-radius: 3px; white-space: pre-wrap; }
+.reply { align-self: stretch; background: #f3f4f6; border-bottom-left-radius: 3px; }
+.reply p { margin: 0 0 .35rem; }
+.error { background: #fff1f0; border: 1px solid #f5c2c0; }
+.pending { color: var(--muted); }
+.pending::after { content: ""; display: inline-block; width: 1.2em; text-align: left;
+  animation: dots 1.2s steps(4, end) infinite; }
+@keyframes dots { 0% { content: ""; } 25% { content: "."; } 50% { content: ".."; }
+  75% { content: "..."; } }
+blockquote { margin: .3rem 0; padding: .1rem 0 .1rem .6rem; border-left: 3px solid #b6bcc4;
+  white-space: pre-wrap; }
+mark { background: var(--mark); color: inherit; border-radius: 2px; padding: 0 .05em; }
+.source { font-size: .85rem; color: var(--muted); }
+.source cite { font-style: normal; font-weight: 600; color: #1f2328; }
+.actions { display: flex; flex-wrap: wrap; gap: .4rem; margin-top: .35rem; }
+button, .show { font: inherit; font-size: .85rem; cursor: pointer; border-radius: 6px;
+  border: 1px solid var(--line); background: #fff; color: var(--accent); padding: .25rem .6rem;
+  text-decoration: none; display: inline-block; }
+button:hover, .show:hover { background: #eef4fb; }
+:focus-visible { outline: 3px solid #6aa5e6; outline-offset: 1px; }
+details { margin-top: .45rem; }
+summary { cursor: pointer; color: var(--accent); font-size: .9rem; }
+.passages { margin: .4rem 0 0; padding: 0; list-style: none; display: flex;
+  flex-direction: column; gap: .6rem; }
+.passages li { border-top: 1px solid var(--line); padding-top: .45rem; }
+form { display: flex; gap: .4rem; padding: .6rem; border-top: 1px solid var(--line); }
+input { flex: 1; min-width: 0; font: inherit; padding: .45rem .6rem; border-radius: 8px;
+  border: 1px solid #8c959f; color: inherit; background: #fff; }
+form button { font-size: .95rem; background: var(--accent); color: #fff;
+  border-color: var(--accent); padding: .45rem .9rem; }
+form button:hover { background: #094a8c; }
+form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
+.sr-only { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0;
+  overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+@media (prefers-reduced-motion: reduce) { .pending::after { animation: none; content: "..."; } }
+`;
+
+  // ---------------------------------------------------------------------------- helpers
+
+  let sharedSheet = null;
+
+  /** Styles inside the shadow root, without an inline <style> where the browser allows it
+   * (a constructed stylesheet needs no 'unsafe-inline' in the page's CSP). */
+  function adoptStyles(root) {
+    if ("adoptedStyleSheets" in root && "replaceSync" in CSSStyleSheet.prototype) {
+      if (!sharedSheet) {
+        sharedSheet = new CSSStyleSheet();
+        sharedSheet.replaceSync(CSS);
+      }
+      root.adoptedStyleSheets = [sharedSheet];
+    } else {
+      const style = document.createElement("style");
+      style.textContent = CSS;
+      root.append(style);
+    }
+  }
+
+  /** An element with attributes and children; strings become text nodes, never HTML. */
+  function h(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) if (child !== null && child !== undefined) node.append(child);
+    return node;
+  }
+
+  /** Maps the service's offsets (Unicode code points) to JavaScript string (UTF-16) indices. */
+  function utf16Index(text) {
+    if (!/[\uD800-\uDFFF]/.test(text)) return (cp) => cp;
+    const map = [0];
+    for (let i = 0; i < text.length; ) {
+      i += text.codePointAt(i) > 0xffff ? 2 : 1;
+      map.push(i);
+    }
+    return (cp) => map[Math.max(0, Math.min(cp, map.length - 1))];
+  }
+
+  /** Text from `from` to `to` (UTF-16 indices) with the given ranges wrapped in <mark>. */
+  function highlighted(text, from, to, marks) {
+    const out = document.createDocumentFragment();
+    let pos = from;
+    for (const [s, e] of marks.slice().sort((a, b) => a[0] - b[0])) {
+      const start = Math.max(s, pos);
+      const end = Math.min(e, to);
+      if (start >= end) continue;
+      out.append(text.slice(pos, start), h("mark", null, text.slice(start, end)));
+      pos = end;
+    }
+    out.append(text.slice(pos, to));
+    return out;
+  }
+
+  /** An http(s) URL, or null for anything else (javascript:, data:, garbage). */
+  function safeHttpUrl(value) {
+    try {
+      const url = new URL(value);
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** `url` with a text fragment that makes the browser highlight `quote` on that page:
+   * the whole quote when short, else its first and last words (textStart,textEnd). */
+  function textFragmentUrl(url, quote) {
+    const words = quote.trim().split(/\s+/).filter(Boolean);
+    if (!words.length) return url;
+    // encodeURIComponent leaves "-" alone; the directive syntax needs it (and "&", ",") encoded.
+    const enc = (s) => encodeURIComponent(s).replace(/-/g, "%2D");
+    const directive =
+      words.length <= 8
+        ? enc(words.join(" "))
+        : `${enc(words.slice(0, 4).join(" "))},${enc(words.slice(-4).join(" "))}`;
+    return `${url}${url.includes("#") ? "" : "#"}:~:text=${directive}`;
+  }
+
+  class ChatError extends Error {
+    constructor(kind, { status = 0, detail = "", retryAfter = null } = {}) {
+      super(kind);
+      Object.assign(this, { kind, status, detail, retryAfter });
+    }
+
+    get readable() {
+      if (this.kind === "config") return `The chat is not set up correctly: ${this.detail}`;
+      if (this.kind === "network") return "Couldn't reach the service. Check your connection, then retry.";
+      if (this.kind === "timeout") return "The service took too long to answer. Please retry.";
+      if (this.status === 429) {
+        const wait = /^\d+$/.test(this.retryAfter || "") ? ` about ${this.retryAfter} seconds` : " a moment";
+        return `Too many questions at once. Please wait${wait}, then retry.`;
+      }
+      if (this.status >= 500) {
+        return `The service is unavailable right now (HTTP ${this.status}). Please retry in a moment.`;
+      }
+      return `The question could not be answered (HTTP ${this.status})${this.detail ? `: ${this.detail}` : "."}`;
+    }
+  }
+
+  // ---------------------------------------------------------------------------- the element
+
+  class CommentaryChat extends HTMLElement {
+    constructor() {
+      super();
+      this.turns = []; // {question, history, state: "pending"|"answered"|"error", response?, error?}
+      this.docs = new Map(); // doc id -> promise of {doc, u16}
+      this.views = new WeakMap(); // turn -> its <li>
+      this.busy = false;
+      this.root = this.attachShadow({ mode: "open" });
+      adoptStyles(this.root);
+    }
+
+    static textFragmentUrl(url, quote) {
+      return textFragmentUrl(url, quote);
+    }
+
+    connectedCallback() {
+      if (this.log) return;
+      this.log = h("ol", { class: "log", "aria-label": "Conversation" });
+      this.status = h("p", { class: "sr-only", role: "status", "aria-live": "polite" });
+      this.input = h("input", {
+        id: "question", type: "text", autocomplete: "off", enterkeyhint: "send",
+        maxlength: "1000", placeholder: "Ask a question about the article",
+      });
+      this.send = h("button", { type: "submit" }, "Ask");
+      this.clear = h("button", { type: "button", onclick: () => this.reset() }, "New conversation");
+      const form = h(
+        "form", { "aria-label": "Ask a question", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
+        h("label", { class: "sr-only", for: "question" }, "Your question"), this.input, this.send,
+      );
+      const title = this.getAttribute("heading") || "Ask about this article";
+      this.root.append(
+        h("section", { class: "chat", "aria-labelledby": "title" },
+          h("header", null, h("h2", { id: "title" }, title), this.clear),
+          this.log, this.status, form),
+      );
+      this.restore();
+    }
+
+    // ---------------------------------------------------------------- the service
+
+    endpoint() {
+      const raw = this.getAttribute("endpoint") || DEFAULT_ENDPOINT;
+      let url;
+      try {
+        url = new URL(raw, location.href);
+      } catch {
+        throw new ChatError("config", { detail: `endpoint ${JSON.stringify(raw)} is not a URL` });
+      }
+      if (url.protocol !== "https:" && url.protocol !== "http:") {
+        throw new ChatError("config", { detail: "the endpoint must be an http(s) URL" });
+      }
+      url.search = "";
+      url.hash = "";
+      if (!url.pathname.endsWith("/")) url.pathname += "/";
+      return url;
+    }
+
+    /** JSON from `path` under the endpoint; refuses any URL outside the endpoint's origin. */
+    async request(path, init = {}) {
+      const base = this.endpoint();
+      const url = new URL(path, base);
+      if (url.origin !== base.origin) throw new ChatError("config", { detail: "refused a request off the endpoint" });
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
+      try {
+        const response = await fetch(url, {
+          ...init, mode: "cors", credentials: "omit", redirect: "error", signal: abort.signal,
+          headers: { Accept: "application/json", ...init.headers },
+        });
+        const body = await response.json().catch(() => null);
+        if (!response.ok) {
+          throw new ChatError("http", {
+            status: response.status,
+            detail: (body && body.error && body.error.message) || "",
+            retryAfter: response.headers.get("Retry-After"),
+          });
+        }
+        return body;
+      } catch (err) {
+        if (err instanceof ChatError) throw err;
+        throw new ChatError(abort.signal.aborted ? "timeout" : "network");
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
+    /** The document (text, paragraph spans, metadata), fetched once per id. */
+    document(id) {
+      if (!this.docs.has(id)) {
+        const load = this.request(`documents/${encodeURIComponent(id)}`).then((doc) => ({
+          doc, u16: utf16Index(doc.text),
+        }));
+        load.catch(() => this.docs.delete(id));
+        this.docs.set(id, load);
+      }
+      return this.docs.get(id);
+    }
+
+    docIds() {
+      const ids = (this.getAttribute("doc-ids") || "").split(",").map((s) => s.trim()).filter(Boolean);
+      return ids.length ? ids : null;
+    }
+
+    // ---------------------------------------------------------------- the conversation
+
+    submit() {
+      const question = this.input.value.trim();
+      if (!question || this.busy) return;
+      const history = this.turns.map((t) => t.question).slice(-MAX_HISTORY);
+      const turn = { question, history, state: "pending" };
+      this.turns.push(turn);
+      this.input.value = "";
+      this.renderTurn(turn);
+      this.run(turn);
+    }
+
+    async run(turn) {
+      this.setBusy(true);
+      Object.assign(turn, { state: "pending", response: undefined, error: undefined });
+      this.save();
+      this.renderReply(turn, null);
+      this.announce("Looking for an answer…");
+      let docs = null;
+      try {
+        const body = { question: turn.question };
+        if (turn.history.length) body.history = turn.history;
+        const ids = this.docIds();
+        if (ids) body.doc_ids = ids;
+        const response = await this.request("ask", {
+          method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+        });
+        docs = await this.documentsFor(response);
+        Object.assign(turn, { state: "answered", response });
+      } catch (err) {
+        const error = err instanceof ChatError ? err : new ChatError("network");
+        Object.assign(turn, { state: "error", error: { message: error.readable } });
+      }
+      this.save();
+      this.renderReply(turn, docs);
+      this.announce(this.summary(turn, docs));
+      this.setBusy(false);
+    }
+
+    async documentsFor(response) {
+      const ids = new Set(response.passages.map((p) => p.doc_id));
+      if (response.answer) ids.add(response.answer.doc_id);
+      const entries = await Promise.all([...ids].map(async (id) => [id, await this.document(id)]));
+      return new Map(entries);
+    }
+
+    retry(turn) {
+      if (this.busy) return;
+      this.input.focus();
+      this.run(turn);
+    }
+
+    reset() {
+      if (this.busy) return;
+      this.turns = [];
+      this.save();
+      this.log.replaceChildren(this.emptyNote());
+      this.announce("New conversation.");
+      this.input.focus();
+    }
+
+    setBusy(busy) {
+      this.busy = busy;
+      this.send.setAttribute("aria-disabled", String(busy));
+      this.clear.disabled = busy;
+      this.log.setAttribute("aria-busy", String(busy));
+    }
+
+    announce(text) {
+      this.status.textContent = text;
+    }
+
+    storageKey() {
+      let base = "";
+      try {
+        base = this.endpoint().href;
+      } catch {
+        /* a broken endpoint is reported when asking */
+      }
+      return `${STORE_KEY}${base}|${this.id}`;
+    }
+
+    save() {
+      const turns = this.turns.map(({ question, history, state, response, error }) => ({
+        question, history, state, response, error,
+      }));
+      try {
+        sessionStorage.setItem(this.storageKey(), JSON.stringify({ turns }));
+      } catch {
+        /* storage full or disabled: the conversation just won't survive a reload */
+      }
+    }
+
+    async restore() {
+      let saved = null;
+      try {
+        saved = JSON.parse(sessionStorage.getItem(this.storageKey()) || "null");
+      } catch {
+        saved = null;
+      }
+      this.turns = (saved && Array.isArray(saved.turns) ? saved.turns : []).filter(
+        (t) => t && typeof t.question === "string" && Array.isArray(t.history),
+      );
+      if (!this.turns.length) {
+        this.log.replaceChildren(this.emptyNote());
+        return;
+      }
+      for (const turn of this.turns) {
+        if (turn.state === "pending") {
+          Object.assign(turn, { state: "error", error: { message: "The page was reloaded before the answer arrived." } });
+        }
+        this.renderTurn(turn);
+      }
+      for (const turn of this.turns) {
+        if (turn.state !== "answered") continue;
+        try {
+          this.renderReply(turn, await this.documentsFor(turn.response));
+        } catch (err) {
+          turn.state = "error";
+          turn.error = { message: err instanceof ChatError ? err.readable : "Couldn't show this answer." };
+          delete turn.response;
+          this.renderReply(turn, null);
+        }
+      }
+      this.save();
+    }
+
+    // ---------------------------------------------------------------- rendering
+
+    emptyNote() {
+      return h("li", { class: "empty" }, "Ask a question. Answers are exact quotes from the article.");
+    }
+
+    renderTurn(turn) {
+      const empty = this.log.querySelector(".empty");
+      if (empty) empty.remove();
+      const li = h("li", { class: "turn" },
+        h("p", { class: "bubble question" }, h("span", { class: "sr-only" }, "You asked: "), turn.question),
+        h("div", { class: "bubble reply pending" }, "Loading"));
+      this.views.set(turn, li);
+      this.log.append(li);
+      this.log.scrollTop = li.offsetTop - 8;
+    }
+
+    renderReply(turn, docs) {
+      const li = this.views.get(turn);
+      if (!li) return;
+      let reply;
+      if (turn.state === "pending") {
+        reply = h("div", { class: "bubble reply pending" }, "Looking for an answer");
+      } else if (turn.state === "error") {
+        reply = h("div", { class: "bubble reply error" },
+          h("p", null, turn.error.message),
+          h("div", { class: "actions" }, h("button", { type: "button", class: "retry", onclick: () => this.retry(turn) }, "Retry")));
+      } else if (!docs) {
+        reply = h("div", { class: "bubble reply pending" }, "Loading");
+      } else if (turn.response.abstained || !turn.response.answer) {
+        reply = this.abstention(turn.response, docs);
+      } else {
+        reply = this.answer(turn.response, docs);
+      }
+      li.lastElementChild.replaceWith(reply);
+      if (turn === this.turns[this.turns.length - 1]) this.log.scrollTop = li.offsetTop - 8;
+    }
+
+    answer(response, docs) {
+      const a = response.answer;
+      const { doc, u16 } = docs.get(a.doc_id);
+      const para = doc.paragraphs.find((p) => p.paragraph === a.paragraph);
+      const s = u16(a.start);
+      const e = u16(a.end);
+      const exact = doc.text.slice(s, e) === a.text;
+      const quote = exact && para && para.start <= a.start && a.end <= para.end
+        ? highlighted(doc.text, u16(para.start), u16(para.end), [[s, e]])
+        : h("mark", null, a.text); // the document changed since: show the quote alone
+      const others = response.passages.filter((p) => !(p.doc_id === a.doc_id && p.start <= a.start && a.end <= p.end));
+      return h("div", { class: "bubble reply answer" },
+        h("p", { class: "sr-only" }, "Answer:"),
+        h("blockquote", { class: "quote" }, quote),
+        this.source(doc, a),
+        h("div", { class: "actions" }, this.showLink(doc, a)),
+        others.length ? this.passageList(`Other passages (${others.length})`, others, docs) : null);
+    }
+
+    abstention(response, docs) {
+      const n = response.passages.length;
+      return h("div", { class: "bubble reply abstain" },
+        h("p", null, n ? "The article doesn't say. These passages come closest:" : "The article doesn't say, and no passage comes close."),
+        n ? this.passageList(`Nearest passages (${n})`, response.passages, docs) : null);
+    }
+
+    passageList(label, passages, docs) {
+      return h("details", { class: "more" }, h("summary", null, label),
+        h("ol", { class: "passages" }, ...passages.map((p) => {
+          const { doc, u16 } = docs.get(p.doc_id);
+          const marks = p.quotes.map((q) => [u16(q.start), u16(q.end)]);
+          const best = p.quotes[0] || p;
+          const span = { doc_id: p.doc_id, paragraph: p.paragraph, start: best.start, end: best.end, text: best.text };
+          return h("li", null,
+            h("blockquote", null, highlighted(doc.text, u16(p.start), u16(p.end), marks)),
+            this.source(doc, span),
+            h("div", { class: "actions" }, this.showLink(doc, span)));
+        })));
+    }
+
+    source(doc, span) {
+      const title = doc.title || doc.id;
+      return h("p", { class: "source" },
+        h("cite", null, title), doc.author ? ` by ${doc.author}` : "",
+        ` · paragraph ${span.paragraph}, characters ${span.start}–${span.end}`);
+    }
+
+    /** "Show in article": a link to the source with a text fragment when there is a source
+     * URL (followed only when the page does not show the span itself), else a button. */
+    showLink(doc, span) {
+      const detail = { doc_id: span.doc_id, paragraph: span.paragraph, start: span.start, end: span.end, text: span.text };
+      const onclick = (event) => {
+        const shown = !this.dispatchEvent(new CustomEvent(SHOW_EVENT, { bubbles: true, composed: true, cancelable: true, detail }));
+        if (shown) event.preventDefault();
+      };
+      const url = safeHttpUrl(doc.url);
+      if (!url) return h("button", { type: "button", class: "show", onclick }, "Show in article");
+      return h("a", { class: "show", href: textFragmentUrl(url, span.text), target: "_blank", rel: "noopener noreferrer", onclick }, "Show in article");
+    }
+
+    summary(turn, docs) {
+      if (turn.state === "error") return turn.error.message;
+      const r = turn.response;
+      if (r.abstained || !r.answer) return `The article doesn't say. ${r.passages.length} nearest passages offered.`;
+      const doc = docs.get(r.answer.doc_id).doc;
+      return `Answer from ${doc.title || doc.id}, paragraph ${r.answer.paragraph}: ${r.answer.text}`;
+    }
+  }
+
+  customElements.define(TAG, CommentaryChat);
+})();
