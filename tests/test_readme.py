@@ -53,3 +53,27 @@ def test_readme_console_example(block, tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip("\n") == expected, f"output of `{command}` changed"
+
+
+def test_readme_api_example_is_the_real_response(tmp_path: Path) -> None:
+    """The README's JSON example is what the service answers on the README's demo articles
+    (``rag ask --json`` prints the same body as ``POST /ask``; test_cli checks that)."""
+    if not DEFAULT_PATH.is_file():
+        pytest.skip("the README example reads ../shared/benchmarks, which is missing")
+    import json
+
+    shown = json.loads(re.findall(r"```json\n(.*?)```", README.read_text("utf-8"), re.DOTALL)[0])
+    for command, _ in console_blocks(README.read_text("utf-8"))[0][:2]:
+        subprocess.run(_argv(command), cwd=tmp_path, check=True, capture_output=True, timeout=600)
+    done = subprocess.run(
+        _argv(
+            'rag ask "Who were the Normans?" --top-k 1 --json '
+            "--data-dir var/demo/data --index-dir var/demo/index"
+        ),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert json.loads(done.stdout) == shown
