@@ -25,12 +25,12 @@ import anyio.to_thread
 
 from index.persist import IndexSnapshot, read_manifest, writer_lock
 from rag.embed import SentenceTransformerEncoder, make_encoder
-from rag.errors import DocumentNotFound, NotReady, RagError
+from rag.errors import DocumentNotFound, IndexNotFound, NotReady, RagError
 from rag.load import replace_article, restore_articles
 from rag.pipeline import (
     answer,
+    build_index,
     load_corpus,
-    open_corpus,
     read_previous,
     remove_document,
     upsert_document,
@@ -172,10 +172,18 @@ class ServiceState:
 
     def _load(self) -> Loaded:
         self.encoder.load()
-        with writer_lock(self.settings.index_dir):
-            corpus = open_corpus(self.settings, self.encoder, progress=False)
-            generation = live_generation(self.settings.index_dir)
-        loaded = Loaded.of(corpus, generation or 0)
+        try:
+            loaded = self._reload()
+        except IndexNotFound:
+            # First start: build the index from the data folder (build_index takes the
+            # writer lock itself; flock is per open file, so it must not be held here).
+            log.warning(
+                "no index at %s: building it from %s",
+                self.settings.index_dir,
+                self.settings.data_dir,
+            )
+            build_index(self.settings, self.encoder)
+            loaded = self._reload()
         gc.collect()  # once, before the loaded objects are frozen (see _swap)
         return loaded
 
