@@ -1,0 +1,491 @@
+"""External benchmarks, read from ``../shared/benchmarks`` at run time (never copied here).
+
+* ``retrieval_bench`` (BEIR layout): paragraph retrieval over thousands of real paragraphs —
+  SQuAD v1.1 dev, and SQuADShifts new_wiki, reddit and amazon — optionally with 18.7k SQuAD
+  train paragraphs as distractors. Paragraphs are embedded whole (no sentence vectors are
+  needed for ranking) and cached on disk keyed by model and corpus hash; retrieval is the
+  pipeline's own :func:`rag.retrieve.retrieve` (BM25, dense, fusion) over a corpus of one chunk
+  per paragraph, and the metrics come from ranx.
+* ``squad2_dev``: SQuAD 2.0 articles indexed by the real pipeline, their questions asked through
+  :func:`rag.pipeline.answer`: answer hit on the answerable ones, abstention on the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.dataset import EvalQuestion
+from eval.metrics import ranking_scores, summarize_by_category
+from eval.run import index_dir_for, open_eval_corpus, run_questions
+from index.persist import IndexSnapshot, Manifest
+from index.store import FaissIndex, chunk_key
+from rag.chunk import chunk_id
+from rag.embed import Encoder
+from rag.retrieve import Corpus, retrieve
+from rag.settings import Settings
+from rag.types import Chunk, Document
+
+BENCH_METRICS: tuple[str, ...] = ("recall@1", "recall@5", "mrr@10", "ndcg@10")
+SQUAD2_METRICS: tuple[str, ...] = (
+    "recall@1",
+    "recall@5",
+    "answer_hit",
+    "span_iou",
+    "quote_exactness",
+    "abstention_recall",
+    "abstention_precision",
+    "false_abstention",
+)
+DEPTH = 10
+DISTRACTORS_FILE = "corpus_distractors_squad11_train.jsonl"
+#: The issue's external target: reddit Recall@5 with hybrid retrieval.
+REDDIT_TARGET = 0.62
+
+
+@dataclass(frozen=True)
+class BenchQuery:
+    id: str
+    text: str
+    source: str
+    relevant: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BenchData:
+    texts: dict[str, str]  # paragraph id -> text, in file order (corpus, then distractors)
+    queries: tuple[BenchQuery, ...]
+    distractor_ids: frozenset[str] = frozenset()
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def read_qrels(path: Path) -> dict[str, list[str]]:
+    """``query-id -> [corpus-id, ...]`` for every row with a positive score."""
+    qrels: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh):
+            parts = line.rstrip("\n").split("\t")
+            if number == 0 and parts[0] == "query-id":
+                continue
+            if len(parts) >= 3 and float(parts[2]) > 0:
+                qrels.setdefault(parts[0], []).append(parts[1])
+    return qrels
+
+
+def load_bench(root: Path, *, distractors: bool = False) -> BenchData:
+    texts: dict[str, str] = {}
+    for row in read_jsonl(root / "corpus.jsonl"):
+        texts.setdefault(row["_id"], row["text"])
+    extra: set[str] = set()
+    if distractors:
+        for row in read_jsonl(root / DISTRACTORS_FILE):
+            if row["_id"] not in texts:
+                texts[row["_id"]] = row["text"]
+                extra.add(row["_id"])
+    qrels = read_qrels(root / "qrels" / "test.tsv")
+    queries = tuple(
+        BenchQuery(
+            id=row["_id"],
+            text=row["text"],
+            source=row["source"],
+            relevant=tuple(qrels.get(row["_id"], [row["gold_pid"]])),
+        )
+        for row in read_jsonl(root / "queries.jsonl")
+    )
+    return BenchData(texts=texts, queries=queries, distractor_ids=frozenset(extra))
+
+
+def sample_queries(
+    queries: Sequence[BenchQuery], per_source: int | None, seed: int
+) -> list[BenchQuery]:
+    """``per_source`` questions of each source (all when None), fixed by ``seed``."""
+    if per_source is None:
+        return list(queries)
+    rng = random.Random(seed)
+    chosen: list[BenchQuery] = []
+    for source in sorted({q.source for q in queries}):
+        pool = sorted((q for q in queries if q.source == source), key=lambda q: q.id)
+        chosen.extend(pool if len(pool) <= per_source else rng.sample(pool, per_source))
+    return chosen
+
+
+def choose_paragraphs(
+    ids: Sequence[str], queries: Sequence[BenchQuery], size: int | None, seed: int
+) -> list[str]:
+    """The paragraphs to index: all of them when ``size`` is None, else every gold paragraph
+    of ``queries`` plus random others up to ``size`` (a fast subset for CI)."""
+    if size is None:
+        return list(ids)
+    known = set(ids)
+    gold = list(dict.fromkeys(p for q in queries for p in q.relevant if p in known))
+    gold_set = set(gold)
+    others = [p for p in ids if p not in gold_set]
+    extra = random.Random(seed).sample(others, max(0, min(len(others), size - len(gold))))
+    wanted = gold_set | set(extra)
+    return [p for p in ids if p in wanted]
+
+
+def corpus_key(model: str, texts: Sequence[str]) -> str:
+    digest = hashlib.sha256(model.encode())
+    for text in texts:
+        digest.update(b"\x00")
+        digest.update(text.encode("utf-8"))
+    return digest.hexdigest()[:24]
+
+
+def embed_cached(
+    encoder: Encoder, texts: Sequence[str], cache_dir: Path, *, progress: bool = False
+) -> np.ndarray:
+    """Passage vectors for ``texts``, read from ``cache_dir`` when this model already embedded
+    exactly this corpus (``.npy`` keyed by model name and the texts' sha256)."""
+    path = cache_dir / "bench-embeddings" / f"{corpus_key(encoder.name, texts)}.npy"
+    if path.is_file():
+        vectors = np.load(path)
+        if vectors.shape == (len(texts), encoder.dim):
+            return vectors
+    vectors = encoder.encode(list(texts), kind="passage", progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)
+    return vectors
+
+
+def paragraph_corpus(
+    ids: Sequence[str],
+    texts: Sequence[str],
+    vectors: np.ndarray,
+    *,
+    model: str = "",
+    stemming: bool = True,
+) -> Corpus:
+    """A searchable corpus with one chunk per paragraph (no sentences: ranking only), built
+    by the pipeline's own :meth:`Corpus.from_snapshot`."""
+    chunks = tuple(
+        Chunk(
+            id=chunk_id(pid, 0, len(text), text),
+            doc_id=pid,
+            paragraph=1,
+            part=0,
+            start=0,
+            end=len(text),
+            text=text,
+            sentences=(),
+        )
+        for pid, text in zip(ids, texts, strict=True)
+    )
+    keys = np.array([chunk_key(c.id) for c in chunks], dtype=np.int64)
+    index = FaissIndex(vectors.shape[1])
+    index.add(keys, vectors)
+    documents = tuple(Document(id=pid, text=text) for pid, text in zip(ids, texts, strict=True))
+    manifest = Manifest(  # in memory only: never saved, never checked
+        format_version=0,
+        generation=0,
+        model=model,
+        dimension=int(vectors.shape[1]),
+        chunker_version="bench",
+        faiss_version="",
+        documents={d.id: d.sha256 for d in documents},
+        counts={"documents": len(documents), "chunks": len(chunks)},
+        files={},
+        created="",
+        extra={},
+    )
+    snapshot = IndexSnapshot(
+        manifest=manifest,
+        index=index,
+        chunks=chunks,
+        documents=documents,
+        sentence_vectors=np.zeros((0, vectors.shape[1]), dtype=np.float32),
+    )
+    return Corpus.from_snapshot(snapshot, stemming=stemming)
+
+
+def rank_queries(
+    corpus: Corpus,
+    encoder: Encoder,
+    queries: Sequence[BenchQuery],
+    modes: Sequence[str],
+    settings: Settings,
+    *,
+    progress: bool = False,
+) -> dict[str, dict[str, list[str]]]:
+    """``mode -> query id -> ranked paragraph ids`` (top :data:`DEPTH`)."""
+    vectors = encoder.encode([q.text for q in queries], kind="query", progress=progress)
+    runs: dict[str, dict[str, list[str]]] = {m: {} for m in modes}
+    for q, vec in tqdm(
+        list(zip(queries, vectors, strict=True)), desc="ranking", unit="q", disable=not progress
+    ):
+        terms = corpus.lexical.terms(q.text)
+        for mode in modes:
+            hits = retrieve(
+                corpus,
+                vec,
+                terms,
+                mode=mode,  # type: ignore[arg-type]  # a mode name from rag.retrieve.MODES
+                top_k=DEPTH,
+                candidates=settings.candidates,
+                rrf_k=settings.rrf_k,
+            )
+            runs[mode][q.id] = [h.chunk.doc_id for h in hits]
+    return runs
+
+
+def bench_scores(
+    queries: Sequence[BenchQuery], runs: Mapping[str, Mapping[str, list[str]]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``source -> mode -> metric -> mean``, plus the source ``all``."""
+    qrels = {q.id: q.relevant for q in queries}
+    sources = ["all", *sorted({q.source for q in queries})]
+    result: dict[str, dict[str, dict[str, float]]] = {s: {} for s in sources}
+    for mode, run in runs.items():
+        per_query = ranking_scores(qrels, run, BENCH_METRICS)
+        for source in sources:
+            ids = [q.id for q in queries if source in ("all", q.source)]
+            result[source][mode] = {
+                m: round(float(np.mean([per_query[m][i] for i in ids])), 4) for m in BENCH_METRICS
+            }
+    return result
+
+
+def run_bench(
+    root: Path,
+    encoder: Encoder,
+    settings: Settings,
+    modes: Sequence[str],
+    cache_dir: Path,
+    *,
+    sample: int | None,
+    paragraphs: int | None,
+    distractors: bool,
+    seed: int,
+    progress: bool = False,
+) -> dict[str, Any]:
+    data = load_bench(root, distractors=distractors)
+    queries = sample_queries(data.queries, sample, seed)
+    ids = choose_paragraphs(list(data.texts), queries, paragraphs, seed)
+    texts = [data.texts[i] for i in ids]
+    # Corpus and distractors are cached apart, so a run with distractors reuses the corpus's.
+    groups = [
+        [data.texts[i] for i in ids if i not in data.distractor_ids],
+        [data.texts[i] for i in ids if i in data.distractor_ids],
+    ]
+    vectors = np.concatenate(
+        [embed_cached(encoder, group, cache_dir, progress=progress) for group in groups if group]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        corpus = paragraph_corpus(
+            ids, texts, vectors, model=encoder.name, stemming=settings.bm25_stemming
+        )
+    runs = rank_queries(corpus, encoder, queries, modes, settings, progress=progress)
+    scores = bench_scores(queries, runs)
+    return {
+        "meta": {
+            "paragraphs": len(ids),
+            "distractors": distractors,
+            "questions": len(queries),
+            "per_source": {
+                s: sum(1 for q in queries if q.source == s) for s in scores if s != "all"
+            },
+            "sample": sample,
+            "paragraph_subset": paragraphs,
+            "seed": seed,
+            "model": encoder.name,
+            "candidates": settings.candidates,
+            "rrf_k": settings.rrf_k,
+        },
+        "scores": scores,
+        "checks": bench_checks(scores),
+    }
+
+
+def bench_checks(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[dict[str, Any]]:
+    """The issue's external targets: hybrid beats BM25 and dense on Recall@5 for every source,
+    and reddit Recall@5 >= 0.62."""
+    checks: list[dict[str, Any]] = []
+    for source, modes in scores.items():
+        if source == "all" or "hybrid" not in modes:
+            continue
+        hybrid = modes["hybrid"]["recall@5"]
+        others = {m: v["recall@5"] for m, v in modes.items() if m in ("bm25", "dense")}
+        checks.append(
+            {
+                "check": f"{source}: hybrid R@5 > " + " and ".join(sorted(others)),
+                "value": hybrid,
+                "met": all(hybrid > v for v in others.values()),
+            }
+        )
+        if "reddit" in source:
+            checks.append(
+                {
+                    "check": f"{source}: hybrid R@5 >= {REDDIT_TARGET}",
+                    "value": hybrid,
+                    "met": hybrid >= REDDIT_TARGET,
+                }
+            )
+    return checks
+
+
+def bench_markdown(result: Mapping[str, Any], command: str, date: str) -> str:
+    meta = result["meta"]
+    corpus = (
+        f"{meta['paragraphs']} paragraphs"
+        + (" (corpus + SQuAD train distractors)" if meta["distractors"] else " (corpus only)")
+        + (", a subset of gold + random paragraphs" if meta["paragraph_subset"] else "")
+    )
+    title = "retrieval_bench" + (" with distractors" if meta["distractors"] else "")
+    lines = [
+        f"## External benchmark: {title}",
+        "",
+        f"Command: `{command}` — run {date}, model `{meta['model']}`, {corpus}; "
+        f"{meta['questions']} questions "
+        f"({', '.join(f'{s} {n}' for s, n in meta['per_source'].items())}, seed {meta['seed']}); "
+        f"fusion: RRF k={meta['rrf_k']} over {meta['candidates']} candidates per list.",
+        "",
+        "| source | mode | R@1 | R@5 | MRR@10 | nDCG@10 |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for source, modes in result["scores"].items():
+        for mode, m in modes.items():
+            lines.append(
+                f"| {source} | {mode} | {m['recall@1']:.3f} | {m['recall@5']:.3f} | "
+                f"{m['mrr@10']:.3f} | {m['ndcg@10']:.3f} |"
+            )
+    lines += ["", "| target | measured | met |", "|---|---:|---|"]
+    for c in result["checks"]:
+        lines.append(f"| {c['check']} | {c['value']:.3f} | {'yes' if c['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- SQuAD 2.0
+
+
+def squad2_questions(articles: Sequence[Any], sample: int | None, seed: int) -> list[EvalQuestion]:
+    """The articles' questions as eval questions; ``sample`` of each kind (answerable,
+    unanswerable) when given, fixed by ``seed``."""
+    answerable: list[EvalQuestion] = []
+    unanswerable: list[EvalQuestion] = []
+    for article in articles:
+        text = article.document.text
+        for q in article.questions:
+            if q.impossible:
+                unanswerable.append(
+                    EvalQuestion(q.id, q.question, "unanswerable", q.doc_id, (), (), "")
+                )
+            else:
+                first = q.answers[0]
+                answerable.append(
+                    EvalQuestion(
+                        q.id,
+                        q.question,
+                        "answerable",
+                        q.doc_id,
+                        (q.paragraph,),
+                        q.answers,
+                        text[first.start : first.end],
+                    )
+                )
+    rng = random.Random(seed)
+
+    def pick(pool: list[EvalQuestion]) -> list[EvalQuestion]:
+        return pool if sample is None or len(pool) <= sample else rng.sample(pool, sample)
+
+    return pick(answerable) + pick(unanswerable)
+
+
+def run_squad2(
+    path: Path,
+    encoder: Encoder,
+    settings: Settings,
+    modes: Sequence[str],
+    cache_dir: Path,
+    *,
+    sample: int | None,
+    articles: int | None,
+    seed: int,
+    progress: bool = False,
+) -> dict[str, Any]:
+    from eval.squad import load_squad2
+
+    every = load_squad2(path)
+    chosen = every
+    if articles is not None and articles < len(every):
+        titles = sorted(random.Random(seed).sample([a.document.id for a in every], articles))
+        chosen = [a for a in every if a.document.id in titles]
+    questions = squad2_questions(chosen, sample, seed)
+    corpus = open_eval_corpus(
+        [a.document for a in chosen],
+        encoder,
+        settings,
+        index_dir_for(cache_dir / "squad2", encoder),
+        progress=progress,
+    )
+    outcomes = run_questions(questions, corpus, encoder, settings, modes, progress=progress)
+    threshold = settings.abstain_threshold
+    results: dict[str, Any] = {}
+    for mode, items in outcomes.items():
+        summary = summarize_by_category(items, threshold)
+        results[mode] = {
+            m: (None if summary.overall[m] is None else round(float(summary.overall[m] or 0), 4))
+            for m in SQUAD2_METRICS
+        }
+    return {
+        "meta": {
+            "articles": [a.document.id for a in chosen],
+            "paragraphs": sum(len(a.paragraph_spans) for a in chosen),
+            "answerable": sum(1 for q in questions if q.answerable),
+            "unanswerable": sum(1 for q in questions if not q.answerable),
+            "sample": sample,
+            "seed": seed,
+            "model": encoder.name,
+            "abstain_threshold": threshold,
+        },
+        "modes": results,
+    }
+
+
+def squad2_markdown(result: Mapping[str, Any], command: str, date: str) -> str:
+    meta = result["meta"]
+    labels = {
+        "recall@1": "R@1",
+        "recall@5": "R@5",
+        "answer_hit": "answer hit",
+        "span_iou": "span IoU",
+        "quote_exactness": "quote exact",
+        "abstention_recall": "abst. recall",
+        "abstention_precision": "abst. precision",
+        "false_abstention": "false abst.",
+    }
+    lines = [
+        "## External benchmark: SQuAD 2.0 dev (answer spans and abstention)",
+        "",
+        f"Command: `{command}` — run {date}, model `{meta['model']}`, abstention threshold "
+        f"{meta['abstain_threshold']}; {len(meta['articles'])} articles "
+        f"({', '.join(f'`{a}`' for a in meta['articles'])}; {meta['paragraphs']} paragraphs) "
+        f"indexed together; {meta['answerable']} answerable "
+        f"and {meta['unanswerable']} unanswerable questions (seed {meta['seed']}). SQuAD's "
+        "unanswerable questions are adversarial (same article, a fact it lacks).",
+        "",
+        "| mode | " + " | ".join(labels.values()) + " |",
+        "|---|" + "---:|" * len(labels),
+    ]
+    for mode, m in result["modes"].items():
+        cells = ["–" if m[k] is None else f"{m[k]:.3f}" for k in labels]
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

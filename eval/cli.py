@@ -1,0 +1,332 @@
+"""``rag eval``: the question set in every retrieval mode, the regression check, the abstention
+calibration, and the external benchmarks.
+
+``register(subparsers)`` adds the ``eval`` command to ``rag``'s parser; until it is wired in,
+run it as ``python -m eval.cli [options]``.
+
+* ``rag eval`` — run the set in each mode, print one table, write ``eval/report.md``,
+  ``eval/report.json`` and ``eval/recall_at_k.png``.
+* ``rag eval --check`` — compare with ``eval/baseline.json``; exit 1 on a regression and list
+  the questions whose result changed. Writes nothing. ``--update-baseline`` rewrites it.
+* ``rag eval --calibrate`` — choose the abstention threshold on a calibration part of the set.
+* ``rag eval --bench DIR`` and ``rag eval --squad2 FILE`` — the external benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eval.dataset import DEFAULT_QUESTIONS, DatasetError
+from eval.squad import DEFAULT_PATH as SQUAD2_PATH
+
+EVAL_DIR = Path(__file__).resolve().parent
+REPO = EVAL_DIR.parent
+DEFAULT_BASELINE = EVAL_DIR / "baseline.json"
+DEFAULT_CACHE = REPO / "var" / "cache"
+PLOT_NAME = "recall_at_k.png"
+EXIT_FAIL = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    own = p.add_argument_group("own question set")
+    own.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question file")
+    own.add_argument(
+        "--squad",
+        type=Path,
+        default=SQUAD2_PATH,
+        help="SQuAD 2.0 file the stand-in articles (squad2-*) come from",
+    )
+    own.add_argument("--data-dir", type=Path, help="articles folder for other document ids")
+    own.add_argument(
+        "--mode",
+        action="append",
+        dest="modes",
+        help="retrieval mode to run (repeatable; default: every mode the pipeline has)",
+    )
+    own.add_argument("--threshold", type=float, help="abstention threshold (default: setting)")
+    own.add_argument("--out-dir", type=Path, default=EVAL_DIR, help="where reports are written")
+    own.add_argument("--no-write", action="store_true", help="print only, write no files")
+    own.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="index/vector cache")
+    own.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    gate = p.add_argument_group("regression gate")
+    gate.add_argument("--check", action="store_true", help="compare with the baseline")
+    gate.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE)
+    gate.add_argument(
+        "--update-baseline", action="store_true", help="run, then rewrite the baseline"
+    )
+    gate.add_argument(
+        "--tolerance", type=float, default=0.02, help="tolerated drop per metric (baseline)"
+    )
+    gate.add_argument("--calibrate", action="store_true", help="choose the abstention threshold")
+
+    ext = p.add_argument_group("external benchmarks (../shared/benchmarks)")
+    ext.add_argument("--bench", type=Path, metavar="DIR", help="retrieval_bench folder")
+    ext.add_argument("--squad2", type=Path, metavar="FILE", help="SQuAD 2.0 dev JSON file")
+    ext.add_argument(
+        "--sample",
+        type=int,
+        help="bench: questions per source; squad2: answerable and unanswerable questions each",
+    )
+    ext.add_argument(
+        "--paragraphs",
+        type=int,
+        help="bench: index only the sampled questions' gold paragraphs plus random others, "
+        "up to this many (default: the whole corpus)",
+    )
+    ext.add_argument("--distractors", action="store_true", help="bench: add the distractors")
+    ext.add_argument("--articles", type=int, help="squad2: index this many articles (seeded)")
+    ext.add_argument("--seed", type=int, default=13, help="sampling seed")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``eval`` to ``rag``'s sub-commands (``subparsers`` from ``add_subparsers``)."""
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate retrieval, quoting and abstention",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    add_arguments(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """How this run was started, for the report."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "eval":
+        args = args[1:]
+    via_module = Path(sys.argv[0]).name == "cli.py" and argv is None
+    prefix = "python -m eval.cli" if via_module else "rag eval"
+    return " ".join([prefix, *(shlex.quote(a) for a in args)])
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from rag.settings import get_settings
+
+    settings = get_settings()
+    updates: dict[str, Any] = {}
+    if args.data_dir is not None:
+        updates["data_dir"] = args.data_dir
+    if args.threshold is not None:
+        updates["abstain_threshold"] = args.threshold
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _encoder(settings: Any) -> Any:
+    from rag.embed import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(
+        settings.model,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        query_prefix=settings.query_prefix,
+    ).load()
+
+
+def _modes(args: argparse.Namespace) -> list[str]:
+    from eval.run import available_modes
+
+    known = available_modes()
+    modes = args.modes or list(known)
+    unknown = [m for m in modes if m not in known]
+    if unknown:
+        raise DatasetError(f"unknown mode(s) {unknown}; the pipeline has {list(known)}")
+    return modes
+
+
+def _date() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def cmd_bench(args: argparse.Namespace, command: str) -> int:
+    from eval.bench import bench_markdown, run_bench
+    from eval.run import update_report_file
+
+    root: Path = args.bench
+    if not (root / "corpus.jsonl").is_file():
+        print(f"skipped: no retrieval benchmark at {root} (../shared/benchmarks absent)")
+        return 0
+    settings = _settings(args)
+    result = run_bench(
+        root,
+        _encoder(settings),
+        settings,
+        _modes(args),
+        args.cache_dir,
+        sample=args.sample,
+        paragraphs=args.paragraphs,
+        distractors=args.distractors,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    text = bench_markdown(result, command, _date())
+    print(text)
+    if not args.no_write:
+        name = "bench-distractors" if args.distractors else "bench"
+        update_report_file(args.out_dir / "report.md", {name: text})
+    return 0
+
+
+def cmd_squad2(args: argparse.Namespace, command: str) -> int:
+    from eval.bench import run_squad2, squad2_markdown
+    from eval.run import update_report_file
+
+    path: Path = args.squad2
+    if not path.is_file():
+        print(f"skipped: no SQuAD 2.0 file at {path} (../shared/benchmarks absent)")
+        return 0
+    settings = _settings(args)
+    result = run_squad2(
+        path,
+        _encoder(settings),
+        settings,
+        _modes(args),
+        args.cache_dir,
+        sample=args.sample,
+        articles=args.articles,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    text = squad2_markdown(result, command, _date())
+    print(text)
+    if not args.no_write:
+        update_report_file(args.out_dir / "report.md", {"squad2": text})
+    return 0
+
+
+def cmd_own(args: argparse.Namespace, command: str) -> int:
+    from eval import run as R
+    from eval.dataset import load_question_set
+
+    if not args.squad.is_file():
+        print(f"skipped: the stand-in articles need {args.squad} (../shared/benchmarks absent)")
+        return 0
+    settings = _settings(args)
+    baseline: dict[str, Any] | None = None
+    if args.check:
+        if not args.baseline.is_file():
+            print(f"error: no baseline at {args.baseline}; create it with --update-baseline")
+            return EXIT_FAIL
+        baseline = json.loads(args.baseline.read_text(encoding="utf-8"))
+    qset = load_question_set(args.questions, squad_path=args.squad, data_dir=settings.data_dir)
+    if args.modes:
+        modes = _modes(args)
+        if baseline is not None:  # check only the modes asked for
+            baseline = {
+                **baseline,
+                "modes": {m: v for m, v in baseline["modes"].items() if m in modes},
+                "questions": {m: v for m, v in baseline["questions"].items() if m in modes},
+            }
+    elif baseline is not None:
+        modes = [m for m in R.available_modes() if m in baseline["modes"]]
+        modes += [m for m in baseline["modes"] if m not in modes]  # a missing mode fails
+    elif args.calibrate and not args.update_baseline:
+        modes = [settings.retrieval_mode]
+    else:
+        modes = list(R.available_modes())
+    encoder = _encoder(settings)
+    run = R.run_set(
+        qset,
+        encoder,
+        settings,
+        [m for m in modes if m in R.available_modes()],
+        args.cache_dir,
+        progress=not args.quiet,
+    )
+    default_mode = settings.retrieval_mode
+    calibration = None
+    if default_mode in run.outcomes:
+        calibration = R.calibrate(
+            run.outcomes[default_mode], default_mode, settings.abstain_threshold
+        )
+    report = R.build_report(
+        run.outcomes,
+        settings.abstain_threshold,
+        R.report_meta(run, command, encoder),
+        calibration,
+    )
+    print(R.text_table(report))
+    missed = [t for t in report["targets"] if not t["met"] and t["mode"] in report["modes"]]
+    for t in missed:
+        print(
+            f"target not met: {t['mode']} {t['metric']} {t['op']} {t['target']} "
+            f"(measured {t['value']})"
+        )
+    cal_json = report.get("calibration")
+    if args.calibrate and cal_json:
+        print()
+        print("\n".join(R.calibration_markdown(cal_json)))
+    questions = {q.id: q for q in qset.questions}
+    if baseline is not None:
+        code, text = R.run_check(baseline, report, questions)
+        print()
+        print(text)
+        return code
+    if args.no_write:
+        return 0
+    out: Path = args.out_dir
+    sections: dict[str, str] = {}
+    if args.calibrate and set(modes) == {default_mode}:
+        if cal_json:  # a calibration run only rewrites the calibration section
+            sections["calibration"] = "## Abstention threshold\n\n" + "\n".join(
+                R.calibration_markdown(cal_json)
+            )
+    else:
+        R.plot_recall(report, out / PLOT_NAME)
+        _write_json(out / "report.json", report)
+        sections["own"] = R.markdown_report(report, questions, PLOT_NAME)
+        if cal_json:
+            sections["calibration"] = "## Abstention threshold\n\n" + "\n".join(
+                R.calibration_markdown(cal_json)
+            )
+    R.update_report_file(out / "report.md", sections)
+    if args.update_baseline:
+        _write_json(args.baseline, R.make_baseline(report, args.tolerance))
+        print(f"baseline written: {args.baseline}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    command = command_line(getattr(args, "_argv", None))
+    try:
+        if args.bench is not None or args.squad2 is not None:
+            code = 0
+            if args.bench is not None:
+                code |= cmd_bench(args, command)
+            if args.squad2 is not None:
+                code |= cmd_squad2(args, command)
+            return code
+        return cmd_own(args, command)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rag eval", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args._argv = argv
+    from rag.errors import RagError
+
+    try:
+        return cmd_eval(args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

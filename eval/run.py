@@ -1,0 +1,814 @@
+"""Run the question set through the pipeline in each retrieval mode, and everything built on
+the outcomes: the report (Markdown, JSON, plot), the baseline check and the calibration.
+
+Each question is asked twice per mode through :func:`rag.pipeline.answer`: with ``top_k=10``
+for the ranking metrics, and with the service's own ``top_k`` for the answer span. Both calls
+run with the abstention threshold switched off, so that the raw support score of the answer is
+kept; the threshold is then applied by :mod:`eval.metrics` with the pipeline's own rule. The
+modes are :data:`rag.retrieve.MODES`: a reranker added there as a mode is evaluated too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from eval.dataset import EvalQuestion, QuestionSet, paragraph_id
+from eval.metrics import (
+    ALL_METRICS,
+    LOWER_IS_BETTER,
+    Outcome,
+    QuestionStatus,
+    Summary,
+    TextSpan,
+    abstains,
+    first_gold_rank,
+    question_status,
+    recall_curve,
+    span_iou,
+    summarize,
+    summarize_by_category,
+)
+from rag.chunk import CHUNKER_VERSION
+from rag.embed import Encoder
+from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.retrieve import MODES, Corpus
+from rag.settings import Settings
+from rag.types import Answer, Document
+
+REPO = Path(__file__).resolve().parent.parent
+EVAL_DIR = REPO / "eval"
+DEFAULT_CACHE = REPO / "var" / "cache"
+RANKING_DEPTH = 10
+CURVE_KS = tuple(range(1, RANKING_DEPTH + 1))
+DEFAULT_TOLERANCE = 0.02
+MAX_FALSE_ABSTENTION = 0.05
+CATEGORY_ORDER = (
+    "factual",
+    "speaker",
+    "multi_sentence",
+    "author_source",
+    "misspelled",
+    "follow_up",
+    "unanswerable",
+)
+
+#: The issue's targets for the own question set: (mode, metric) -> (comparison, value).
+TARGETS: dict[tuple[str, str], tuple[str, float]] = {
+    ("hybrid", "recall@1"): (">=", 0.85),
+    ("hybrid", "recall@3"): (">=", 0.97),
+    ("hybrid", "answer_hit"): (">=", 0.80),
+    ("hybrid", "quote_exactness"): (">=", 1.0),
+    ("hybrid", "abstention_recall"): (">=", 0.80),
+    ("hybrid", "false_abstention"): ("<=", 0.05),
+}
+#: Quote exactness is not a trade-off in any mode: every returned text must be exact.
+EXACT_FLOOR = 1.0
+
+LABELS = {
+    "recall@1": "R@1",
+    "recall@3": "R@3",
+    "recall@5": "R@5",
+    "mrr@10": "MRR@10",
+    "ndcg@10": "nDCG@10",
+    "answer_hit": "answer hit",
+    "span_iou": "span IoU",
+    "quote_exactness": "quote exact",
+    "abstention_recall": "abst. recall",
+    "abstention_precision": "abst. precision",
+    "false_abstention": "false abst.",
+}
+
+
+def available_modes() -> tuple[str, ...]:
+    """Every retrieval mode the pipeline has (a reranker mode included once it exists)."""
+    return tuple(MODES)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def index_dir_for(cache_dir: Path, encoder: Encoder) -> Path:
+    """A persistent index folder for the evaluation, one per model and chunker version; the
+    pipeline itself re-embeds only documents that changed."""
+    key = hashlib.sha256(f"{encoder.name}\x00{CHUNKER_VERSION}".encode()).hexdigest()[:16]
+    return cache_dir / "eval-index" / key
+
+
+def open_eval_corpus(
+    documents: Sequence[Document],
+    encoder: Encoder,
+    settings: Settings,
+    index_dir: Path,
+    *,
+    progress: bool = False,
+) -> Corpus:
+    """A corpus holding exactly ``documents``, reusing the cached index when it matches."""
+    from rag.pipeline import build_index, load_corpus
+
+    local = settings.model_copy(update={"index_dir": index_dir, "data_dir": index_dir.parent})
+    wanted = {d.id: d.sha256 for d in documents}
+    rebuild = False
+    try:
+        corpus = load_corpus(local, encoder)
+        if {i: d.sha256 for i, d in corpus.documents.items()} == wanted:
+            return corpus
+    except IndexNotFound:
+        pass
+    except (IndexMismatch, IndexCorrupt):
+        rebuild = True
+    build_index(local, encoder, documents=documents, rebuild=rebuild, progress=progress)
+    return load_corpus(local, encoder)
+
+
+def returned_texts_exact(corpus: Corpus, answer: Answer) -> bool:
+    """Whether every text the answer returns equals the document text at its span."""
+    items = []
+    if answer.answer is not None:
+        q = answer.answer
+        items.append((q.doc_id, q.start, q.end, q.text))
+    for passage in answer.passages:
+        c = passage.hit.chunk
+        items.append((c.doc_id, c.start, c.end, c.text))
+        items.extend((q.doc_id, q.start, q.end, q.text) for q in passage.quotes)
+    return all(corpus.documents[d].text[s:e] == t for d, s, e, t in items)
+
+
+def ranked_paragraphs(answer: Answer) -> tuple[str, ...]:
+    """The paragraphs of the answer's passages, best first, each once."""
+    ids = (paragraph_id(p.hit.chunk.doc_id, p.hit.chunk.paragraph) for p in answer.passages)
+    return tuple(dict.fromkeys(ids))
+
+
+def evaluate_question(
+    corpus: Corpus, encoder: Encoder, settings: Settings, question: EvalQuestion, mode: str
+) -> Outcome:
+    from rag.pipeline import answer
+
+    open_settings = settings.model_copy(update={"abstain_threshold": -math.inf})
+    history = list(question.previous) or None
+
+    def ask(top_k: int | None) -> Answer:
+        return answer(
+            corpus,
+            encoder,
+            question.question,
+            settings=open_settings,
+            top_k=top_k,
+            mode=mode,  # type: ignore[arg-type]  # a mode name from rag.retrieve.MODES
+            history=history,
+        )
+
+    ranking = ask(RANKING_DEPTH)
+    result = ask(None)
+    quote = result.answer
+    return Outcome(
+        id=question.id,
+        category=question.category,
+        answerable=question.answerable,
+        gold_paragraphs=question.paragraph_ids(),
+        gold_spans=tuple(
+            TextSpan(question.doc_id or "", s.start, s.end) for s in question.gold_spans
+        ),
+        ranked=ranked_paragraphs(ranking),
+        answer=None if quote is None else TextSpan(quote.doc_id, quote.start, quote.end),
+        support=quote.score if quote is not None else -math.inf,
+        n_hits=len(result.passages),
+        exact=returned_texts_exact(corpus, ranking) and returned_texts_exact(corpus, result),
+    )
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Encode one query at a time on one thread: a single short query gains nothing from more,
+    and on a busy machine (other processes on the cores) extra threads make it ten times
+    slower. The previous setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_questions(
+    questions: Sequence[EvalQuestion],
+    corpus: Corpus,
+    encoder: Encoder,
+    settings: Settings,
+    modes: Sequence[str],
+    *,
+    progress: bool = False,
+) -> dict[str, list[Outcome]]:
+    with one_thread():
+        return {
+            mode: [
+                evaluate_question(corpus, encoder, settings, q, mode)
+                for q in tqdm(questions, desc=f"eval {mode}", unit="q", disable=not progress)
+            ]
+            for mode in modes
+        }
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Calibration:
+    mode: str
+    max_false_abstention: float
+    threshold: float
+    calibration_ids: tuple[str, ...]
+    held_out_ids: tuple[str, ...]
+    calibration: dict[str, float | None]
+    held_out: dict[str, float | None]
+    held_out_at_current: dict[str, float | None]
+    current_threshold: float
+
+
+def in_calibration_part(question_id: str) -> bool:
+    """A fixed split: a question is in the calibration part when its id hashes even."""
+    return int(hashlib.sha256(question_id.encode()).hexdigest()[:8], 16) % 2 == 0
+
+
+def choose_threshold(answerable_support: Sequence[float], max_false_abstention: float) -> float:
+    """The highest threshold (rounded down to two decimals) that refuses at most
+    ``max_false_abstention`` of the answerable questions (see :mod:`eval.threshold`)."""
+    import numpy as np
+
+    from eval.threshold import choose_threshold as highest
+
+    finite = [s for s in answerable_support if math.isfinite(s)]
+    raw = highest(np.array(finite, dtype=np.float64), max_false_abstention)
+    return math.floor(raw * 100) / 100
+
+
+def _abstention_only(outcomes: Sequence[Outcome], threshold: float) -> dict[str, float | None]:
+    m = summarize(outcomes, threshold, rank_scores=_no_rank(outcomes))
+    return {k: m[k] for k in ("abstention_recall", "abstention_precision", "false_abstention")}
+
+
+def _no_rank(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
+    """Placeholder ranking scores, for summaries that only need the abstention metrics."""
+    from eval.metrics import RANK_METRICS
+
+    return {m: {o.id: 0.0 for o in outcomes} for m in RANK_METRICS}
+
+
+def calibrate(
+    outcomes: Sequence[Outcome],
+    mode: str,
+    current_threshold: float,
+    max_false_abstention: float = MAX_FALSE_ABSTENTION,
+) -> Calibration:
+    """Choose the threshold on the calibration part; report abstention on the held-out part."""
+    calib = [o for o in outcomes if in_calibration_part(o.id)]
+    held = [o for o in outcomes if not in_calibration_part(o.id)]
+    threshold = choose_threshold([o.support for o in calib if o.answerable], max_false_abstention)
+    return Calibration(
+        mode=mode,
+        max_false_abstention=max_false_abstention,
+        threshold=threshold,
+        calibration_ids=tuple(o.id for o in calib),
+        held_out_ids=tuple(o.id for o in held),
+        calibration=_abstention_only(calib, threshold),
+        held_out=_abstention_only(held, threshold),
+        held_out_at_current=_abstention_only(held, current_threshold),
+        current_threshold=current_threshold,
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _metrics_json(metrics: Mapping[str, float | None]) -> dict[str, float | None]:
+    return {k: _round(metrics.get(k)) for k in ALL_METRICS}
+
+
+def status_json(outcome: Outcome, threshold: float) -> dict[str, Any]:
+    status = question_status(outcome, threshold)
+    return {
+        "category": outcome.category,
+        "answerable": outcome.answerable,
+        "r1": status.r1,
+        "hit": status.hit,
+        "abstained": status.abstained,
+        "right": status.right(outcome.answerable),
+        "rank": first_gold_rank(outcome) if outcome.answerable else None,
+        "iou": round(span_iou(outcome, threshold), 4) if outcome.answerable else None,
+        "support": round(outcome.support, 4) if math.isfinite(outcome.support) else None,
+    }
+
+
+def build_report(
+    outcomes: Mapping[str, Sequence[Outcome]],
+    threshold: float,
+    meta: Mapping[str, Any],
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
+    """The JSON report: per mode, overall and per-category metrics, Recall@k curve, and every
+    question's status (what ``--check`` compares)."""
+    modes: dict[str, Any] = {}
+    questions: dict[str, Any] = {}
+    for mode, items in outcomes.items():
+        summary: Summary = summarize_by_category(items, threshold)
+        modes[mode] = {
+            "overall": _metrics_json(summary.overall),
+            "by_category": {
+                c: _metrics_json(summary.by_category[c])
+                for c in CATEGORY_ORDER
+                if c in summary.by_category
+            },
+            "counts": summary.counts,
+            "denominators": {
+                "all": len(items),
+                "answerable": sum(1 for o in items if o.answerable),
+                "unanswerable": sum(1 for o in items if not o.answerable),
+                "refused": sum(1 for o in items if abstains(o, threshold)),
+            },
+            "recall_curve": {str(k): round(v, 4) for k, v in recall_curve(items, CURVE_KS).items()},
+        }
+        questions[mode] = {o.id: status_json(o, threshold) for o in items}
+    report: dict[str, Any] = {
+        "meta": dict(meta),
+        "modes": modes,
+        "questions": questions,
+        "targets": target_rows({m: v["overall"] for m, v in modes.items()}),
+    }
+    if calibration is not None:
+        report["calibration"] = calibration_json(calibration)
+    return report
+
+
+def calibration_json(c: Calibration) -> dict[str, Any]:
+    return {
+        "mode": c.mode,
+        "max_false_abstention": c.max_false_abstention,
+        "threshold": c.threshold,
+        "current_threshold": c.current_threshold,
+        "split": "sha256(id) even -> calibration, odd -> held out",
+        "n_calibration": len(c.calibration_ids),
+        "n_held_out": len(c.held_out_ids),
+        "calibration": {k: _round(v) for k, v in c.calibration.items()},
+        "held_out": {k: _round(v) for k, v in c.held_out.items()},
+        "held_out_at_current": {k: _round(v) for k, v in c.held_out_at_current.items()},
+    }
+
+
+def _meets(value: float | None, op: str, target: float) -> bool:
+    if value is None:
+        return False
+    return value >= target - 1e-9 if op == ">=" else value <= target + 1e-9
+
+
+def target_rows(overall: Mapping[str, Mapping[str, float | None]]) -> list[dict[str, Any]]:
+    rows = []
+    for (mode, metric), (op, target) in TARGETS.items():
+        value = overall.get(mode, {}).get(metric)
+        rows.append(
+            {
+                "mode": mode,
+                "metric": metric,
+                "op": op,
+                "target": target,
+                "value": value,
+                "met": _meets(value, op, target),
+            }
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- baseline/check
+
+
+#: What each metric is a share of (its denominator in the report).
+DENOMINATOR = {
+    "quote_exactness": "all",
+    "abstention_recall": "unanswerable",
+    "abstention_precision": "refused",
+}
+
+
+def metric_tolerance(metric: str, denominators: Mapping[str, int], tolerance: float) -> float:
+    """The tolerated change: ``tolerance``, but never less than one question's worth (one
+    flipped question out of 18 unanswerable ones is noise, not a regression); none for quote
+    exactness."""
+    if metric == "quote_exactness":
+        return 0.0
+    n = denominators.get(DENOMINATOR.get(metric, "answerable"), 0)
+    one_question = math.ceil(10_000 / n) / 10_000 if n else 0.0
+    return max(tolerance, one_question)
+
+
+def make_baseline(report: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> dict:
+    """Per mode and metric: the value, a floor (or a ceiling for lower-is-better metrics) and
+    the tolerated drop; per question its status.
+
+    The floor is the issue's target where the target is met, else the current value minus
+    the tolerance (at least one question's worth, see :func:`metric_tolerance`); quote
+    exactness has floor 1.0 and no tolerance in every mode."""
+    modes: dict[str, dict[str, dict[str, Any]]] = {}
+    for mode, data in report["modes"].items():
+        entries: dict[str, dict[str, Any]] = {}
+        for metric, value in data["overall"].items():
+            if value is None:
+                continue
+            lower = metric in LOWER_IS_BETTER
+            tol = metric_tolerance(metric, data.get("denominators", {}), tolerance)
+            bound = value + tol if lower else value - tol
+            target = TARGETS.get((mode, metric))
+            if metric == "quote_exactness":
+                bound = EXACT_FLOOR
+            elif target is not None and _meets(value, *target):
+                bound = target[1]
+            entry = {"value": value, "tolerance": tol}
+            entry["ceiling" if lower else "floor"] = round(bound, 4)
+            if target is not None:
+                entry["target"] = f"{target[0]} {target[1]}"
+            entries[metric] = entry
+        modes[mode] = entries
+    return {
+        "meta": {
+            "created": report["meta"].get("date"),
+            "command": report["meta"].get("command"),
+            "model": report["meta"].get("model"),
+            "abstain_threshold": report["meta"].get("abstain_threshold"),
+            "questions": report["meta"].get("questions"),
+        },
+        "modes": modes,
+        "questions": {
+            mode: {
+                qid: {k: s[k] for k in ("category", "answerable", "r1", "hit", "abstained")}
+                for qid, s in statuses.items()
+            }
+            for mode, statuses in report["questions"].items()
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Change:
+    mode: str
+    question: str
+    category: str
+    before: str
+    after: str
+    fixed: bool  # was wrong, now right (else: was right, now wrong)
+
+
+@dataclass
+class CheckResult:
+    failures: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _describe(status: Mapping[str, Any]) -> str:
+    if not status.get("answerable", True):
+        return "abstained" if status["abstained"] else "answered"
+    parts = [
+        "R@1" if status["r1"] else "not R@1",
+        "hit" if status["hit"] else ("abstained" if status["abstained"] else "miss"),
+    ]
+    return ", ".join(parts)
+
+
+def _right(status: Mapping[str, Any]) -> bool:
+    qs = QuestionStatus(r1=status["r1"], hit=status["hit"], abstained=status["abstained"])
+    return qs.right(bool(status.get("answerable", True)))
+
+
+def check_against_baseline(baseline: Mapping[str, Any], report: Mapping[str, Any]) -> CheckResult:
+    """Failures (a metric below its floor or dropped by more than its tolerance) and the
+    questions whose result changed, in either direction."""
+    result = CheckResult()
+    for mode, entries in baseline["modes"].items():
+        current = report["modes"].get(mode)
+        if current is None:
+            result.failures.append(f"{mode}: mode missing from this run")
+            continue
+        for metric, entry in entries.items():
+            value = current["overall"].get(metric)
+            label = f"{mode} {metric}"
+            if value is None:
+                result.failures.append(f"{label}: no value in this run (nothing to count)")
+                continue
+            tol = entry.get("tolerance", DEFAULT_TOLERANCE)
+            if metric in LOWER_IS_BETTER:
+                ceiling = entry.get("ceiling", entry["value"] + tol)
+                if value > ceiling + 1e-9:
+                    result.failures.append(f"{label} = {value:.4f} is above its ceiling {ceiling}")
+                elif value > entry["value"] + tol + 1e-9:
+                    result.failures.append(
+                        f"{label} = {value:.4f} rose by more than {tol} from {entry['value']}"
+                    )
+            else:
+                floor = entry.get("floor", entry["value"] - tol)
+                if value < floor - 1e-9:
+                    result.failures.append(f"{label} = {value:.4f} is below its floor {floor}")
+                elif value < entry["value"] - tol - 1e-9:
+                    result.failures.append(
+                        f"{label} = {value:.4f} dropped by more than {tol} from {entry['value']}"
+                    )
+    for mode, before_all in baseline.get("questions", {}).items():
+        after_all = report["questions"].get(mode, {})
+        for qid, before in before_all.items():
+            after = after_all.get(qid)
+            if after is None or _right(before) == _right(after):
+                continue
+            result.changes.append(
+                Change(
+                    mode=mode,
+                    question=qid,
+                    category=before.get("category", ""),
+                    before=_describe(before),
+                    after=_describe(after),
+                    fixed=_right(after),
+                )
+            )
+    return result
+
+
+def format_check(result: CheckResult, questions: Mapping[str, EvalQuestion] | None = None) -> str:
+    lines = []
+    worse = [c for c in result.changes if not c.fixed]
+    better = [c for c in result.changes if c.fixed]
+    for title, items in (("was right, now wrong", worse), ("was wrong, now right", better)):
+        if not items:
+            continue
+        lines.append(f"{title} ({len(items)}):")
+        for c in items:
+            text = questions[c.question].question if questions and c.question in questions else ""
+            lines.append(
+                f"  {c.mode:8} {c.question:9} {c.category:15} {c.before} -> {c.after}"
+                + (f"  {text}" if text else "")
+            )
+    if result.failures:
+        lines.append(f"FAILED ({len(result.failures)}):")
+        lines.extend(f"  {f}" for f in result.failures)
+    else:
+        lines.append("check passed: no metric below its floor or beyond its tolerance")
+    return "\n".join(lines)
+
+
+def run_check(
+    baseline: Mapping[str, Any],
+    report: Mapping[str, Any],
+    questions: Mapping[str, EvalQuestion] | None = None,
+) -> tuple[int, str]:
+    """The exit code (0 passed, 1 failed) and the text ``rag eval --check`` prints."""
+    result = check_against_baseline(baseline, report)
+    return (0 if result.ok else 1), format_check(result, questions)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def metrics_table(
+    rows: Iterable[tuple[str, Mapping[str, float | None]]],
+    first: str,
+    metrics: Sequence[str] = ALL_METRICS,
+    counts: Mapping[str, int] | None = None,
+) -> list[str]:
+    head = [first, *(["n"] if counts is not None else []), *(LABELS.get(m, m) for m in metrics)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+    for name, values in rows:
+        cells = [name]
+        if counts is not None:
+            cells.append(str(counts.get(name, "")))
+        cells.extend(_fmt(values.get(m)) for m in metrics)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def text_table(report: Mapping[str, Any]) -> str:
+    """The one table printed after a run: every mode, every overall metric."""
+    names = ["mode", *(LABELS[m] for m in ALL_METRICS)]
+    widths = [max(8, len(n)) for n in names]
+    lines = ["  ".join(n.rjust(w) for n, w in zip(names, widths, strict=True))]
+    for mode, data in report["modes"].items():
+        cells = [mode, *(_fmt(data["overall"].get(m)) for m in ALL_METRICS)]
+        lines.append("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def calibration_markdown(c: Mapping[str, Any]) -> list[str]:
+    rows = [
+        ("calibration part, chosen threshold", c["calibration"]),
+        ("held-out part, chosen threshold", c["held_out"]),
+        (f"held-out part, current default {c['current_threshold']}", c["held_out_at_current"]),
+    ]
+    keys = ("abstention_recall", "abstention_precision", "false_abstention")
+    return [
+        f"Measured by `rag eval --calibrate` (and by every full `rag eval`), in {c['mode']} "
+        "mode, on the outcomes of the run above. The set is split by hashing "
+        f"each question id (sha256, even: calibration, odd: held out): "
+        f"{c['n_calibration']} questions to choose on, {c['n_held_out']} to report on. The "
+        f"threshold is the highest support score that keeps false abstentions on the "
+        f"calibration part's answerable questions at or below "
+        f"{c['max_false_abstention']:.0%}, rounded down to two decimals.",
+        "",
+        f"Chosen threshold: **{c['threshold']:.2f}** (current default: "
+        f"{c['current_threshold']}). Setting line: `abstain_threshold: float = "
+        f"Field({c['threshold']:.2f}, ...)` in `rag/settings.py` "
+        f"(or `RAG_ABSTAIN_THRESHOLD={c['threshold']:.2f}`).",
+        "",
+        *metrics_table(rows, "part", keys),
+    ]
+
+
+def failing_questions(
+    report: Mapping[str, Any], mode: str, questions: Mapping[str, EvalQuestion]
+) -> list[str]:
+    statuses = report["questions"].get(mode, {})
+    wrong = [(qid, s) for qid, s in statuses.items() if not s["right"]]
+    if not wrong:
+        return ["Every question is right."]
+    lines = ["| id | category | question | gold rank | result |", "|---|---|---|---:|---|"]
+    for qid, s in wrong:
+        q = questions.get(qid)
+        text = q.question.replace("|", "\\|") if q else ""
+        lines.append(f"| {qid} | {s['category']} | {text} | {s['rank'] or '–'} | {_describe(s)} |")
+    return lines
+
+
+def markdown_report(
+    report: Mapping[str, Any], questions: Mapping[str, EvalQuestion], plot_name: str | None
+) -> str:
+    meta = report["meta"]
+    lines = [
+        "## Own question set",
+        "",
+        f"Command: `{meta['command']}` — run {meta['date']}, model `{meta['model']}`, "
+        f"abstention threshold {meta['abstain_threshold']}, answer `top_k` "
+        f"{meta['answer_top_k']}, ranking depth {RANKING_DEPTH}.",
+        "",
+        f"Questions: `{meta['questions']}` — {meta['n_questions']} questions "
+        f"({', '.join(f'{c} {n}' for c, n in meta['categories'].items())}) about "
+        f"{', '.join(f'`{d}`' for d in meta['documents'])}, all indexed together.",
+        "",
+        *metrics_table(((m, d["overall"]) for m, d in report["modes"].items()), "mode"),
+        "",
+    ]
+    if plot_name:
+        lines += [f"![Paragraph Recall@k per retrieval mode]({plot_name})", ""]
+    lines += ["### Targets (issue 4)", "", "| mode | metric | target | measured | met |"]
+    lines.append("|---|---|---|---:|---|")
+    for row in report["targets"]:
+        lines.append(
+            f"| {row['mode']} | {row['metric']} | {row['op']} {row['target']} | "
+            f"{_fmt(row['value'])} | {'yes' if row['met'] else '**no**'} |"
+        )
+    lines += [
+        "",
+        "Regression gate: `rag eval --check` reruns the set and compares it with "
+        "`eval/baseline.json`, which holds per mode and metric the value, a floor (the target "
+        "where it is met, else the value minus the tolerance; a ceiling for false abstention) "
+        "and the tolerance (0.02, but at least one question's worth of the metric); quote "
+        "exactness must stay 1.0 in every mode. It exits 1 when a metric falls below its "
+        "floor or drops by more than its tolerance, and lists the questions whose result "
+        "changed. `rag eval --update-baseline` rewrites the baseline.",
+        "",
+    ]
+    for mode, data in report["modes"].items():
+        lines += [f"### By category: {mode}", ""]
+        lines += metrics_table(data["by_category"].items(), "category", counts=data["counts"])
+        lines.append("")
+    default_mode = meta.get("default_mode", "hybrid")
+    if default_mode in report["questions"]:
+        lines += [f"### Questions not right in {default_mode} mode", ""]
+        lines += [
+            "Right means: gold paragraph ranked first and the answer span contains the gold "
+            "span (answerable), or an abstention (unanswerable).",
+            "",
+        ]
+        lines += failing_questions(report, default_mode, questions)
+        lines.append("")
+    return "\n".join(lines)
+
+
+SECTION = re.compile(r"<!-- begin:(?P<name>[\w-]+) -->\n.*?<!-- end:(?P=name) -->\n", re.DOTALL)
+SECTION_ORDER = ("own", "calibration", "bench", "bench-distractors", "squad2", "notes")
+REPORT_HEADER = """# Evaluation report
+
+Produced by `rag eval` (eval/). Each section below is rewritten by the command it names and
+keeps the others as they were. The question set is written by hand about stand-in articles
+(SQuAD 2.0 dev Wikipedia articles, read from `../shared/benchmarks` at run time) until the seed
+article is in `data/`; the `author_source` category has no questions yet, because Wikipedia
+articles have no author or byline to ask about.
+
+"""
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    """``text`` (a report) with the section ``name`` replaced by ``body``; sections are kept
+    in :data:`SECTION_ORDER`."""
+    sections = {m.group("name"): m.group(0) for m in SECTION.finditer(text)}
+    sections[name] = f"<!-- begin:{name} -->\n{body.rstrip()}\n<!-- end:{name} -->\n"
+    order = [n for n in SECTION_ORDER if n in sections] + sorted(
+        n for n in sections if n not in SECTION_ORDER
+    )
+    return REPORT_HEADER + "\n".join(sections[n] for n in order)
+
+
+def update_report_file(path: Path, sections: Mapping[str, str]) -> None:
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    for name, body in sections.items():
+        text = replace_section(text, name, body)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def plot_recall(report: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    for mode, data in report["modes"].items():
+        curve = data["recall_curve"]
+        ks = sorted(int(k) for k in curve)
+        ax.plot(ks, [curve[str(k)] for k in ks], marker="o", label=mode)
+    ax.set_xlabel("k (paragraphs returned)")
+    ax.set_ylabel("paragraph Recall@k")
+    ax.set_xticks(list(CURVE_KS))
+    lowest = min(v for d in report["modes"].values() for v in d["recall_curve"].values())
+    ax.set_ylim(max(0.0, math.floor((lowest - 0.05) * 10) / 10), 1.005)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(f"Own question set ({report['meta']['n_answerable']} answerable questions)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- one call
+
+
+@dataclass(frozen=True)
+class SetRun:
+    qset: QuestionSet
+    outcomes: dict[str, list[Outcome]]
+    settings: Settings
+
+
+def run_set(
+    qset: QuestionSet,
+    encoder: Encoder,
+    settings: Settings,
+    modes: Sequence[str],
+    cache_dir: Path,
+    *,
+    progress: bool = False,
+) -> SetRun:
+    corpus = open_eval_corpus(
+        list(qset.documents.values()),
+        encoder,
+        settings,
+        index_dir_for(cache_dir, encoder),
+        progress=progress,
+    )
+    outcomes = run_questions(qset.questions, corpus, encoder, settings, modes, progress=progress)
+    return SetRun(qset=qset, outcomes=outcomes, settings=settings)
+
+
+def report_meta(run: SetRun, command: str, encoder: Encoder) -> dict[str, Any]:
+    questions = run.qset.questions
+    categories = {c: sum(1 for q in questions if q.category == c) for c in CATEGORY_ORDER}
+    path = run.qset.path
+    shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+    return {
+        "command": command,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "model": encoder.name,
+        "abstain_threshold": run.settings.abstain_threshold,
+        "answer_top_k": run.settings.top_k,
+        "default_mode": run.settings.retrieval_mode,
+        "questions": str(shown),
+        "n_questions": len(questions),
+        "n_answerable": sum(1 for q in questions if q.answerable),
+        "categories": categories,
+        "documents": sorted(run.qset.documents),
+        "modes": list(run.outcomes),
+    }

@@ -1,0 +1,169 @@
+"""The regression gate, the calibration split, the report sections and the command's wiring,
+on small synthetic reports (no model)."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import pytest
+
+from eval import cli
+from eval.metrics import Outcome, TextSpan
+from eval.run import (
+    build_report,
+    calibrate,
+    choose_threshold,
+    in_calibration_part,
+    make_baseline,
+    replace_section,
+    run_check,
+)
+
+
+def outcome(qid: str, rank1: bool, hit: bool, *, unanswerable: bool = False, support=0.9):
+    gold = () if unanswerable else ("d#1",)
+    return Outcome(
+        id=qid,
+        category="unanswerable" if unanswerable else "factual",
+        answerable=not unanswerable,
+        gold_paragraphs=gold,
+        gold_spans=() if unanswerable else (TextSpan("d", 10, 20),),
+        ranked=("d#1", "d#2") if rank1 else ("d#2", "d#1"),
+        answer=TextSpan("d", 0, 30) if hit else TextSpan("d", 40, 50),
+        support=support,
+        n_hits=2,
+        exact=True,
+    )
+
+
+META = {"command": "rag eval", "date": "2026-01-01", "model": "m", "abstain_threshold": 0.5}
+
+
+def report_of(outcomes: list[Outcome]) -> dict:
+    return build_report({"hybrid": outcomes}, 0.5, META)
+
+
+GOOD = [outcome(f"q{i}", True, True) for i in range(40)] + [
+    outcome("u1", True, False, unanswerable=True, support=0.1)
+]
+
+
+def test_the_same_run_passes() -> None:
+    baseline = make_baseline(report_of(GOOD))
+    code, text = run_check(baseline, report_of(GOOD))
+    assert code == 0 and "check passed" in text
+
+
+def test_a_worse_run_fails_and_lists_the_changed_questions() -> None:
+    baseline = make_baseline(report_of(GOOD))
+    worse = copy.copy(GOOD)
+    worse[3] = outcome("q3", False, True)  # lost its first rank
+    worse[4] = outcome("q4", True, False)  # lost its answer
+    worse[40] = outcome("u1", True, False, unanswerable=True, support=0.9)  # now answered
+    code, text = run_check(baseline, report_of(worse))
+    assert code == 1
+    assert "was right, now wrong (3):" in text
+    assert "q3" in text and "R@1, hit -> not R@1, hit" in text
+    assert "q4" in text and "R@1, hit -> R@1, miss" in text
+    assert "u1" in text and "abstained -> answered" in text
+    # One question of 40 is within the tolerance; the only unanswerable one is not.
+    assert "recall@1" not in text.split("FAILED")[1]
+    assert "hybrid abstention_recall = 0.0000 is below its floor 0.8" in text
+
+
+def test_a_better_run_passes_and_lists_the_fixed_questions() -> None:
+    before = copy.copy(GOOD)
+    before[0] = outcome("q0", False, False)
+    baseline = make_baseline(report_of(before))
+    code, text = run_check(baseline, report_of(GOOD))
+    assert code == 0
+    assert "was wrong, now right (1):" in text and "q0" in text
+
+
+def test_a_drop_within_tolerance_passes_and_floors_follow_the_targets() -> None:
+    many = [outcome(f"q{i}", True, True) for i in range(100)]
+    baseline = make_baseline(report_of(many), tolerance=0.02)
+    entries = baseline["modes"]["hybrid"]
+    assert entries["recall@1"]["floor"] == 0.85  # target met: the floor is the target
+    assert entries["mrr@10"]["floor"] == 0.98  # no target: value minus tolerance
+    assert entries["quote_exactness"] == {
+        "value": 1.0,
+        "tolerance": 0.0,
+        "floor": 1.0,
+        "target": ">= 1.0",
+    }
+    assert entries["false_abstention"]["ceiling"] == 0.05
+    slightly = copy.copy(many)
+    slightly[0] = outcome("q0", False, True)
+    assert run_check(baseline, report_of(slightly))[0] == 0
+    worse = copy.copy(many)
+    worse[:3] = [outcome(f"q{i}", False, True) for i in range(3)]
+    code, text = run_check(baseline, report_of(worse))
+    assert code == 1 and "dropped by more than 0.02" in text
+
+
+def test_the_tolerance_is_at_least_one_question() -> None:
+    from eval.run import metric_tolerance
+
+    counts = {"all": 143, "answerable": 125, "unanswerable": 18, "refused": 17}
+    assert metric_tolerance("recall@1", counts, 0.02) == 0.02
+    assert metric_tolerance("abstention_recall", counts, 0.02) == 0.0556
+    assert metric_tolerance("abstention_precision", counts, 0.02) == 0.0589
+    assert metric_tolerance("quote_exactness", counts, 0.02) == 0.0
+
+
+def test_inexact_quotes_always_fail() -> None:
+    baseline = make_baseline(report_of(GOOD))
+    bad = copy.copy(GOOD)
+    bad[0] = Outcome(**{**vars(GOOD[0]), "exact": False})
+    code, text = run_check(baseline, report_of(bad))
+    assert code == 1 and "quote_exactness" in text
+
+
+def test_calibration_split_and_threshold() -> None:
+    ids = [f"q{i}" for i in range(200)]
+    part = [in_calibration_part(i) for i in ids]
+    assert part == [in_calibration_part(i) for i in ids]  # fixed
+    assert 70 < sum(part) < 130
+    # 20 answerable scores 0.50..0.69: at most 5% (1 question) may fall below the threshold.
+    assert choose_threshold([0.5 + i / 100 for i in range(20)], 0.05) == 0.51
+    outcomes = [outcome(f"q{i}", True, True, support=0.5 + (i % 20) / 100) for i in range(40)]
+    outcomes += [outcome(f"u{i}", True, False, unanswerable=True, support=0.3) for i in range(10)]
+    result = calibrate(outcomes, "hybrid", current_threshold=0.43)
+    assert result.calibration["false_abstention"] is not None
+    assert result.calibration["false_abstention"] <= 0.05
+    assert set(result.calibration_ids).isdisjoint(result.held_out_ids)
+    assert result.held_out["abstention_recall"] == 1.0
+
+
+def test_report_sections_are_replaced_in_place() -> None:
+    text = replace_section("", "squad2", "squad table")
+    text = replace_section(text, "own", "own v1")
+    text = replace_section(text, "own", "own v2")
+    assert text.index("own v2") < text.index("squad table")
+    assert "own v1" not in text and text.count("<!-- begin:own -->") == 1
+
+
+def test_register_adds_the_eval_command() -> None:
+    parser = argparse.ArgumentParser(prog="rag")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli.register(sub)
+    args = parser.parse_args(["eval", "--check"])
+    assert args.func is cli.cmd_eval and args.check and not args.update_baseline
+    args = parser.parse_args(["eval", "--bench", "x", "--sample", "5", "--distractors"])
+    assert args.bench == Path("x") and args.sample == 5 and args.distractors
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bench", "/nonexistent/retrieval_bench"],
+        ["--squad2", "/nonexistent/dev-v2.0.json"],
+        ["--squad", "/nonexistent/dev-v2.0.json", "--check"],
+    ],
+)
+def test_missing_shared_data_skips_with_a_message(argv: list[str], capsys) -> None:
+    assert cli.main(argv) == 0
+    assert "skipped:" in capsys.readouterr().out
