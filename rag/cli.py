@@ -191,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, help="port to listen on (RAG_PORT, default 8000)")
     p_serve.add_argument("--workers", type=int, help="worker processes (RAG_WORKERS, default 1)")
     p_serve.set_defaults(func=cmd_serve)
+
+    from eval.cli import register as register_eval
+
+    register_eval(sub)
     return parser
 
 
