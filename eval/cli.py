@@ -120,14 +120,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _encoder(settings: Any) -> Any:
-    from rag.embed import SentenceTransformerEncoder
+    from rag.embed import make_encoder
 
-    return SentenceTransformerEncoder(
-        settings.model,
-        device=settings.device,
-        batch_size=settings.batch_size,
-        query_prefix=settings.query_prefix,
-    ).load()
+    return make_encoder(settings).load()
 
 
 def _modes(args: argparse.Namespace) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.dataset import EvalQuestion, QuestionSet, paragraph_id
+from eval.dataset import CATEGORIES, EvalQuestion, QuestionSet, paragraph_id
 from eval.metrics import (
     ALL_METRICS,
     LOWER_IS_BETTER,
@@ -52,15 +52,6 @@ RANKING_DEPTH = 10
 CURVE_KS = tuple(range(1, RANKING_DEPTH + 1))
 DEFAULT_TOLERANCE = 0.02
 MAX_FALSE_ABSTENTION = 0.05
-CATEGORY_ORDER = (
-    "factual",
-    "speaker",
-    "multi_sentence",
-    "author_source",
-    "misspelled",
-    "follow_up",
-    "unanswerable",
-)
 
 #: The issue's targets for the own question set: (mode, metric) -> (comparison, value).
 TARGETS: dict[tuple[str, str], tuple[str, float]] = {
@@ -328,7 +319,7 @@ def build_report(
             "overall": _metrics_json(summary.overall),
             "by_category": {
                 c: _metrics_json(summary.by_category[c])
-                for c in CATEGORY_ORDER
+                for c in CATEGORIES
                 if c in summary.by_category
             },
             "counts": summary.counts,
@@ -795,7 +786,7 @@ def run_set(
 
 def report_meta(run: SetRun, command: str, encoder: Encoder) -> dict[str, Any]:
     questions = run.qset.questions
-    categories = {c: sum(1 for q in questions if q.category == c) for c in CATEGORY_ORDER}
+    categories = {c: sum(1 for q in questions if q.category == c) for c in CATEGORIES}
     path = run.qset.path
     shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     return {
