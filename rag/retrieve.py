@@ -168,9 +168,7 @@ def resolve_filter(
         folded = _fold(author)
         if not folded:
             raise UnknownFilter("author is empty: leave it out to search every author")
-        by_author = {
-            d.id for d in corpus.documents.values() if folded and folded in _fold(d.meta.author)
-        }
+        by_author = {d.id for d in corpus.documents.values() if folded in _fold(d.meta.author)}
         if not by_author:
             raise UnknownFilter(f"no document by an author matching {author!r}")
         allowed_docs &= by_author

@@ -67,6 +67,7 @@ class LiveServer:
     proc: subprocess.Popen[bytes] | None = None
     readyz_seen: list[tuple[int, Any]] = field(default_factory=list)
     starts: int = 0
+    keep_port: bool = False  # restart on the same port, as a real restarted server would
 
     @property
     def base_url(self) -> str:
@@ -80,7 +81,8 @@ class LiveServer:
         return httpx.Client(base_url=self.base_url, timeout=30.0, **kwargs)
 
     def start(self, *, wait_ready: bool = True) -> LiveServer:
-        self.port = free_port()
+        if not (self.keep_port and self.port):
+            self.port = free_port()
         self.readyz_seen = []
         env = server_env(
             {

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +28,7 @@ from test_api_support import (
     REPO,
     REPO_DATA,
     LiveServer,
-    free_port,
     prepare_dirs,
-    server_env,
 )
 
 from api.schemas import CARD_QUESTION
@@ -119,62 +115,21 @@ except ImportError:  # pragma: no cover - depends on the machine
     _missing("playwright is not installed: pip install playwright")
 
 
-@dataclass
-class WidgetServer(LiveServer):
-    """The real service plus the widget's routes (``tests/widget_app.py``) under uvicorn; it
-    keeps its port across a stop and a start, as a restarted server would."""
-
-    def start(self, *, wait_ready: bool = True) -> WidgetServer:
-        self.port = self.port or free_port()
-        self.readyz_seen = []
-        env = server_env(
-            {"RAG_DATA_DIR": str(self.data_dir), "RAG_INDEX_DIR": str(self.index_dir)}
-            | self.settings
-        )
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO)])
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "widget_app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== start {self.starts + 1}: {' '.join(cmd)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=self.root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.starts += 1
-        self.wait_listening()
-        if wait_ready:
-            self.wait_ready()
-        return self
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory,
     squad_data_dir: Path,
     squad_settings: Settings,
     squad_corpus: object,
-) -> Iterator[WidgetServer]:
+) -> Iterator[LiveServer]:
     root = tmp_path_factory.mktemp("widget")
     data, index = prepare_dirs(root, squad_data_dir, squad_settings.index_dir)
-    srv = WidgetServer(
+    srv = LiveServer(
         root,
         data,
         index,
         settings={"RAG_ADMIN_TOKEN": ADMIN_TOKEN, "RAG_ASK_RATE_LIMIT": "10000/minute"},
+        keep_port=True,
     )
     srv.start()
     yield srv
@@ -248,7 +203,7 @@ class Tab:
 
 
 @pytest.fixture
-def tab(browser: Browser, server: WidgetServer) -> Iterator[Tab]:
+def tab(browser: Browser, server: LiveServer) -> Iterator[Tab]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.add_init_script(WATCH_SCRIPT)
@@ -264,13 +219,13 @@ def tab(browser: Browser, server: WidgetServer) -> Iterator[Tab]:
         context.close()
 
 
-def put_document(server: WidgetServer, doc_id: str, body: dict[str, Any]) -> None:
+def put_document(server: LiveServer, doc_id: str, body: dict[str, Any]) -> None:
     with server.client() as client:
         response = client.put(f"/documents/{doc_id}", json=body, headers=AUTH, timeout=120)
     assert response.status_code in (200, 201), response.text
 
 
-def delete_document(server: WidgetServer, doc_id: str) -> None:
+def delete_document(server: LiveServer, doc_id: str) -> None:
     with server.client() as client:
         client.delete(f"/documents/{doc_id}", headers=AUTH, timeout=120)
 
@@ -278,7 +233,7 @@ def delete_document(server: WidgetServer, doc_id: str) -> None:
 # ------------------------------------------------------------------------------ the page
 
 
-def test_demo_page_and_widget_are_served_with_security_headers(server: WidgetServer) -> None:
+def test_demo_page_and_widget_are_served_with_security_headers(server: LiveServer) -> None:
     with server.client() as client:
         page = client.get("/")
         script = client.get("/widget.js")
@@ -340,9 +295,7 @@ def seed() -> Document:
     return seeds[0]
 
 
-def test_card_question_with_the_seed_article(
-    seed: Document, tab: Tab, server: WidgetServer
-) -> None:
+def test_card_question_with_the_seed_article(seed: Document, tab: Tab, server: LiveServer) -> None:
     put_document(server, seed.id, {"text": seed.text, **vars(seed.meta)})
     try:
         tab.open(f"/?doc={seed.id}")
@@ -387,7 +340,7 @@ def test_follow_up_uses_the_conversation_and_survives_a_reload(tab: Tab) -> None
     expect(reply.locator(":scope > .source")).to_contain_text("Scottish Parliament · paragraph 10")
 
 
-def test_markup_in_an_article_is_shown_as_text(tab: Tab, server: WidgetServer) -> None:
+def test_markup_in_an_article_is_shown_as_text(tab: Tab, server: LiveServer) -> None:
     put_document(server, HOSTILE_ID, {"text": HOSTILE_TEXT, **HOSTILE_META})
     try:
         tab.open(f"/?doc={HOSTILE_ID}")
@@ -483,7 +436,7 @@ def test_keyboard_only(tab: Tab) -> None:
     expect(page.locator("#article-body mark")).to_be_in_viewport()
 
 
-def test_usable_at_360_px(browser: Browser, server: WidgetServer) -> None:
+def test_usable_at_360_px(browser: Browser, server: LiveServer) -> None:
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     try:
         tab = Tab(context.new_page(), server.base_url).open()
@@ -497,9 +450,7 @@ def test_usable_at_360_px(browser: Browser, server: WidgetServer) -> None:
         context.close()
 
 
-def test_host_page_css_does_not_reach_into_the_widget(
-    browser: Browser, server: WidgetServer
-) -> None:
+def test_host_page_css_does_not_reach_into_the_widget(browser: Browser, server: LiveServer) -> None:
     # A page with its own (hostile) styles; CSP is bypassed only to inject them.
     context = browser.new_context(bypass_csp=True)
     try:
@@ -592,7 +543,7 @@ def test_screenshot(tab: Tab, tmp_path: Path) -> None:
         shutil.copyfile(shot, REPO / "docs" / "widget.png")
 
 
-def test_server_stopped_mid_conversation_then_retry(tab: Tab, server: WidgetServer) -> None:
+def test_server_stopped_mid_conversation_then_retry(tab: Tab, server: LiveServer) -> None:
     """Last: it stops and restarts the module's server (on the same port)."""
     tab.open()
     first = tab.ask(NORMANS_QUESTION)
