@@ -20,6 +20,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "An answer: an exact quote with its span (top_k 1)",
         "value": {
             "question": "When did Herve serve as a Byzantine general?",
+            "mode": "accurate",
             "answer": {
                 "doc_id": "squad2-Normans",
                 "paragraph": 9,
@@ -63,6 +64,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "No passage answers the question",
         "value": {
             "question": CARD_QUESTION,
+            "mode": "accurate",
             "answer": None,
             "abstained": True,
             "reason": "The articles do not appear to answer this: the best supporting sentence "
@@ -90,6 +92,7 @@ async def ask(request: Request, body: AskRequest, state: StateDep) -> Response:
         doc_ids=body.doc_ids,
         author=body.author,
         history=body.history,
+        mode=body.mode,
     )
     return Response(content, media_type="application/json")
 

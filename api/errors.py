@@ -28,6 +28,7 @@ from rag.errors import (
     ModelError,
     NotReady,
     RagError,
+    RerankerUnavailable,
     UnknownFilter,
 )
 
@@ -46,6 +47,7 @@ STATUS_BY_ERROR: dict[type[RagError], int] = {
     IndexMismatch: 503,
     IndexCorrupt: 503,
     ModelError: 503,
+    RerankerUnavailable: 503,
 }
 
 #: Error codes for statuses the framework raises (unknown route, wrong method, ...).

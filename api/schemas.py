@@ -44,6 +44,9 @@ class PassageOut(BaseModel):
     end: int
     text: str
     score: float = Field(description="Retrieval score (fused rank score in hybrid mode).")
+    rerank_score: float | None = Field(
+        None, description="Cross-encoder relevance logit (accurate mode only; higher is better)."
+    )
     quotes: list[QuoteOut]
 
 
@@ -63,6 +66,9 @@ class AskResponse(BaseModel):
     )
 
     question: str
+    mode: Literal["fast", "accurate"] = Field(
+        "fast", description="How the answer was found: fast (retrieval) or accurate (reranked)."
+    )
     answer: AnswerSpan | None
     abstained: bool
     reason: str | None
@@ -131,6 +137,12 @@ class AskRequest(BaseModel):
         "accent-insensitive).",
     )
 
+    mode: Literal["fast", "accurate"] | None = Field(
+        None,
+        description="fast: retrieval and sentence scoring only (milliseconds); accurate: the "
+        "candidates are re-scored by a cross-encoder (slower, better ranked). Default: the "
+        "server's setting, accurate when its reranker is installed.",
+    )
     history: list[Text] | None = Field(
         None,
         max_length=50,

@@ -35,6 +35,7 @@ from rag.pipeline import (
     remove_document,
     upsert_document,
 )
+from rag.rerank import CrossEncoderReranker, make_reranker
 from rag.retrieve import Corpus
 from rag.settings import Settings
 from rag.types import Answer, Document
@@ -101,6 +102,11 @@ class ServiceState:
     ) -> None:
         self.settings = settings
         self.encoder = encoder or make_encoder(settings)
+        self._reranker_config = make_reranker(settings)
+        #: The loaded cross-encoder, or None (fast mode only) when none is configured or it
+        #: could not be loaded (the reason is in ``reranker_error`` and the log).
+        self.reranker: CrossEncoderReranker | None = None
+        self.reranker_error: str | None = None
         self.reload_interval = reload_interval
         self._ask_limiter = anyio.CapacityLimiter(ask_concurrency)
         self._write_lock = anyio.Lock()
@@ -133,6 +139,7 @@ class ServiceState:
         doc_ids: Iterable[str] | None = None,
         author: str | None = None,
         history: Sequence[str] | None = None,
+        mode: str | None = None,
     ) -> T:
         """Answer ``question`` and ``render`` the answer, both in a worker thread (at most
         ``ask_concurrency`` at once), so that neither blocks the event loop."""
@@ -148,6 +155,8 @@ class ServiceState:
                 doc_ids=doc_ids,
                 author=author,
                 history=history,
+                mode=mode,
+                reranker=self.reranker,
             )
             return render(result)
 
@@ -172,6 +181,7 @@ class ServiceState:
 
     def _load(self) -> Loaded:
         self.encoder.load()
+        self._load_reranker()
         try:
             loaded = self._reload()
         except IndexNotFound:
@@ -186,6 +196,18 @@ class ServiceState:
             loaded = self._reload()
         gc.collect()  # once, before the loaded objects are frozen (see _swap)
         return loaded
+
+    def _load_reranker(self) -> None:
+        """Load the cross-encoder if one is configured; without it, fast mode still works."""
+        if self._reranker_config is None or self.reranker is not None:
+            return
+        try:
+            self.reranker = self._reranker_config.load()
+        except RagError as exc:
+            self.reranker_error = str(exc)
+            log.warning("accurate mode is unavailable: %s", exc)
+        else:
+            log.info("reranker loaded: %s", self.reranker.name)
 
     def _reload(self) -> Loaded:
         self.encoder.load()

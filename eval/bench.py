@@ -26,11 +26,12 @@ from tqdm import tqdm
 
 from eval.dataset import EvalQuestion
 from eval.metrics import ranking_scores, summarize_by_category
-from eval.run import index_dir_for, open_eval_corpus, run_questions
+from eval.run import answer_options, index_dir_for, open_eval_corpus, run_questions
 from index.persist import IndexSnapshot, Manifest
 from index.store import FaissIndex, chunk_key
 from rag.chunk import chunk_id
 from rag.embed import Encoder
+from rag.rerank import Reranker, rerank_hits
 from rag.retrieve import Corpus, retrieve
 from rag.settings import Settings
 from rag.types import Chunk, Document
@@ -224,8 +225,11 @@ def rank_queries(
     settings: Settings,
     *,
     progress: bool = False,
+    reranker: Reranker | None = None,
 ) -> dict[str, dict[str, list[str]]]:
-    """``mode -> query id -> ranked paragraph ids`` (top :data:`DEPTH`)."""
+    """``mode -> query id -> ranked paragraph ids`` (top :data:`DEPTH`). In ``accurate`` mode
+    the first ``settings.rerank_candidates`` hybrid hits are re-ranked by ``reranker``, the
+    rest follow in hybrid order."""
     vectors = encoder.encode([q.text for q in queries], kind="query", progress=progress)
     runs: dict[str, dict[str, list[str]]] = {m: {} for m in modes}
     for q, vec in tqdm(
@@ -233,16 +237,22 @@ def rank_queries(
     ):
         terms = corpus.lexical.terms(q.text)
         for mode in modes:
+            options = answer_options(mode)
             hits = retrieve(
                 corpus,
                 vec,
                 terms,
-                mode=mode,  # type: ignore[arg-type]  # a mode name from rag.retrieve.MODES
-                top_k=DEPTH,
+                mode=options["retrieval"],
+                top_k=max(DEPTH, settings.rerank_candidates),
                 candidates=settings.candidates,
                 rrf_k=settings.rrf_k,
             )
-            runs[mode][q.id] = [h.chunk.doc_id for h in hits]
+            if options["mode"] == "accurate":
+                if reranker is None:
+                    raise ValueError("the accurate mode needs a reranker")
+                n = settings.rerank_candidates
+                hits = rerank_hits(reranker, q.text, hits[:n], keep=n) + hits[n:]
+            runs[mode][q.id] = [h.chunk.doc_id for h in hits[:DEPTH]]
     return runs
 
 
@@ -275,6 +285,7 @@ def run_bench(
     distractors: bool,
     seed: int,
     progress: bool = False,
+    reranker: Reranker | None = None,
 ) -> dict[str, Any]:
     data = load_bench(root, distractors=distractors)
     queries = sample_queries(data.queries, sample, seed)
@@ -293,7 +304,9 @@ def run_bench(
         corpus = paragraph_corpus(
             ids, texts, vectors, model=encoder.name, stemming=settings.bm25_stemming
         )
-    runs = rank_queries(corpus, encoder, queries, modes, settings, progress=progress)
+    runs = rank_queries(
+        corpus, encoder, queries, modes, settings, progress=progress, reranker=reranker
+    )
     scores = bench_scores(queries, runs)
     return {
         "meta": {
@@ -420,6 +433,7 @@ def run_squad2(
     articles: int | None,
     seed: int,
     progress: bool = False,
+    reranker: Reranker | None = None,
 ) -> dict[str, Any]:
     from eval.squad import load_squad2
 
@@ -436,7 +450,9 @@ def run_squad2(
         index_dir_for(cache_dir / "squad2", encoder),
         progress=progress,
     )
-    outcomes = run_questions(questions, corpus, encoder, settings, modes, progress=progress)
+    outcomes = run_questions(
+        questions, corpus, encoder, settings, modes, progress=progress, reranker=reranker
+    )
     threshold = settings.abstain_threshold
     results: dict[str, Any] = {}
     for mode, items in outcomes.items():

@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mode",
         action="append",
         dest="modes",
-        help="retrieval mode to run (repeatable; default: every mode the pipeline has)",
+        help="mode to run: bm25, dense, hybrid (fast answers with that retrieval) or "
+        "accurate (reranked hybrid); repeatable; default: every mode available",
     )
     own.add_argument("--threshold", type=float, help="abstention threshold (default: setting)")
     own.add_argument("--out-dir", type=Path, default=EVAL_DIR, help="where reports are written")
@@ -125,10 +126,19 @@ def _encoder(settings: Any) -> Any:
     return make_encoder(settings).load()
 
 
+def _reranker(settings: Any, modes: Sequence[str]) -> Any:
+    """The loaded cross-encoder when ``accurate`` is among the modes, else None."""
+    from eval.run import ACCURATE
+    from rag.rerank import make_reranker
+
+    reranker = make_reranker(settings) if ACCURATE in modes else None
+    return reranker.load() if reranker is not None else None
+
+
 def _modes(args: argparse.Namespace) -> list[str]:
     from eval.run import available_modes
 
-    known = available_modes()
+    known = available_modes(_settings(args).reranker)
     modes = args.modes or list(known)
     unknown = [m for m in modes if m not in known]
     if unknown:
@@ -154,12 +164,14 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"skipped: no retrieval benchmark at {root} (../shared/benchmarks absent)")
         return 0
     settings = _settings(args)
+    modes = _modes(args)
     result = run_bench(
         root,
         _encoder(settings),
         settings,
-        _modes(args),
+        modes,
         args.cache_dir,
+        reranker=_reranker(settings, modes),
         sample=args.sample,
         paragraphs=args.paragraphs,
         distractors=args.distractors,
@@ -183,12 +195,14 @@ def cmd_squad2(args: argparse.Namespace, command: str) -> int:
         print(f"skipped: no SQuAD 2.0 file at {path} (../shared/benchmarks absent)")
         return 0
     settings = _settings(args)
+    modes = _modes(args)
     result = run_squad2(
         path,
         _encoder(settings),
         settings,
-        _modes(args),
+        modes,
         args.cache_dir,
+        reranker=_reranker(settings, modes),
         sample=args.sample,
         articles=args.articles,
         seed=args.seed,
@@ -225,20 +239,22 @@ def cmd_own(args: argparse.Namespace, command: str) -> int:
                 "questions": {m: v for m, v in baseline["questions"].items() if m in modes},
             }
     elif baseline is not None:
-        modes = [m for m in R.available_modes() if m in baseline["modes"]]
+        modes = [m for m in R.available_modes(settings.reranker) if m in baseline["modes"]]
         modes += [m for m in baseline["modes"] if m not in modes]  # a missing mode fails
     elif args.calibrate and not args.update_baseline:
         modes = [settings.retrieval_mode]
     else:
-        modes = list(R.available_modes())
+        modes = list(R.available_modes(settings.reranker))
     encoder = _encoder(settings)
+    runnable = [m for m in modes if m in R.available_modes(settings.reranker)]
     run = R.run_set(
         qset,
         encoder,
         settings,
-        [m for m in modes if m in R.available_modes()],
+        runnable,
         args.cache_dir,
         progress=not args.quiet,
+        reranker=_reranker(settings, runnable),
     )
     default_mode = settings.retrieval_mode
     calibration = None

@@ -41,6 +41,8 @@ from eval.metrics import (
 from rag.chunk import CHUNKER_VERSION
 from rag.embed import Encoder
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from rag.rerank import BUNDLED_RERANKER, Reranker
+from rag.rerank import available as reranker_available
 from rag.retrieve import MODES, Corpus
 from rag.settings import Settings
 from rag.types import Answer, Document
@@ -80,9 +82,22 @@ LABELS = {
 }
 
 
-def available_modes() -> tuple[str, ...]:
-    """Every retrieval mode the pipeline has (a reranker mode included once it exists)."""
-    return tuple(MODES)
+#: The evaluated mode that re-ranks hybrid candidates with the cross-encoder; the others are
+#: ``fast`` answers with each first-stage retrieval mode.
+ACCURATE = "accurate"
+
+
+def available_modes(reranker: str = BUNDLED_RERANKER) -> tuple[str, ...]:
+    """Every mode that can be evaluated here: each retrieval mode (fast), and ``accurate``
+    when the reranker model ``reranker`` is installed."""
+    return (*MODES, ACCURATE) if reranker and reranker_available(reranker) else tuple(MODES)
+
+
+def answer_options(mode: str) -> dict[str, Any]:
+    """``answer()`` keyword arguments for an evaluated mode name."""
+    if mode == ACCURATE:
+        return {"mode": "accurate", "retrieval": "hybrid"}
+    return {"mode": "fast", "retrieval": mode}
 
 
 # --------------------------------------------------------------------------- running
@@ -141,7 +156,12 @@ def ranked_paragraphs(answer: Answer) -> tuple[str, ...]:
 
 
 def evaluate_question(
-    corpus: Corpus, encoder: Encoder, settings: Settings, question: EvalQuestion, mode: str
+    corpus: Corpus,
+    encoder: Encoder,
+    settings: Settings,
+    question: EvalQuestion,
+    mode: str,
+    reranker: Reranker | None = None,
 ) -> Outcome:
     from rag.pipeline import answer
 
@@ -155,8 +175,9 @@ def evaluate_question(
             question.question,
             settings=open_settings,
             top_k=top_k,
-            mode=mode,  # type: ignore[arg-type]  # a mode name from rag.retrieve.MODES
             history=history,
+            reranker=reranker,
+            **answer_options(mode),
         )
 
     ranking = ask(RANKING_DEPTH)
@@ -201,11 +222,12 @@ def run_questions(
     modes: Sequence[str],
     *,
     progress: bool = False,
+    reranker: Reranker | None = None,
 ) -> dict[str, list[Outcome]]:
     with one_thread():
         return {
             mode: [
-                evaluate_question(corpus, encoder, settings, q, mode)
+                evaluate_question(corpus, encoder, settings, q, mode, reranker)
                 for q in tqdm(questions, desc=f"eval {mode}", unit="q", disable=not progress)
             ]
             for mode in modes
@@ -772,6 +794,7 @@ def run_set(
     cache_dir: Path,
     *,
     progress: bool = False,
+    reranker: Reranker | None = None,
 ) -> SetRun:
     corpus = open_eval_corpus(
         list(qset.documents.values()),
@@ -780,7 +803,9 @@ def run_set(
         index_dir_for(cache_dir, encoder),
         progress=progress,
     )
-    outcomes = run_questions(qset.questions, corpus, encoder, settings, modes, progress=progress)
+    outcomes = run_questions(
+        qset.questions, corpus, encoder, settings, modes, progress=progress, reranker=reranker
+    )
     return SetRun(qset=qset, outcomes=outcomes, settings=settings)
 
 

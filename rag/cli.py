@@ -19,6 +19,7 @@ from rag.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from rag.embed import SentenceTransformerEncoder
+    from rag.rerank import CrossEncoderReranker
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -31,7 +32,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for key, value in {
             "data_dir": getattr(args, "data_dir", None),
             "index_dir": getattr(args, "index_dir", None),
-            "retrieval_mode": getattr(args, "mode", None),
+            "retrieval_mode": getattr(args, "retrieval", None),
         }.items()
         if value is not None
     }
@@ -42,6 +43,23 @@ def _encoder(settings: Settings) -> SentenceTransformerEncoder:
     from rag.embed import make_encoder
 
     return make_encoder(settings).load()
+
+
+def _reranker(settings: Settings, mode: str | None) -> CrossEncoderReranker | None:
+    """The loaded reranker when the answer mode may need it. An explicit ``--mode accurate``
+    fails if it cannot load; by default a missing reranker means ``fast`` mode, with a note."""
+    from rag.rerank import make_reranker
+
+    reranker = make_reranker(settings)
+    if reranker is None or mode == "fast" or (settings.answer_mode == "fast" and mode is None):
+        return None
+    try:
+        return reranker.load()
+    except RagError as exc:
+        if mode == "accurate" or settings.answer_mode == "accurate":
+            raise
+        print(f"note: answering in fast mode: {exc}", file=sys.stderr)
+        return None
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -103,6 +121,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     validate_question(args.question, settings.max_question_chars)
     if args.top_k is not None:
         validate_top_k(args.top_k)
+    reranker = _reranker(settings, args.mode)
     encoder = _encoder(settings)
     corpus = open_corpus(settings, encoder, progress=True)
     result = answer(
@@ -114,6 +133,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         doc_ids=args.doc_id,
         author=args.author,
         mode=args.mode,
+        reranker=reranker,
     )
     body = AskResponse.model_validate(answer_dict(result))
     if args.json:
@@ -126,6 +146,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the HTTP API under uvicorn; each worker loads the model and index once."""
     import os
+    import signal
 
     import uvicorn
     from pydantic import ValidationError
@@ -146,6 +167,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"error: invalid setting: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: make that exit status 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -182,7 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask.add_argument("--json", action="store_true", help="print the HTTP API's response body")
     p_ask.add_argument("--doc-id", action="append", help="only this document (repeatable)")
     p_ask.add_argument("--author", help="only documents by this author")
-    p_ask.add_argument("--mode", choices=["dense", "bm25", "hybrid"], help="retrieval mode")
+    p_ask.add_argument(
+        "--mode",
+        choices=["fast", "accurate"],
+        help="accurate: re-rank with the cross-encoder (default when it is installed)",
+    )
+    p_ask.add_argument(
+        "--retrieval", choices=["dense", "bm25", "hybrid"], help="first-stage retrieval mode"
+    )
     p_ask.set_defaults(func=cmd_ask)
 
     p_serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")

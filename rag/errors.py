@@ -59,5 +59,11 @@ class ModelError(RagError):
     code = "model_error"
 
 
+class RerankerUnavailable(ModelError):
+    """Accurate mode was asked for, but no cross-encoder is configured or loadable."""
+
+    code = "reranker_unavailable"
+
+
 class NotReady(RagError):
     code = "not_ready"

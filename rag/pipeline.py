@@ -24,17 +24,25 @@ from index.persist import (
 from index.store import FaissIndex, chunk_key
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
-from rag.errors import DocumentNotFound, IndexNotFound, InvalidParameter, InvalidQuestion
+from rag.errors import (
+    DocumentNotFound,
+    IndexNotFound,
+    InvalidParameter,
+    InvalidQuestion,
+    RerankerUnavailable,
+)
 from rag.load import is_valid_unicode, load_data_dir
 from rag.query import retrieval_text, validate_history
 from rag.quote import abstention_reason, build_passages, choose_answer, sentence_support
+from rag.rerank import Reranker, rerank_hits
 from rag.retrieve import Corpus, resolve_filter, retrieve
-from rag.settings import RetrievalMode, Settings
+from rag.settings import AnswerMode, RetrievalMode, Settings
 from rag.types import Answer, Chunk, Document
 
 log = logging.getLogger(__name__)
 
 MAX_TOP_K = 20
+ANSWER_MODES: tuple[AnswerMode, ...] = ("fast", "accurate")
 
 
 @dataclass(frozen=True)
@@ -269,6 +277,24 @@ def validate_top_k(top_k: object) -> int:
     return top_k
 
 
+def resolve_mode(
+    requested: str | None, settings: Settings, reranker: Reranker | None
+) -> AnswerMode:
+    """The answer mode to use: the request's, else the setting, else ``accurate`` when a
+    reranker is loaded. Asking for ``accurate`` without a reranker raises, saying why."""
+    mode = requested or settings.answer_mode or ("accurate" if reranker is not None else "fast")
+    if mode not in ANSWER_MODES:
+        raise InvalidParameter(f"mode must be one of {', '.join(ANSWER_MODES)}, not {mode!r}")
+    if mode == "accurate" and reranker is None:
+        hint = (
+            "RAG_RERANKER is empty"
+            if not settings.reranker
+            else f"the reranker {settings.reranker!r} is not loaded (see the server log)"
+        )
+        raise RerankerUnavailable(f"accurate mode needs a cross-encoder, but {hint}; use 'fast'")
+    return mode
+
+
 def answer(
     corpus: Corpus,
     encoder: Encoder,
@@ -278,30 +304,40 @@ def answer(
     top_k: int | None = None,
     doc_ids: Iterable[str] | None = None,
     author: str | None = None,
-    mode: RetrievalMode | None = None,
+    mode: str | None = None,
+    retrieval: RetrievalMode | None = None,
     history: Sequence[str] | None = None,
+    reranker: Reranker | None = None,
 ) -> Answer:
     """Answer ``question`` with quotes from the corpus, or abstain with a reason.
 
-    ``history`` holds the conversation's earlier questions, oldest first; a follow-up that
-    depends on them ("And France?") is searched together with the previous question."""
+    ``mode`` is ``fast`` (retrieval and sentence scoring) or ``accurate`` (the first
+    ``settings.rerank_candidates`` retrieved passages re-scored by ``reranker``); by default
+    ``accurate`` when a reranker is given. ``retrieval`` picks the first stage (default: the
+    ``retrieval_mode`` setting). ``history`` holds the conversation's earlier questions,
+    oldest first; a follow-up that depends on them ("And France?") is searched together with
+    the previous question."""
     text = validate_question(question, settings.max_question_chars)
     k = validate_top_k(settings.top_k if top_k is None else top_k)
+    chosen = resolve_mode(mode, settings, reranker)
     earlier = validate_history(history, settings.max_question_chars)
     allowed = resolve_filter(corpus, doc_ids, author)
     query = retrieval_text(text, earlier)
     query_vec = encoder.encode([query], kind="query")[0]
     query_terms = corpus.lexical.terms(query)
+    depth = max(k, settings.rerank_candidates) if chosen == "accurate" else k
     hits = retrieve(
         corpus,
         query_vec,
         query_terms,
-        mode=mode or settings.retrieval_mode,
-        top_k=k,
+        mode=retrieval or settings.retrieval_mode,
+        top_k=depth,
         candidates=settings.candidates,
         rrf_k=settings.rrf_k,
         allowed=allowed,
     )
+    if chosen == "accurate" and reranker is not None:
+        hits = rerank_hits(reranker, query, hits, keep=k)
     supports = [sentence_support(corpus, h, query_vec, query_terms) for h in hits]
     quote, best = choose_answer(corpus, hits, supports)
     reason = abstention_reason(best, settings.abstain_threshold, len(hits))
@@ -311,4 +347,5 @@ def answer(
         abstained=reason is not None,
         reason=reason,
         passages=build_passages(corpus, hits, supports, settings.max_quotes),
+        mode=chosen,
     )

@@ -9,6 +9,7 @@ constructor is cheap; :meth:`CrossEncoderReranker.load` reads the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -22,6 +23,8 @@ from rag.onnx_encoder import (
     pad_batch,
     resolve_onnx_model,
 )
+from rag.settings import Settings
+from rag.types import Hit
 
 BUNDLED_RERANKER = "bundled:ms-marco-MiniLM-L-12-v2"
 
@@ -112,6 +115,25 @@ class CrossEncoderReranker:
             logits = np.asarray(self._session.run(None, inputs)[0], dtype=np.float32)
             scores[batch] = logits.reshape(len(batch), -1)[:, 0]
         return scores
+
+
+def make_reranker(settings: Settings) -> CrossEncoderReranker | None:
+    """The configured reranker, not yet loaded (cheap); None when ``settings.reranker`` is
+    empty. Call ``load()`` on it, which raises :class:`ModelError` with a hint if the model
+    is missing."""
+    if not settings.reranker:
+        return None
+    return CrossEncoderReranker(settings.reranker, max_length=settings.rerank_max_length)
+
+
+def rerank_hits(reranker: Reranker, query: str, hits: Sequence[Hit], keep: int) -> list[Hit]:
+    """The ``keep`` best of ``hits`` by cross-encoder score, best first, each carrying its
+    ``rerank_score``. Ties keep the retrieval order."""
+    if not hits:
+        return []
+    scores = reranker.score(query, [h.chunk.text for h in hits])
+    order = sorted(range(len(hits)), key=lambda i: (-float(scores[i]), i))
+    return [replace(hits[i], rerank_score=float(scores[i])) for i in order[:keep]]
 
 
 if TYPE_CHECKING:  # mypy checks that the real reranker satisfies the protocol

@@ -25,6 +25,9 @@ def passage_dict(passage: Passage) -> dict[str, Any]:
         "end": chunk.end,
         "text": chunk.text,
         "score": round(passage.hit.score, 6),
+        "rerank_score": None
+        if passage.hit.rerank_score is None
+        else round(passage.hit.rerank_score, 6),
         "quotes": [quote_dict(q) for q in passage.quotes],
     }
 
@@ -33,6 +36,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
     best = answer.answer
     return {
         "question": answer.question,
+        "mode": answer.mode,
         "answer": None
         if best is None
         else {

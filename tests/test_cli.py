@@ -35,11 +35,20 @@ def test_ask_prints_the_answer_with_its_span(env_index, capsys) -> None:
     assert out.count("squad2-") >= 2
 
 
+def test_ask_fast_mode_skips_the_reranker(env_index, capsys) -> None:
+    assert cli.main(["ask", "Who were the Normans?", "--json", "--mode", "fast"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["mode"] == "fast"
+    assert all(p["rerank_score"] is None for p in body["passages"])
+
+
 def test_ask_json_is_the_api_response_body(env_index, capsys, squad_corpus) -> None:
     assert cli.main(["ask", "Who were the Normans?", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     AskResponse.model_validate(body)
-    assert set(body) == {"question", "answer", "abstained", "reason", "passages"}
+    assert set(body) == {"question", "mode", "answer", "abstained", "reason", "passages"}
+    assert body["mode"] == "accurate"  # the reranker is installed, so it is the default
+    assert all(p["rerank_score"] is not None for p in body["passages"])
     assert len(body["passages"]) == 3
     text = squad_corpus.documents[body["answer"]["doc_id"]].text
     assert text[body["answer"]["start"] : body["answer"]["end"]] == body["answer"]["text"]

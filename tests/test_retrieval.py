@@ -49,7 +49,7 @@ def test_retrieval_finds_the_gold_paragraph_and_quotes_the_answer(
     first = top3 = hit = 0
     for q in sample:
         result = answer(
-            squad_corpus, encoder, q.question, settings=squad_settings, top_k=3, mode=mode
+            squad_corpus, encoder, q.question, settings=squad_settings, top_k=3, retrieval=mode
         )
         _check_exact(result, squad_corpus)
         found = [
