@@ -23,6 +23,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
+from api.cache import LRUCache, ask_key
 from index.persist import IndexSnapshot, read_manifest, writer_lock
 from rag.embed import SentenceTransformerEncoder, make_encoder
 from rag.errors import DocumentNotFound, IndexNotFound, NotReady, RagError
@@ -109,6 +110,9 @@ class ServiceState:
         self.reranker_error: str | None = None
         self.reload_interval = reload_interval
         self._ask_limiter = anyio.CapacityLimiter(ask_concurrency)
+        #: Rendered answers by (generation, question, options, render): a repeated question
+        #: skips the model; a new generation (a document change) misses every older entry.
+        self.answer_cache: LRUCache[object] = LRUCache(settings.answer_cache_size)
         self._write_lock = anyio.Lock()
         self._loaded: Loaded | None = None
         self._loading = True
@@ -142,8 +146,26 @@ class ServiceState:
         mode: str | None = None,
     ) -> T:
         """Answer ``question`` and ``render`` the answer, both in a worker thread (at most
-        ``ask_concurrency`` at once), so that neither blocks the event loop."""
+        ``ask_concurrency`` at once), so that neither blocks the event loop. A question
+        asked before with the same options, against the same index generation, is answered
+        from :attr:`answer_cache` at once."""
         loaded = self.current()
+        doc_ids = None if doc_ids is None else tuple(doc_ids)  # read once: it is in the key
+        key = (
+            ask_key(
+                loaded.generation,
+                question,
+                top_k=top_k,
+                doc_ids=doc_ids,
+                author=author,
+                history=history,
+                mode=mode,
+            ),
+            render,
+        )
+        cached = self.answer_cache.get(key)
+        if cached is not None:
+            return cached  # type: ignore[return-value]  # stored by this method: a T
 
         def work() -> T:
             result = answer(
@@ -158,7 +180,9 @@ class ServiceState:
                 mode=mode,
                 reranker=self.reranker,
             )
-            return render(result)
+            rendered = render(result)
+            self.answer_cache.put(key, rendered)
+            return rendered
 
         return await anyio.to_thread.run_sync(work, limiter=self._ask_limiter)
 

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     device: str = "cpu"
     batch_size: int = Field(32, ge=1, le=1024)
     query_prefix: str = Field("", description="Text put before every query (e.g. for bge).")
+    encoder_backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="How vectors are computed: 'onnx' (the model exported once to ONNX, run "
+        "by onnxruntime: same vectors, much faster, no torch at serve time), 'torch' "
+        "(sentence-transformers), or 'auto' (onnx where the model allows it).",
+    )
+    model_cache_dir: Path = Field(
+        Path("var/models"), description="Folder of cached ONNX exports, keyed by weights hash."
+    )
 
     # Retrieval.
     retrieval_mode: RetrievalMode = "hybrid"
@@ -46,6 +55,12 @@ class Settings(BaseSettings):
     candidates: int = Field(50, ge=1, le=1000, description="Depth of each list before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     bm25_stemming: bool = True
+    index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
+        "auto",
+        description="Vector index: 'flat' (exact), 'ivf' (IVF with 8-bit scalar quantisation), "
+        "'hnsw' (graph; rebuilt on removal), or 'auto': flat below 50,000 chunks, ivf from "
+        "there (docs/benchmarks.md). Recorded in the index manifest.",
+    )
 
     # Reranking (accurate mode).
     reranker: str = Field(
@@ -75,6 +90,11 @@ class Settings(BaseSettings):
         "other real questions (docs/abstention.md).",
     )
     max_quotes: int = Field(3, ge=1, le=20, description="Quotes returned per passage.")
+
+    # Answer cache (the HTTP service).
+    answer_cache_size: int = Field(
+        1024, ge=0, description="Rendered answers kept for repeated questions (0: none)."
+    )
 
     # Input limits.
     max_question_chars: int = Field(1000, ge=1)
