@@ -4,6 +4,7 @@ Layout::
 
     index_dir/CURRENT                  name of the live generation, e.g. "gen-000007"
     index_dir/gen-000007/manifest.json
+    index_dir/gen-000007/manifest.sha256   sha256 of manifest.json (hex), so that it is checked too
     index_dir/gen-000007/vectors.faiss     FaissIndex.to_bytes()
     index_dir/gen-000007/chunks.jsonl      one Chunk per line
     index_dir/gen-000007/documents.jsonl   one Document per line
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
+MANIFEST_SUM = "manifest.sha256"
 VECTORS = "vectors.faiss"
 CHUNKS = "chunks.jsonl"
 DOCUMENTS = "documents.jsonl"
@@ -494,7 +496,9 @@ def save_snapshot(
     try:
         for fname, data in payload.items():
             _write_durable(tmp / fname, data)
-        _write_durable(tmp / MANIFEST, manifest_to_bytes(manifest))
+        manifest_bytes = manifest_to_bytes(manifest)
+        _write_durable(tmp / MANIFEST, manifest_bytes)
+        _write_durable(tmp / MANIFEST_SUM, _sum_line(manifest_bytes))
         _fsync_dir(tmp)
         os.rename(tmp, index_dir / name)
     except BaseException:
@@ -522,12 +526,27 @@ def _read_current_lenient(index_dir: Path) -> str | None:
 # --------------------------------------------------------------------------- load
 
 
+def _sum_line(data: bytes) -> bytes:
+    return (hashlib.sha256(data).hexdigest() + "\n").encode("ascii")
+
+
 def _read_manifest_file(gen_dir: Path) -> Manifest:
     path = gen_dir / MANIFEST
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise IndexCorrupt(f"cannot read {path}: {exc}") from exc
+    # A damaged manifest must read as corrupt (and fall back), not as an index built with
+    # other settings. Generations written before manifest.sha256 existed have none.
+    sum_path = gen_dir / MANIFEST_SUM
+    try:
+        expected = sum_path.read_bytes()
+    except FileNotFoundError:
+        expected = None
+    except OSError as exc:
+        raise IndexCorrupt(f"cannot read {sum_path}: {exc}") from exc
+    if expected is not None and expected != _sum_line(data):
+        raise IndexCorrupt(f"{path} fails its checksum ({MANIFEST_SUM})")
     try:
         manifest = manifest_from_dict(_parse_json(data.decode("utf-8")))
     except (ValueError, RecursionError) as exc:

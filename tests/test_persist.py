@@ -112,19 +112,25 @@ def generations(index_dir: Path) -> list[str]:
     return sorted(p.name for p in index_dir.iterdir() if p.is_dir())
 
 
+def write_manifest(directory: Path, data: bytes) -> None:
+    """Replace manifest.json and its checksum file (a consistent forgery)."""
+    (directory / "manifest.json").write_bytes(data)
+    (directory / "manifest.sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
+
+
 def rewrite(directory: Path, name: str, data: bytes) -> None:
     """Replace a data file and fix its checksum in the manifest (a consistent forgery)."""
     (directory / name).write_bytes(data)
     manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
     manifest["files"][name] = hashlib.sha256(data).hexdigest()
-    (directory / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    write_manifest(directory, json.dumps(manifest).encode("utf-8"))
 
 
 def edit_manifest(directory: Path, **changes: Any) -> None:
     path = directory / "manifest.json"
     manifest = json.loads(path.read_text("utf-8"))
     manifest.update(changes)
-    path.write_text(json.dumps(manifest), "utf-8")
+    write_manifest(directory, json.dumps(manifest).encode("utf-8"))
 
 
 def snapshot_files(directory: Path) -> dict[str, bytes]:
@@ -319,7 +325,7 @@ def test_both_generations_corrupt(tmp_path: Path) -> None:
 )
 def test_bad_manifest_is_corrupt(tmp_path: Path, content: bytes) -> None:
     save_snapshot(tmp_path, **build(TEXTS))
-    (gen_dir(tmp_path, 1) / "manifest.json").write_bytes(content)
+    write_manifest(gen_dir(tmp_path, 1), content)  # checksummed: the parser must refuse it
     with pytest.raises(IndexCorrupt, match=r"manifest\.json"):
         load_snapshot(tmp_path)
     with pytest.raises(IndexCorrupt, match=r"manifest\.json"):
@@ -381,6 +387,40 @@ def test_vectors_of_other_chunks_are_corrupt(tmp_path: Path) -> None:
     rewrite(gen_dir(tmp_path, 1), "vectors.faiss", other.to_bytes())
     with pytest.raises(IndexCorrupt):
         load_snapshot(tmp_path)
+
+
+def test_every_manifest_bit_flip_is_corrupt_and_falls_back(tmp_path: Path) -> None:
+    """A flipped bit anywhere in manifest.json (or its checksum file) reads as corruption, not
+    as an index built with other settings, so the previous generation is served."""
+    first = build(TEXTS, seed=1)
+    save_snapshot(tmp_path, **first)
+    save_snapshot(tmp_path, **build({"plain": "Something else."}, seed=2))
+    directory = gen_dir(tmp_path, 2)
+    for name in ("manifest.json", "manifest.sha256"):
+        path = directory / name
+        original = path.read_bytes()
+        for position in range(len(original)):  # every byte, each of the 8 bits in turn
+            damaged = bytearray(original)
+            damaged[position] ^= 1 << (position % 8)
+            path.write_bytes(bytes(damaged))
+            if position % 16 == 0:
+                with pytest.raises(IndexCorrupt, match="manifest"):
+                    read_manifest(tmp_path)
+            snapshot = load_snapshot(tmp_path, EXPECT)
+            assert snapshot.manifest.generation == 1, (name, position)
+        for length in (0, 1, len(original) // 2, len(original) - 1):
+            path.write_bytes(original[:length])
+            assert load_snapshot(tmp_path, EXPECT).manifest.generation == 1, (name, length)
+        path.write_bytes(original)
+    assert_same(load_snapshot(tmp_path, EXPECT), build({"plain": "Something else."}, seed=2))
+
+
+def test_generation_without_manifest_checksum_still_loads(tmp_path: Path) -> None:
+    """Indexes written before manifest.sha256 existed load as before."""
+    parts = build(TEXTS)
+    save_snapshot(tmp_path, **parts)
+    (gen_dir(tmp_path, 1) / "manifest.sha256").unlink()
+    assert_same(load_snapshot(tmp_path, EXPECT), parts)
 
 
 def test_bad_current_is_corrupt(tmp_path: Path) -> None:
