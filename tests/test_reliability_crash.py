@@ -4,11 +4,7 @@ restart: each write that got a 2xx is there (text byte for byte), the ones that 
 are either fully applied or not at all, the FAISS index, the chunk table and the manifest
 agree, the server serves exactly that index, and a question finds the last document written.
 
-Each server is forked from a process that has already imported the libraries ``rag serve``
-imports (torch and sentence-transformers: 5 s of CPU, which 50 restarts would spend minutes
-on) and runs exactly ``rag serve``'s code; it loads the model and the index itself. Set
-``RAG_RELIABILITY_KILL_MODE=exec`` to start every server as a new ``python -m rag.cli serve``
-process instead (slower, same checks). Two servers with their own folders run in parallel.
+Two servers with their own folders are killed in parallel, to halve the wall time.
 """
 
 from __future__ import annotations
@@ -25,8 +21,7 @@ import httpx
 import pytest
 from test_api_support import ADMIN_TOKEN, LiveServer, prepare_dirs
 from test_reliability_support import (
-    ForkedServer,
-    Zygote,
+    MODEL_CACHE,
     check_index,
     check_server_agrees,
     first_sentence,
@@ -38,7 +33,6 @@ from test_reliability_support import (
 from rag.load import load_data_dir
 
 CYCLES = int(os.environ.get("RAG_RELIABILITY_KILL_CYCLES", "50"))
-FORKED = os.environ.get("RAG_RELIABILITY_KILL_MODE", "fork") != "exec"
 LANES = 2
 KILL_WINDOW = (0.1, 1.5)  # seconds after the first write is sent (a write: 0.1-0.5 s)
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -152,12 +146,11 @@ class Lane:
 @pytest.fixture(scope="module")
 def lanes(tmp_path_factory, squad_data_dir, squad_settings, squad_corpus):
     paragraphs = [leading_sentences(p) for p in real_paragraphs()]
-    zygote = Zygote() if FORKED else None
     out = []
     for n in range(LANES):
         root = tmp_path_factory.mktemp(f"crash-{n}")
         data, index = prepare_dirs(root, squad_data_dir, squad_settings.index_dir)
-        srv = (ForkedServer if FORKED else LiveServer)(
+        srv = LiveServer(
             root,
             data,
             index,
@@ -166,16 +159,13 @@ def lanes(tmp_path_factory, squad_data_dir, squad_settings, squad_corpus):
                 "RAG_ASK_RATE_LIMIT": "",
                 "RAG_RELOAD_INTERVAL": "0",
                 "RAG_ASK_CONCURRENCY": "1",
+                **MODEL_CACHE,
             },
         )
-        if isinstance(srv, ForkedServer):
-            srv.zygote = zygote
         out.append(Lane(n, srv, paragraphs, random.Random(8 * 1000 + n)))
     yield out
     for lane in out:
         lane.srv.stop()
-    if zygote is not None:
-        zygote.close()
 
 
 def run_lane(lane: Lane, cycles: int) -> None:

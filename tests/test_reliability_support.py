@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from test_api_support import REPO, LiveServer, free_port, server_env
+from test_api_support import REPO
 
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 from eval.squad import load_squad2
@@ -29,6 +23,8 @@ from index.store import chunk_key
 
 FIGURES_ENV = "RAG_RELIABILITY_FIGURES"
 #: Articles the test servers do not index: their paragraphs are the documents tests write.
+#: The ONNX export of the model, made once and shared by every server these tests start.
+MODEL_CACHE = {"RAG_MODEL_CACHE_DIR": str(REPO / "var" / "models")}
 WRITE_TITLES = ["Steam_engine", "Warsaw", "Immune_system", "Force", "Yuan_dynasty", "Huguenot"]
 
 
@@ -96,138 +92,3 @@ def check_server_agrees(client: httpx.Client, snapshot: IndexSnapshot) -> dict[s
     served = {d["id"]: d["sha256"] for d in listed}
     assert served == {d.id: d.sha256 for d in snapshot.documents}
     return served
-
-
-# --------------------------------------------------------------------------- forked servers
-
-#: Runs in a process of its own: imports what ``rag serve`` imports (torch and
-#: sentence-transformers take about 5 s of CPU), starts no thread, then for each request line
-#: forks a child that runs exactly ``rag serve``'s code, ``rag.cli.main(["serve", ...])``.
-_ZYGOTE = r"""
-import gc, json, os, signal, sys
-import torch, sentence_transformers, transformers, uvicorn, faiss
-import api.app, api.state, rag.cli, rag.pipeline, eval.cli
-gc.collect(); gc.freeze()  # the children's full collections skip the libraries
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-out = sys.stdout
-print("ready", file=out, flush=True)
-for line in sys.stdin:
-    job = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.setsid()
-        os.chdir(job["cwd"])
-        log = os.open(job["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.environ.clear()
-        os.environ.update(job["env"])
-        sys.argv = ["rag", *job["argv"]]
-        code = 1
-        try:
-            code = rag.cli.main(job["argv"])
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    print(pid, file=out, flush=True)
-"""
-
-
-class ForkedProcess:
-    """The few ``Popen`` methods LiveServer uses, for a process the zygote forked (not our
-    child: it is reaped by the kernel, and gone once ``os.kill(pid, 0)`` fails)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                self.returncode = -1  # the status went to the kernel
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
-            time.sleep(0.01)
-        assert self.returncode is not None
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        os.kill(self.pid, sig)
-
-
-class Zygote:
-    """One process that forks ``rag serve`` children on request (see ``_ZYGOTE``)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _ZYGOTE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env=server_env({}),
-        )
-        self._lock = threading.Lock()
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if line.strip() != "ready":
-            self.proc.kill()
-            raise RuntimeError(f"the zygote did not start: {line!r}")
-
-    def fork(self, argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> ForkedProcess:
-        job = {"argv": argv, "env": env, "cwd": str(cwd), "log": str(log)}
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        with self._lock:
-            self.proc.stdin.write(json.dumps(job) + "\n")
-            self.proc.stdin.flush()
-            return ForkedProcess(int(self.proc.stdout.readline()))
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=30)
-
-
-@dataclass
-class ForkedServer(LiveServer):
-    """A LiveServer whose ``rag serve`` is forked by a :class:`Zygote`: the same code, the
-    same settings and folders, without paying the library imports on every restart."""
-
-    zygote: Zygote | None = None
-
-    def start(self, *, wait_ready: bool = True) -> LiveServer:
-        assert self.zygote is not None
-        self.port = free_port()
-        self.readyz_seen = []
-        env = server_env(
-            {"RAG_DATA_DIR": str(self.data_dir), "RAG_INDEX_DIR": str(self.index_dir)}
-            | self.settings
-        )
-        argv = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n===== start {self.starts + 1} (forked): rag {' '.join(argv)}\n".encode())
-        self.proc = self.zygote.fork(argv, env, self.root, self.log_path)  # type: ignore[assignment]
-        self.starts += 1
-        self.wait_listening()
-        if wait_ready:
-            self.wait_ready()
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL, and wait until the process is gone."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
