@@ -74,6 +74,8 @@ class Manifest:
     files: dict[str, str]  # file name -> sha256 of its bytes
     created: str  # UTC ISO-8601
     extra: dict[str, str]
+    #: The FAISS structure: flat, ivf or hnsw (index/store.py); absent in older manifests.
+    index_type: str = "flat"
 
 
 @dataclass(frozen=True)
@@ -162,12 +164,14 @@ def manifest_from_dict(data: object) -> Manifest:
         "created": lambda v: isinstance(v, str),
         "extra": _str_dict,
     }
+    if "index_type" in data and not isinstance(data["index_type"], str):
+        raise ValueError("manifest field 'index_type' has the wrong type")
     for name, ok in checks.items():
         if name not in data:
             raise ValueError(f"manifest lacks field {name!r}")
         if not ok(data[name]):
             raise ValueError(f"manifest field {name!r} has the wrong type")
-    return Manifest(**{f.name: data[f.name] for f in fields(Manifest)})
+    return Manifest(**{f.name: data[f.name] for f in fields(Manifest) if f.name in data})
 
 
 def manifest_to_bytes(manifest: Manifest) -> bytes:
@@ -489,6 +493,7 @@ def save_snapshot(
         files={fname: hashlib.sha256(data).hexdigest() for fname, data in payload.items()},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         extra=dict(extra or {}),
+        index_type=index.kind,
     )
 
     tmp = index_dir / f"{name}.tmp-{secrets.token_hex(4)}"

@@ -1,4 +1,19 @@
-"""The vector store: exact inner-product search over int64 ids, behind a small Protocol.
+"""The vector store: inner-product search over int64 ids, behind a small Protocol.
+
+Three FAISS structures sit behind :class:`FaissIndex`, chosen by corpus size (``auto``) or by
+the ``index_type`` setting (docs/benchmarks.md has the measurements behind the choice):
+
+- ``flat``: ``IndexIDMap2(IndexFlatIP)``, exact. The default below :data:`AUTO_FLAT_MAX`
+  vectors, where an exact scan takes a millisecond or two.
+- ``ivf``: ``IndexIVFScalarQuantizer`` (8-bit codes, a quarter of float32's memory) with a
+  hashtable direct map, so vectors are removed in place and read back by id. Approximate:
+  ``nprobe`` of ``nlist`` lists are scanned. ``auto`` picks it from :data:`AUTO_FLAT_MAX`.
+- ``hnsw``: ``IndexIDMap2(IndexHNSWSQ)`` (graph over 8-bit codes). FAISS cannot remove from an
+  HNSW graph, so :meth:`FaissIndex.remove` rebuilds it from the remaining (decoded) vectors.
+
+A filtered search (``allowed``) over an approximate index scores the allowed vectors directly
+(read back from the codes) when there are at most :data:`EXACT_FILTER_MAX` of them, so a
+filter to a few documents never misses them in unprobed lists or graph regions.
 
 Thread-safety: :meth:`VectorIndex.search` may run concurrently with other searches (FAISS
 searches are read-only). Writers (``add``, ``remove``) are *not* locked here: the caller must
@@ -7,13 +22,32 @@ serialise them and must not run them concurrently with searches.
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 import faiss
 import numpy as np
 
+IndexType = Literal["auto", "flat", "hnsw", "ivf"]
+IndexKind = Literal["flat", "hnsw", "ivf"]
+INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
+
+#: ``auto`` keeps an exact index up to this many vectors and switches to ``ivf`` above.
+AUTO_FLAT_MAX = 50_000
+#: A filtered search over an approximate index scores at most this many allowed vectors
+#: directly (exactly, on the decoded codes) instead of searching the structure.
+EXACT_FILTER_MAX = 65_536
+#: HNSW graph degree, and the beam widths at build and search time.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+#: IVF: k-means is trained on at most this many vectors per list (a sample).
+IVF_TRAIN_PER_LIST = 40
+
 _KEY_MASK = 0x7FFF_FFFF_FFFF_FFFF
+#: FAISS's bundled type hints miss much of its SWIG API (DirectMap, HNSW parameters, ...).
+_faiss: Any = faiss
 _HEX_ID = re.compile(r"[0-9a-fA-F]{16,}")
 
 
@@ -61,8 +95,79 @@ class VectorIndex(Protocol):
 
 
 def build_faiss_index(dim: int) -> faiss.IndexIDMap2:
-    """Construct the empty FAISS index used by :class:`FaissIndex` (exact inner product)."""
+    """Construct the empty exact FAISS index (``flat``)."""
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def default_index_type() -> IndexType:
+    """The ``index_type`` setting (``RAG_INDEX_TYPE``), read when an index is made."""
+    from rag.settings import get_settings
+
+    return get_settings().index_type
+
+
+def choose_kind(index_type: str, n: int) -> IndexKind:
+    """The structure for ``n`` vectors: the requested one, or by size for ``auto``."""
+    if index_type not in INDEX_TYPES:
+        raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
+    if index_type == "auto":
+        return "flat" if n <= AUTO_FLAT_MAX else "ivf"
+    return index_type  # type: ignore[return-value]
+
+
+def ivf_shape(n: int) -> tuple[int, int]:
+    """(nlist, nprobe) for ``n`` vectors: about 2 sqrt(n) lists (a power of two, 64 to 4096),
+    and 1/32 of them probed (at least 8): recall@10 >= 0.95 against exact search on real
+    MiniLM vectors at 1M (docs/benchmarks.md)."""
+    nlist = 2 ** round(math.log2(max(64.0, min(4096.0, 2 * math.sqrt(max(n, 1))))))
+    return nlist, max(8, nlist // 32)
+
+
+def _new_structure(kind: IndexKind, dim: int, train: np.ndarray) -> Any:
+    """An empty FAISS index of ``kind``, trained on ``train`` where it needs training."""
+    if kind == "flat":
+        return build_faiss_index(dim)
+    if kind == "hnsw":
+        hnsw = _faiss.IndexHNSWSQ(
+            dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT
+        )
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+        if train.shape[0]:
+            hnsw.train(train)
+        return faiss.IndexIDMap2(hnsw)
+    nlist, nprobe = ivf_shape(train.shape[0])
+    nlist = max(1, min(nlist, train.shape[0] // 39))  # FAISS wants >= 39 points per list
+    quantizer: Any = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    ivf.own_fields = True
+    quantizer.this.disown()  # owned by ``ivf`` now
+    ivf.cp.niter = 10
+    sample = train
+    limit = nlist * IVF_TRAIN_PER_LIST
+    if sample.shape[0] > limit:
+        rows = np.random.default_rng(0).choice(sample.shape[0], limit, replace=False)
+        sample = train[np.sort(rows)]
+    ivf.train(sample)
+    ivf.nprobe = min(nprobe, nlist)
+    ivf.set_direct_map_type(_faiss.DirectMap.Hashtable)
+    return ivf
+
+
+def _kind_of(raw: faiss.Index) -> IndexKind:
+    """Which of the supported structures a deserialised index is; ValueError otherwise."""
+    if isinstance(raw, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(raw.index)
+        if isinstance(inner, faiss.IndexFlat):
+            return "flat"
+        if isinstance(inner, faiss.IndexHNSW):
+            return "hnsw"
+        raise ValueError(f"unsupported FAISS index inside the id map: {type(inner).__name__}")
+    if isinstance(raw, faiss.IndexIVFScalarQuantizer):
+        return "ivf"
+    raise ValueError(f"expected a FAISS IndexIDMap2 or IVF index, got {type(raw).__name__}")
 
 
 def _as_ids(ids: np.ndarray, what: str = "ids") -> np.ndarray:
@@ -88,30 +193,74 @@ def _as_vectors(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
 
 
 class FaissIndex:
-    """:class:`VectorIndex` backed by ``faiss.IndexIDMap2(faiss.IndexFlatIP(dim))``.
+    """:class:`VectorIndex` over a FAISS ``flat``, ``ivf`` or ``hnsw`` structure.
 
+    ``index_type`` is ``auto`` (by size: see :func:`choose_kind`), a structure's name, or None
+    for the ``index_type`` setting. With ``auto``, :meth:`add` moves the vectors to a new
+    structure when the size calls for another one (never back: removals keep the structure).
     Searches may run concurrently; ``add``/``remove`` must be serialised by the caller.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, index_type: IndexType | None = None) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
         self._dim = dim
-        self._index: faiss.IndexIDMap2 = build_faiss_index(dim)
+        self._type: str = default_index_type() if index_type is None else index_type
+        choose_kind(self._type, 0)  # validates the type
+        # Empty: an exact index. The first add builds the requested structure, trained on
+        # the vectors it receives (IVF lists and quantiser ranges need data).
+        self._kind: IndexKind = "flat"
+        self._index: Any = build_faiss_index(dim)
+        self._trained_on = 0  # vectors the structure was built for (IVF lists, SQ ranges)
 
     @property
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def kind(self) -> IndexKind:
+        """The structure in use: ``flat``, ``ivf`` or ``hnsw`` (recorded in the manifest)."""
+        return self._kind
+
+    @property
+    def index_type(self) -> str:
+        """What was asked for: ``auto`` or a structure's name."""
+        return self._type
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
     def __repr__(self) -> str:
-        return f"FaissIndex(dim={self._dim}, n={len(self)})"
+        return f"FaissIndex(dim={self._dim}, n={len(self)}, kind={self._kind!r})"
 
     def ids(self) -> np.ndarray:
-        """All ids currently stored, int64, in insertion order."""
+        """All ids currently stored, int64 (in insertion order for ``flat`` and ``hnsw``)."""
+        if self._kind == "ivf":
+            invlists = self._index.invlists
+            parts = [
+                faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                for i in range(invlists.nlist)
+                if invlists.list_size(i)
+            ]
+            return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
         return faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=True)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids`` (all present), float32 (n, dim): exact for ``flat``,
+        decoded from 8-bit codes (to about 1e-2) for ``ivf`` and ``hnsw``."""
+        id_arr = _as_ids(ids)
+        if id_arr.size == 0:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        if self._kind == "ivf":
+            return np.asarray(self._index.reconstruct_batch(id_arr), dtype=np.float32)
+        return np.stack([self._index.reconstruct(int(i)) for i in id_arr]).astype(np.float32)
+
+    def _rebuild(self, kind: IndexKind, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Replace the structure by a new one of ``kind`` holding exactly these vectors."""
+        index = _new_structure(kind, self._dim, vectors)
+        if ids.size:
+            index.add_with_ids(vectors, ids)
+        self._index, self._kind, self._trained_on = index, kind, int(ids.size)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under new ids; ValueError on bad shape, non-finite or reused ids."""
@@ -125,9 +274,25 @@ class FaissIndex:
             raise ValueError("ids must be non-negative (-1 marks padding in search results)")
         if np.unique(id_arr).size != id_arr.size:
             raise ValueError("duplicate ids within the batch")
-        present = id_arr[np.isin(id_arr, self.ids())]
+        existing = self.ids()
+        present = id_arr[np.isin(id_arr, existing)]
         if present.size:
             raise ValueError(f"ids already present: {present[:10].tolist()}")
+        total = len(self) + id_arr.size
+        kind: IndexKind = (
+            self._kind
+            if self._type == "auto" and self._kind != "flat"
+            else choose_kind(self._type, total)
+        )
+        # A new structure when the size calls for another kind, or when an approximate one
+        # was trained on too few vectors (its lists or quantiser ranges would not fit).
+        if kind != self._kind or (kind != "flat" and total > 4 * max(self._trained_on, 1)):
+            self._rebuild(
+                kind,
+                np.concatenate([existing, id_arr]),
+                np.concatenate([self.vectors(existing), vec_arr]),
+            )
+            return
         self._index.add_with_ids(vec_arr, id_arr)
 
     def remove(self, ids: np.ndarray) -> int:
@@ -135,12 +300,39 @@ class FaissIndex:
         id_arr = _as_ids(ids)
         if id_arr.size == 0 or len(self) == 0:
             return 0
+        if self._kind == "hnsw":  # a graph cannot drop nodes: rebuild without them
+            existing = self.ids()
+            keep = existing[~np.isin(existing, id_arr)]
+            removed = int(existing.size - keep.size)
+            if removed:
+                self._rebuild("hnsw", keep, self.vectors(keep))
+            return removed
+        if self._kind == "ivf":  # the hashtable direct map needs an array selector
+            selector = faiss.IDSelectorArray(id_arr.size, faiss.swig_ptr(id_arr))
+            return int(self._index.remove_ids(selector))
         return int(self._index.remove_ids(faiss.IDSelectorBatch(id_arr)))
+
+    def _search_subset(
+        self, q: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores of ``q`` against the stored vectors of the ``allowed`` ids."""
+        present = allowed[np.isin(allowed, self.ids())]
+        dist = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        found = np.full((q.shape[0], k), -1, dtype=np.int64)
+        if present.size == 0:
+            return dist, found
+        scores = q @ self.vectors(present).T
+        take = min(k, present.size)
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :take]
+        dist[:, :take] = np.take_along_axis(scores, top, axis=1)
+        found[:, :take] = present[top]
+        return dist, found
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` by inner product, best first, padded with (-inf, -1)."""
+        """Top-``k`` by inner product, best first, padded with (-inf, -1). Exact for
+        ``flat`` (and for filters of at most :data:`EXACT_FILTER_MAX` ids)."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         k = int(k)
@@ -156,10 +348,21 @@ class FaissIndex:
             allowed_arr = _as_ids(allowed, "allowed")
             if allowed_arr.size == 0:
                 return scores, labels
-            selector = faiss.IDSelectorBatch(allowed_arr)
-            params = faiss.SearchParameters()
-            params.sel = selector  # the selector must outlive the search: kept by `selector`
-            dist, found = self._index.search(q, k, params=params)
+            if self._kind != "flat" and allowed_arr.size <= EXACT_FILTER_MAX:
+                dist, found = self._search_subset(q, k, np.unique(allowed_arr))
+            else:
+                selector = faiss.IDSelectorBatch(allowed_arr)
+                params: Any
+                if self._kind == "ivf":
+                    params = faiss.SearchParametersIVF()
+                    params.nprobe = self._index.nprobe
+                elif self._kind == "hnsw":
+                    params = _faiss.SearchParametersHNSW()
+                    params.efSearch = _faiss.downcast_index(self._index.index).hnsw.efSearch
+                else:
+                    params = faiss.SearchParameters()
+                params.sel = selector  # the selector must outlive the search: kept by `selector`
+                dist, found = self._index.search(q, k, params=params)
         found = np.asarray(found, dtype=np.int64)
         valid = found >= 0
         labels[valid] = found[valid]
@@ -171,17 +374,22 @@ class FaissIndex:
         return bytes(faiss.serialize_index(self._index).tobytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> FaissIndex:
-        """Inverse of :meth:`to_bytes`; ValueError if ``data`` is not such an index."""
+    def from_bytes(cls, data: bytes, index_type: IndexType | None = None) -> FaissIndex:
+        """Inverse of :meth:`to_bytes`; ValueError if ``data`` is not such an index.
+        ``index_type`` (default: the setting) governs later growth, as in the constructor."""
         try:
-            raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+            raw: Any = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except (RuntimeError, MemoryError) as exc:
             raise ValueError(f"cannot deserialise FAISS index: {exc}") from exc
-        if not isinstance(raw, faiss.IndexIDMap2):
-            raise ValueError(f"expected a FAISS IndexIDMap2, got {type(raw).__name__}")
+        kind = _kind_of(raw)
         if raw.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise ValueError("expected an inner-product FAISS index")
+        if kind == "ivf" and raw.direct_map.type != _faiss.DirectMap.Hashtable:
+            raw.set_direct_map_type(_faiss.DirectMap.Hashtable)
         obj = cls.__new__(cls)
         obj._dim = int(raw.d)
         obj._index = raw
+        obj._kind = kind
+        obj._type = default_index_type() if index_type is None else index_type
+        obj._trained_on = int(raw.ntotal)
         return obj

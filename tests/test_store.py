@@ -257,3 +257,166 @@ def test_chunk_key_of_sha256() -> None:
 def test_chunk_key_rejects_non_hex(bad: str) -> None:
     with pytest.raises(ValueError):
         chunk_key(bad)
+
+
+# --------------------------------------------------------------------------- approximate kinds
+
+
+def clustered(rng: np.random.Generator, n: int, dim: int, centres: int = 64) -> np.ndarray:
+    """Unit vectors in clusters, like text embeddings (not uniform on the sphere)."""
+    base = rng.standard_normal((centres, dim))
+    v = base[rng.integers(0, centres, size=n)] + 0.6 * rng.standard_normal((n, dim))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v.astype(np.float32)
+
+
+def recall_at(index: FaissIndex, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int):  # type: ignore[no-untyped-def]
+    exact = ids[np.argsort(-(queries @ vectors.T), axis=1)[:, :k]]
+    _, got = index.search(queries, k)
+    return np.mean([len(set(a) & set(b)) / k for a, b in zip(exact, got.tolist(), strict=True)])
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_kinds_recall_against_exact(kind: str) -> None:
+    rng = np.random.default_rng(7)
+    vectors = clustered(rng, 6000, 48)
+    ids = rng.choice(2**40, size=6000, replace=False).astype(np.int64)
+    index = FaissIndex(48, kind)  # type: ignore[arg-type]
+    index.add(ids, vectors)
+    assert index.kind == kind and len(index) == 6000
+    queries = clustered(np.random.default_rng(8), 50, 48)
+    assert recall_at(index, vectors, ids, queries, 10) >= 0.9
+
+
+def test_approximate_kinds_recall_on_real_sentence_vectors(squad_corpus, encoder) -> None:  # type: ignore[no-untyped-def]
+    """Real MiniLM vectors (the SQuAD articles' sentences) and real questions."""
+    vectors = squad_corpus.sentence_vectors
+    ids = np.arange(len(vectors), dtype=np.int64) * 3 + 1
+    queries = encoder.encode(
+        [
+            "Who were the Normans?",
+            "What is political Islam?",
+            "When was the Scottish Parliament reconvened?",
+            "Who led the Norman conquest of England?",
+            "What do Islamists want to implement?",
+        ],
+        kind="query",
+    )
+    for kind in ("ivf", "hnsw"):
+        index = FaissIndex(vectors.shape[1], kind)  # type: ignore[arg-type]
+        index.add(ids, vectors)
+        assert recall_at(index, vectors, ids, queries, 10) >= 0.9, kind
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_remove_add_and_round_trip_for_each_kind(kind: str) -> None:
+    rng = np.random.default_rng(3)
+    vectors = clustered(rng, 3000, 32)
+    ids = np.arange(3000, dtype=np.int64) * 11
+    index = FaissIndex(32, kind)  # type: ignore[arg-type]
+    index.add(ids, vectors)
+    gone = ids[::3]
+    assert index.remove(np.concatenate([gone, [5, 7]])) == gone.size  # unknown ids ignored
+    assert len(index) == 3000 - gone.size
+    assert not np.isin(gone, index.ids()).any()
+    _, found = index.search(vectors[::3][:20], 5)  # a removed vector's own query
+    assert not np.isin(found, gone).any()
+    extra = clustered(rng, 10, 32)
+    index.add(np.arange(10, dtype=np.int64) * 11 + 1, extra)
+    _, found = index.search(extra, 1)
+    assert found[:, 0].tolist() == (np.arange(10) * 11 + 1).tolist()
+    with pytest.raises(ValueError, match="already present"):
+        index.add(ids[1:2], vectors[1:2])
+
+    copy = FaissIndex.from_bytes(index.to_bytes(), kind)  # type: ignore[arg-type]
+    assert copy.kind == index.kind == kind
+    assert sorted(copy.ids().tolist()) == sorted(index.ids().tolist())
+    queries = clustered(np.random.default_rng(4), 10, 32)
+    for a, b in zip(copy.search(queries, 7), index.search(queries, 7), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_filtered_search_on_approximate_kinds_is_exact_over_the_allowed(kind: str) -> None:
+    rng = np.random.default_rng(5)
+    vectors = clustered(rng, 4000, 32)
+    ids = np.arange(4000, dtype=np.int64)
+    index = FaissIndex(32, kind)  # type: ignore[arg-type]
+    index.add(ids, vectors)
+    allowed = rng.choice(4000, size=25, replace=False).astype(np.int64)
+    queries = clustered(np.random.default_rng(6), 8, 32)
+    scores, found = index.search(queries, 5, allowed)
+    assert np.isin(found, allowed).all()
+    exact = allowed[np.argsort(-(queries @ vectors[allowed].T), axis=1)[:, :5]]
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(exact, found, strict=True)])
+    assert overlap >= 0.95  # 8-bit codes: a near-tie may swap
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    _, none = index.search(queries, 3, np.array([10**12], dtype=np.int64))
+    assert (none == -1).all()
+
+
+def test_auto_moves_to_ivf_past_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import index.store as store
+
+    monkeypatch.setattr(store, "AUTO_FLAT_MAX", 1000)
+    rng = np.random.default_rng(9)
+    vectors = clustered(rng, 1500, 16)
+    index = FaissIndex(16, "auto")
+    index.add(np.arange(900, dtype=np.int64), vectors[:900])
+    assert index.kind == "flat"
+    index.add(np.arange(900, 1500, dtype=np.int64), vectors[900:])
+    assert index.kind == "ivf" and len(index) == 1500
+    assert sorted(index.ids().tolist()) == list(range(1500))
+    _, found = index.search(vectors[:50], 1)
+    assert (found[:, 0] == np.arange(50)).mean() >= 0.95
+    index.remove(np.arange(1000, dtype=np.int64))  # shrinking keeps the structure
+    assert index.kind == "ivf" and len(index) == 500
+
+
+def test_index_type_comes_from_the_setting_and_is_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rag.settings import get_settings
+
+    monkeypatch.setenv("RAG_INDEX_TYPE", "hnsw")
+    get_settings.cache_clear()
+    try:
+        index = FaissIndex(8)
+        assert index.index_type == "hnsw"
+        index.add(np.arange(100, dtype=np.int64), clustered(np.random.default_rng(1), 100, 8))
+        assert index.kind == "hnsw"
+    finally:
+        get_settings.cache_clear()
+    with pytest.raises(ValueError, match="index type"):
+        FaissIndex(8, "annoy")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_pipeline_builds_updates_and_removes_with_an_approximate_index(  # type: ignore[no-untyped-def]
+    kind, tmp_path, squad_data_dir, encoder, monkeypatch
+) -> None:
+    """The document write path (update, remove) on the non-flat kinds, through the pipeline,
+    with the kind recorded in the manifest and answers still found."""
+    from rag.pipeline import answer, build_index, load_corpus, read_previous, remove_document
+    from rag.settings import Settings, get_settings
+
+    monkeypatch.setenv("RAG_INDEX_TYPE", kind)
+    get_settings.cache_clear()
+    try:
+        settings = Settings(data_dir=squad_data_dir, index_dir=tmp_path / "index", reranker="")
+        report = build_index(settings, encoder)
+        assert report.manifest.index_type == kind
+        corpus = load_corpus(settings, encoder)
+        assert corpus.index.kind == kind
+        result = answer(corpus, encoder, "Who were the Normans?", settings=settings, mode="fast")
+        assert result.passages[0].hit.chunk.doc_id == "squad2-Normans"
+        previous = read_previous(settings.index_dir, encoder, rebuild=False)
+        assert previous is not None
+        after = remove_document(settings.index_dir, previous, "squad2-Normans", encoder)
+        assert after.manifest.index_type == kind
+        assert len(after.index) == len(after.chunks)
+        corpus = load_corpus(settings, encoder)
+        result = answer(corpus, encoder, "Who were the Normans?", settings=settings, mode="fast")
+        assert all(p.hit.chunk.doc_id != "squad2-Normans" for p in result.passages)
+    finally:
+        get_settings.cache_clear()
