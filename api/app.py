@@ -18,6 +18,7 @@ from slowapi import Limiter
 from slowapi.util import get_remote_address
 
 from api import ask, documents, health, web
+from api.admission import Admission, AdmissionCollector, AdmissionMiddleware
 from api.config import ApiSettings, get_api_settings
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
@@ -111,7 +112,12 @@ def create_app(
         return api_settings.max_ask_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
-    install_metrics(app, service)
+    # Outside the body limit (a refusal reads no body), inside the metrics (refusals count).
+    admission = Admission(api_settings.ask_concurrency, api_settings.ask_queue_limit)
+    app.state.admission = admission
+    app.add_middleware(AdmissionMiddleware, admission=admission)
+    instrumentator = install_metrics(app, service)
+    instrumentator.registry.register(AdmissionCollector(admission))
     if settings.cors_origins:
         app.add_middleware(
             JsonErrorCORSMiddleware,

@@ -38,7 +38,10 @@ class ApiSettings(BaseSettings):
     )
     max_ask_bytes: int = Field(1_000_000, ge=1, description="Largest accepted /ask body.")
     max_document_bytes: int = Field(
-        20_000_000, ge=1, description="Largest accepted body for the /documents endpoints."
+        5_000_000,
+        ge=1,
+        description="Largest accepted body for the /documents endpoints (an op-ed is well "
+        "under 100 kB; 5 MB leaves room for a book, and a 10 MB body is refused).",
     )
 
     # Work scheduling.
@@ -47,6 +50,14 @@ class ApiSettings(BaseSettings):
         ge=1,
         le=256,
         description="Questions answered at once per worker (threads); others wait their turn.",
+    )
+    ask_queue_limit: int = Field(
+        16,
+        ge=0,
+        le=10_000,
+        description="Questions that may wait for a free thread per worker, beyond "
+        "ask_concurrency; more at once are refused at once with 503 'overloaded' and "
+        "Retry-After (docs/reliability.md), rather than queued for seconds.",
     )
     reload_interval: float = Field(
         1.0,

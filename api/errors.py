@@ -3,6 +3,7 @@ pipeline's errors (and the framework's) to HTTP status codes."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import time
@@ -64,7 +65,11 @@ CODE_BY_STATUS: dict[int, str] = {
     429: "rate_limited",
     500: "internal_error",
     503: "not_ready",
+    507: "insufficient_storage",
 }
+
+#: OS errors that mean the disk is full: the write is refused with 507, nothing else breaks.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 MAX_FIELD_ERRORS = 5
 
@@ -155,6 +160,21 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
+async def _os_error(request: Request, exc: Exception) -> JSONResponse:
+    """A full disk is the one OS error with its own answer; any other is a 500 (re-raised to
+    the request-context middleware, which logs it with its traceback)."""
+    assert isinstance(exc, OSError)
+    if exc.errno not in NO_SPACE_ERRNOS:
+        raise exc
+    log.error("a write failed for lack of disk space: %s", exc)
+    return error_response(
+        507,
+        "insufficient_storage",
+        "the server has no disk space left to store this change; nothing was changed, and "
+        "the previous version is still served",
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return error_response(422, "invalid_request", describe_validation_errors(exc.errors()))
@@ -197,6 +217,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RagError, _rag_error)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(StarletteHTTPException, _http_error)

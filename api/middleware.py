@@ -133,12 +133,13 @@ class BodyLimitMiddleware:
 
 
 class JsonErrorCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS middleware, with a refused preflight in the one error shape."""
+    """Starlette's CORS middleware, with a refused preflight in the one error shape and with
+    no ``Access-Control-Allow-*`` header at all (Starlette's lists the allowed methods and
+    headers even to an origin it refuses)."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)
         if response.status_code < 400:
             return response
-        headers = {k: v for k, v in response.headers.items() if k.lower().startswith("access-")}
         reason = bytes(response.body).decode("utf-8", errors="replace")
-        return error_response(response.status_code, "cors_rejected", reason, headers)
+        return error_response(response.status_code, "cors_rejected", reason, {"Vary": "Origin"})
