@@ -102,7 +102,7 @@ _PUT_BODY = {
                 }
             },
         },
-        **error_responses(401, 403, 413, 415, 422, 503),
+        **error_responses(401, 403, 413, 415, 422, 503, 507),
     },
     openapi_extra={"requestBody": _PUT_BODY},
 )
@@ -128,7 +128,7 @@ async def put_document(
     summary="Remove a document (admin)",
     status_code=204,
     response_class=Response,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 422, 503, 507),
 )
 async def delete_document(doc_id: DocIdDep, _admin: AdminDep, state: StateDep) -> Response:
     """Remove the document from the index and the document store, persisted before the

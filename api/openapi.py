@@ -22,7 +22,9 @@ _ERRORS: dict[int, str] = {
     415: "The request body is not JSON.",
     422: "Invalid input; the message names the field.",
     429: "Too many questions from this client; retry after Retry-After seconds.",
-    503: "The model or index is not loaded (yet), or the index cannot be used.",
+    503: "The model or index is not loaded (yet), or the index cannot be used; or (POST /ask) "
+    "too many questions are in flight: retry after Retry-After seconds.",
+    507: "No disk space left to store the change; nothing was changed.",
 }
 
 _HEADERS: dict[int, dict[str, Any]] = {
