@@ -512,7 +512,14 @@ def save_snapshot(
     _fsync_dir(index_dir)
 
     current_tmp = index_dir / f"{CURRENT}.tmp"
-    _write_durable(current_tmp, (name + "\n").encode("ascii"))
+    try:
+        _write_durable(current_tmp, (name + "\n").encode("ascii"))
+    except BaseException:
+        # e.g. a full disk: the new generation never became live; do not leave it (or a
+        # partial CURRENT.tmp) taking the space the next write needs.
+        current_tmp.unlink(missing_ok=True)
+        shutil.rmtree(index_dir / name, ignore_errors=True)
+        raise
     os.replace(current_tmp, index_dir / CURRENT)
     _fsync_dir(index_dir)
 

@@ -153,11 +153,15 @@ def load_document(path: Path) -> Document:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. a full disk: leave no partial file taking space
+        raise
 
 
 def write_article(folder: Path, doc: Document) -> Path:
@@ -188,7 +192,13 @@ def replace_article(folder: Path, doc: Document | None, doc_id: str) -> dict[Pat
     """Make ``folder`` hold ``doc`` as document ``doc_id`` (None: remove it), replacing any
     other files that held that id. Returns the previous files' bytes, for :func:`restore`."""
     old = {p: p.read_bytes() for p in article_files(folder, doc_id)}
-    written = write_article(folder, doc) if doc is not None else None
+    try:
+        written = write_article(folder, doc) if doc is not None else None
+    except BaseException:
+        # e.g. the sidecar was written but the text hit a full disk: put the old files back
+        # (a new sidecar beside the old text would be a document nobody wrote).
+        restore_articles(folder, doc_id, old, stray=doc)
+        raise
     keep = {written, written.with_suffix(".json")} if written else set()
     for path in old:
         if path not in keep:
@@ -196,12 +206,25 @@ def replace_article(folder: Path, doc: Document | None, doc_id: str) -> dict[Pat
     return old
 
 
-def restore_articles(folder: Path, doc_id: str, previous: dict[Path, bytes]) -> None:
-    """Undo :func:`replace_article`: put the previous files of ``doc_id`` back."""
-    for path in article_files(folder, doc_id):
+def restore_articles(
+    folder: Path, doc_id: str, previous: dict[Path, bytes], *, stray: Document | None = None
+) -> None:
+    """Undo :func:`replace_article`: put the previous files of ``doc_id`` back (``stray``:
+    a document whose files may be half-written). Files that still hold their previous bytes
+    are left alone, and extra files go first, so that on a full disk this needs no space
+    beyond what the failed write freed."""
+    current = set(article_files(folder, doc_id))
+    if stray is not None:
+        current |= {folder / f"{stray.id}.txt", folder / f"{stray.id}.json"}
+    for path in current - set(previous):
         path.unlink(missing_ok=True)
     for path, data in previous.items():
-        _write_atomic(path, data)
+        try:
+            unchanged = path.read_bytes() == data
+        except FileNotFoundError:
+            unchanged = False
+        if not unchanged:
+            _write_atomic(path, data)
 
 
 def find_articles(data_dir: Path) -> list[Path]:

@@ -541,3 +541,25 @@ def test_pruning_keeps_two_generations(tmp_path: Path) -> None:
     assert (tmp_path / "CURRENT").read_text().strip() == "gen-000004"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CURRENT", "gen-000003", "gen-000004"]
     assert load_snapshot(tmp_path).documents[0].text == "Version 4."
+
+
+def test_failed_current_switch_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while writing CURRENT: the previous generation stays live, and neither the
+    new generation nor a partial CURRENT.tmp is left taking space."""
+    first = build(TEXTS, seed=1)
+    save_snapshot(tmp_path, **first)
+    real = persist._write_durable
+
+    def no_space_for_current(path: Path, data: bytes) -> None:
+        if path.name == "CURRENT.tmp":
+            path.write_bytes(data[:2])
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(persist, "_write_durable", no_space_for_current)
+    with pytest.raises(OSError, match="No space"):
+        save_snapshot(tmp_path, **build({"plain": "New text."}, seed=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CURRENT", "gen-000001"]
+    assert_same(load_snapshot(tmp_path, EXPECT), first)
