@@ -69,6 +69,13 @@ class AskResponse(BaseModel):
     mode: Literal["fast", "accurate"] = Field(
         "fast", description="How the answer was found: fast (retrieval) or accurate (reranked)."
     )
+    confidence: float | None = Field(
+        None,
+        description="How sure the service is that the articles answer the question: the "
+        "learned abstention model's probability (0-1) for this mode, or the support score "
+        "where no learned model applies; it answers at or above its threshold. Null when "
+        "nothing was retrieved.",
+    )
     answer: AnswerSpan | None
     abstained: bool
     reason: str | None

@@ -25,6 +25,7 @@ import anyio.to_thread
 
 from api.cache import LRUCache, ask_key
 from index.persist import IndexSnapshot, read_manifest, writer_lock
+from rag.abstain import AbstentionModel, models_for
 from rag.embed import SentenceTransformerEncoder, make_encoder
 from rag.errors import DocumentNotFound, IndexNotFound, NotReady, RagError
 from rag.load import replace_article, restore_articles
@@ -108,6 +109,8 @@ class ServiceState:
         #: could not be loaded (the reason is in ``reranker_error`` and the log).
         self.reranker: CrossEncoderReranker | None = None
         self.reranker_error: str | None = None
+        #: Learned abstention models by answer mode (loaded with the models they belong to).
+        self.abstention: dict[str, AbstentionModel] = {}
         self.reload_interval = reload_interval
         self._ask_limiter = anyio.CapacityLimiter(ask_concurrency)
         #: Rendered answers by (generation, question, options, render): a repeated question
@@ -179,6 +182,7 @@ class ServiceState:
                 history=history,
                 mode=mode,
                 reranker=self.reranker,
+                abstention=self.abstention,
             )
             rendered = render(result)
             self.answer_cache.put(key, rendered)
@@ -232,6 +236,11 @@ class ServiceState:
             log.warning("accurate mode is unavailable: %s", exc)
         else:
             log.info("reranker loaded: %s", self.reranker.name)
+        self.abstention = models_for(
+            self.settings,
+            encoder=self.encoder.name,
+            reranker=self.reranker.name if self.reranker is not None else None,
+        )
 
     def _reload(self) -> Loaded:
         self.encoder.load()

@@ -26,9 +26,17 @@ from tqdm import tqdm
 
 from eval.dataset import EvalQuestion
 from eval.metrics import ranking_scores, summarize_by_category
-from eval.run import answer_options, index_dir_for, open_eval_corpus, run_questions
+from eval.run import (
+    answer_options,
+    describe_thresholds,
+    index_dir_for,
+    mode_thresholds,
+    open_eval_corpus,
+    run_questions,
+)
 from index.persist import IndexSnapshot, Manifest
 from index.store import FaissIndex, chunk_key
+from rag.abstain import AbstentionModel
 from rag.chunk import chunk_id
 from rag.embed import Encoder
 from rag.rerank import Reranker, rerank_hits
@@ -246,6 +254,8 @@ def rank_queries(
                 top_k=max(DEPTH, settings.rerank_candidates),
                 candidates=settings.candidates,
                 rrf_k=settings.rrf_k,
+                fusion=settings.fusion,
+                dense_weight=settings.dense_weight,
             )
             if options["mode"] == "accurate":
                 if reranker is None:
@@ -322,6 +332,9 @@ def run_bench(
             "model": encoder.name,
             "candidates": settings.candidates,
             "rrf_k": settings.rrf_k,
+            "fusion": settings.fusion,
+            "dense_weight": settings.dense_weight,
+            "rerank_candidates": settings.rerank_candidates,
         },
         "scores": scores,
         "checks": bench_checks(scores),
@@ -355,6 +368,13 @@ def bench_checks(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> lis
     return checks
 
 
+def describe_fusion(meta: Mapping[str, Any]) -> str:
+    if meta.get("fusion", "rrf") == "score":
+        w = meta.get("dense_weight", 0.4)
+        return f"normalised scores weighted {w:g} dense / {1 - w:g} BM25"
+    return f"RRF k={meta['rrf_k']}"
+
+
 def bench_markdown(result: Mapping[str, Any], command: str, date: str) -> str:
     meta = result["meta"]
     corpus = (
@@ -369,7 +389,8 @@ def bench_markdown(result: Mapping[str, Any], command: str, date: str) -> str:
         f"Command: `{command}` — run {date}, model `{meta['model']}`, {corpus}; "
         f"{meta['questions']} questions "
         f"({', '.join(f'{s} {n}' for s, n in meta['per_source'].items())}, seed {meta['seed']}); "
-        f"fusion: RRF k={meta['rrf_k']} over {meta['candidates']} candidates per list.",
+        f"fusion: {describe_fusion(meta)} over {meta['candidates']} candidates per list; "
+        f"accurate re-ranks the first {meta.get('rerank_candidates', 10)} fused candidates.",
         "",
         "| source | mode | R@1 | R@5 | MRR@10 | nDCG@10 |",
         "|---|---|---:|---:|---:|---:|",
@@ -434,6 +455,7 @@ def run_squad2(
     seed: int,
     progress: bool = False,
     reranker: Reranker | None = None,
+    abstention: Mapping[str, AbstentionModel] | None = None,
 ) -> dict[str, Any]:
     from eval.squad import load_squad2
 
@@ -451,9 +473,16 @@ def run_squad2(
         progress=progress,
     )
     outcomes = run_questions(
-        questions, corpus, encoder, settings, modes, progress=progress, reranker=reranker
+        questions,
+        corpus,
+        encoder,
+        settings,
+        modes,
+        progress=progress,
+        reranker=reranker,
+        abstention=abstention,
     )
-    threshold = settings.abstain_threshold
+    threshold = 0.0  # outcomes hold margins over each mode's own threshold
     results: dict[str, Any] = {}
     for mode, items in outcomes.items():
         summary = summarize_by_category(items, threshold)
@@ -470,7 +499,7 @@ def run_squad2(
             "sample": sample,
             "seed": seed,
             "model": encoder.name,
-            "abstain_threshold": threshold,
+            "abstain_threshold": mode_thresholds(outcomes),
         },
         "modes": results,
     }
@@ -491,8 +520,8 @@ def squad2_markdown(result: Mapping[str, Any], command: str, date: str) -> str:
     lines = [
         "## External benchmark: SQuAD 2.0 dev (answer spans and abstention)",
         "",
-        f"Command: `{command}` — run {date}, model `{meta['model']}`, abstention threshold "
-        f"{meta['abstain_threshold']}; {len(meta['articles'])} articles "
+        f"Command: `{command}` — run {date}, model `{meta['model']}`, abstention thresholds "
+        f"{describe_thresholds(meta['abstain_threshold'])}; {len(meta['articles'])} articles "
         f"({', '.join(f'`{a}`' for a in meta['articles'])}; {meta['paragraphs']} paragraphs) "
         f"indexed together; {meta['answerable']} answerable "
         f"and {meta['unanswerable']} unanswerable questions (seed {meta['seed']}). SQuAD's "

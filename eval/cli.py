@@ -85,6 +85,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ext.add_argument("--distractors", action="store_true", help="bench: add the distractors")
     ext.add_argument("--articles", type=int, help="squad2: index this many articles (seeded)")
     ext.add_argument("--seed", type=int, default=13, help="sampling seed")
+    ext.add_argument(
+        "--learn-abstention",
+        action="store_true",
+        help="with --squad2: learn the abstention models on half of the SQuAD 2.0 articles, "
+        "report on the other half, and write rag/abstention/*.json",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -133,6 +139,25 @@ def _reranker(settings: Any, modes: Sequence[str]) -> Any:
 
     reranker = make_reranker(settings) if ACCURATE in modes else None
     return reranker.load() if reranker is not None else None
+
+
+def _abstention(settings: Any, encoder: Any, reranker: Any) -> Any:
+    """The learned abstention models that apply to these models (by mode)."""
+    from rag.abstain import models_for
+
+    return models_for(
+        settings, encoder=encoder.name, reranker=reranker.name if reranker is not None else None
+    )
+
+
+def _default_mode(settings: Any) -> str:
+    """The evaluated mode the service answers in by default."""
+    from eval.run import ACCURATE, available_modes
+
+    wanted = settings.answer_mode or ("accurate" if settings.reranker else "fast")
+    if wanted == "accurate" and ACCURATE in available_modes(settings.reranker):
+        return ACCURATE
+    return str(settings.retrieval_mode)
 
 
 def _modes(args: argparse.Namespace) -> list[str]:
@@ -196,13 +221,16 @@ def cmd_squad2(args: argparse.Namespace, command: str) -> int:
         return 0
     settings = _settings(args)
     modes = _modes(args)
+    encoder = _encoder(settings)
+    reranker = _reranker(settings, modes)
     result = run_squad2(
         path,
-        _encoder(settings),
+        encoder,
         settings,
         modes,
         args.cache_dir,
-        reranker=_reranker(settings, modes),
+        reranker=reranker,
+        abstention=_abstention(settings, encoder, reranker),
         sample=args.sample,
         articles=args.articles,
         seed=args.seed,
@@ -242,11 +270,13 @@ def cmd_own(args: argparse.Namespace, command: str) -> int:
         modes = [m for m in R.available_modes(settings.reranker) if m in baseline["modes"]]
         modes += [m for m in baseline["modes"] if m not in modes]  # a missing mode fails
     elif args.calibrate and not args.update_baseline:
-        modes = [settings.retrieval_mode]
+        modes = [_default_mode(settings)]
     else:
         modes = list(R.available_modes(settings.reranker))
     encoder = _encoder(settings)
     runnable = [m for m in modes if m in R.available_modes(settings.reranker)]
+    reranker = _reranker(settings, runnable)
+    abstention = _abstention(settings, encoder, reranker)
     run = R.run_set(
         qset,
         encoder,
@@ -254,17 +284,18 @@ def cmd_own(args: argparse.Namespace, command: str) -> int:
         runnable,
         args.cache_dir,
         progress=not args.quiet,
-        reranker=_reranker(settings, runnable),
+        reranker=reranker,
+        abstention=abstention,
     )
-    default_mode = settings.retrieval_mode
+    default_mode = _default_mode(settings)
     calibration = None
     if default_mode in run.outcomes:
-        calibration = R.calibrate(
-            run.outcomes[default_mode], default_mode, settings.abstain_threshold
-        )
+        options = R.answer_options(default_mode)
+        rule = "learned" if options["mode"] in abstention else "threshold"
+        calibration = R.calibrate(run.outcomes[default_mode], default_mode, rule)
     report = R.build_report(
         run.outcomes,
-        settings.abstain_threshold,
+        0.0,  # outcomes hold margins over each mode's own threshold
         R.report_meta(run, command, encoder),
         calibration,
     )
@@ -309,9 +340,46 @@ def cmd_own(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def cmd_learn_abstention(args: argparse.Namespace, command: str) -> int:
+    from eval.abstention import markdown, run_learning, write_models
+    from eval.run import update_report_file
+
+    path: Path | None = args.squad2
+    if path is None:
+        print("error: --learn-abstention needs --squad2 FILE", file=sys.stderr)
+        return EXIT_FAIL
+    if not path.is_file():
+        print(f"skipped: no SQuAD 2.0 file at {path} (../shared/benchmarks absent)")
+        return 0
+    settings = _settings(args)
+    reranker = _reranker(settings, ["accurate"])
+    if reranker is None:
+        print("error: learning the accurate mode's rule needs the reranker", file=sys.stderr)
+        return EXIT_FAIL
+    learned = run_learning(
+        path,
+        _encoder(settings),
+        reranker,
+        settings,
+        args.cache_dir,
+        sample=args.sample,
+        seed=args.seed,
+        command=command,
+        progress=not args.quiet,
+    )
+    text = markdown(learned, command)
+    print(text)
+    if not args.no_write:
+        write_models({mode: model for mode, (model, _) in learned.items()})
+        update_report_file(args.out_dir / "report.md", {"abstention": text})
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     command = command_line(getattr(args, "_argv", None))
     try:
+        if args.learn_abstention:
+            return cmd_learn_abstention(args, command)
         if args.bench is not None or args.squad2 is not None:
             code = 0
             if args.bench is not None:

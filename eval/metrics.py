@@ -63,10 +63,13 @@ class Outcome:
     gold_paragraphs: tuple[str, ...]  # "doc_id#n"
     gold_spans: tuple[TextSpan, ...]
     ranked: tuple[str, ...]  # paragraph ids, best first, each once
-    answer: TextSpan | None  # the answer span before the threshold is applied
-    support: float  # the answer's support score (-inf when there is none)
+    answer: TextSpan | None  # the answer span before the abstention rule is applied
+    #: The answer's confidence minus the threshold its mode applies (-inf when there is no
+    #: answer), so that one rule, abstain below 0, serves every mode; a calibration moves 0.
+    support: float
     n_hits: int
     exact: bool  # every returned text equals the document text at its span
+    threshold: float = 0.0  # the mode's own threshold on its confidence score
 
 
 def abstains(outcome: Outcome, threshold: float) -> bool:

@@ -3,9 +3,10 @@ the outcomes: the report (Markdown, JSON, plot), the baseline check and the cali
 
 Each question is asked twice per mode through :func:`rag.pipeline.answer`: with ``top_k=10``
 for the ranking metrics, and with the service's own ``top_k`` for the answer span. Both calls
-run with the abstention threshold switched off, so that the raw support score of the answer is
-kept; the threshold is then applied by :mod:`eval.metrics` with the pipeline's own rule. The
-modes are :data:`rag.retrieve.MODES`: a reranker added there as a mode is evaluated too.
+run with abstention switched off, so that the answer and its confidence are kept; the
+outcome records the confidence's margin over the mode's threshold, and :mod:`eval.metrics`
+abstains below a margin of 0 (the service's own decision). The modes are the retrieval modes
+of :data:`rag.retrieve.MODES` answering in ``fast`` mode, and ``accurate`` (reranked hybrid).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from eval.metrics import (
     summarize,
     summarize_by_category,
 )
+from rag.abstain import AbstentionModel
 from rag.chunk import CHUNKER_VERSION
 from rag.embed import Encoder
 from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
@@ -162,10 +164,10 @@ def evaluate_question(
     question: EvalQuestion,
     mode: str,
     reranker: Reranker | None = None,
+    abstention: Mapping[str, AbstentionModel] | None = None,
 ) -> Outcome:
     from rag.pipeline import answer
 
-    open_settings = settings.model_copy(update={"abstain_threshold": -math.inf})
     history = list(question.previous) or None
 
     def ask(top_k: int | None) -> Answer:
@@ -173,10 +175,12 @@ def evaluate_question(
             corpus,
             encoder,
             question.question,
-            settings=open_settings,
+            settings=settings,
             top_k=top_k,
             history=history,
             reranker=reranker,
+            abstention=abstention,
+            abstain=False,
             **answer_options(mode),
         )
 
@@ -193,9 +197,10 @@ def evaluate_question(
         ),
         ranked=ranked_paragraphs(ranking),
         answer=None if quote is None else TextSpan(quote.doc_id, quote.start, quote.end),
-        support=quote.score if quote is not None else -math.inf,
+        support=result.confidence - result.threshold if quote is not None else -math.inf,
         n_hits=len(result.passages),
         exact=returned_texts_exact(corpus, ranking) and returned_texts_exact(corpus, result),
+        threshold=result.threshold,
     )
 
 
@@ -223,11 +228,12 @@ def run_questions(
     *,
     progress: bool = False,
     reranker: Reranker | None = None,
+    abstention: Mapping[str, AbstentionModel] | None = None,
 ) -> dict[str, list[Outcome]]:
     with one_thread():
         return {
             mode: [
-                evaluate_question(corpus, encoder, settings, q, mode, reranker)
+                evaluate_question(corpus, encoder, settings, q, mode, reranker, abstention)
                 for q in tqdm(questions, desc=f"eval {mode}", unit="q", disable=not progress)
             ]
             for mode in modes
@@ -240,6 +246,7 @@ def run_questions(
 @dataclass(frozen=True)
 class Calibration:
     mode: str
+    rule: str  # "learned" (a probability threshold) or "threshold" (on the support score)
     max_false_abstention: float
     threshold: float
     calibration_ids: tuple[str, ...]
@@ -282,23 +289,28 @@ def _no_rank(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float]]:
 def calibrate(
     outcomes: Sequence[Outcome],
     mode: str,
-    current_threshold: float,
+    rule: str,
     max_false_abstention: float = MAX_FALSE_ABSTENTION,
 ) -> Calibration:
-    """Choose the threshold on the calibration part; report abstention on the held-out part."""
+    """Choose the threshold on the calibration part; report abstention on the held-out part.
+
+    Outcomes hold margins over the mode's current threshold, so the shift is chosen on the
+    margins and the threshold reported is the current one plus that shift."""
     calib = [o for o in outcomes if in_calibration_part(o.id)]
     held = [o for o in outcomes if not in_calibration_part(o.id)]
-    threshold = choose_threshold([o.support for o in calib if o.answerable], max_false_abstention)
+    shift = choose_threshold([o.support for o in calib if o.answerable], max_false_abstention)
+    current = outcomes[0].threshold if outcomes else 0.0
     return Calibration(
         mode=mode,
+        rule=rule,
         max_false_abstention=max_false_abstention,
-        threshold=threshold,
+        threshold=round(current + shift, 4),
         calibration_ids=tuple(o.id for o in calib),
         held_out_ids=tuple(o.id for o in held),
-        calibration=_abstention_only(calib, threshold),
-        held_out=_abstention_only(held, threshold),
-        held_out_at_current=_abstention_only(held, current_threshold),
-        current_threshold=current_threshold,
+        calibration=_abstention_only(calib, shift),
+        held_out=_abstention_only(held, shift),
+        held_out_at_current=_abstention_only(held, 0.0),
+        current_threshold=round(current, 4),
     )
 
 
@@ -368,6 +380,7 @@ def build_report(
 def calibration_json(c: Calibration) -> dict[str, Any]:
     return {
         "mode": c.mode,
+        "rule": c.rule,
         "max_false_abstention": c.max_false_abstention,
         "threshold": c.threshold,
         "current_threshold": c.current_threshold,
@@ -631,19 +644,27 @@ def calibration_markdown(c: Mapping[str, Any]) -> list[str]:
         (f"held-out part, current default {c['current_threshold']}", c["held_out_at_current"]),
     ]
     keys = ("abstention_recall", "abstention_precision", "false_abstention")
+    learned = c.get("rule") == "learned"
+    score = (
+        "learned probability (see the learned abstention section)" if learned else "support score"
+    )
+    where = (
+        f"It is the `threshold` of `rag/abstention/{c['mode']}.json`; the shipped value is "
+        "the one learned on SQuAD 2.0 (below), kept unless this part says otherwise."
+        if learned
+        else f"Setting line: `abstain_threshold: float = Field({c['threshold']:.2f}, ...)` in "
+        f"`rag/settings.py` (or `RAG_ABSTAIN_THRESHOLD={c['threshold']:.2f}`)."
+    )
     return [
         f"Measured by `rag eval --calibrate` (and by every full `rag eval`), in {c['mode']} "
         "mode, on the outcomes of the run above. The set is split by hashing "
         f"each question id (sha256, even: calibration, odd: held out): "
         f"{c['n_calibration']} questions to choose on, {c['n_held_out']} to report on. The "
-        f"threshold is the highest support score that keeps false abstentions on the "
+        f"threshold is the highest {score} that keeps false abstentions on the "
         f"calibration part's answerable questions at or below "
-        f"{c['max_false_abstention']:.0%}, rounded down to two decimals.",
+        f"{c['max_false_abstention']:.0%}.",
         "",
-        f"Chosen threshold: **{c['threshold']:.2f}** (current default: "
-        f"{c['current_threshold']}). Setting line: `abstain_threshold: float = "
-        f"Field({c['threshold']:.2f}, ...)` in `rag/settings.py` "
-        f"(or `RAG_ABSTAIN_THRESHOLD={c['threshold']:.2f}`).",
+        f"Chosen threshold: **{c['threshold']:.4g}** (current: {c['current_threshold']}). {where}",
         "",
         *metrics_table(rows, "part", keys),
     ]
@@ -672,7 +693,8 @@ def markdown_report(
         "## Own question set",
         "",
         f"Command: `{meta['command']}` — run {meta['date']}, model `{meta['model']}`, "
-        f"abstention threshold {meta['abstain_threshold']}, answer `top_k` "
+        f"abstention thresholds {describe_thresholds(meta['abstain_threshold'])} (learned "
+        "probability where `rag/abstention/<mode>.json` applies, else support), answer `top_k` "
         f"{meta['answer_top_k']}, ranking depth {RANKING_DEPTH}.",
         "",
         f"Questions: `{meta['questions']}` — {meta['n_questions']} questions "
@@ -795,6 +817,7 @@ def run_set(
     *,
     progress: bool = False,
     reranker: Reranker | None = None,
+    abstention: Mapping[str, AbstentionModel] | None = None,
 ) -> SetRun:
     corpus = open_eval_corpus(
         list(qset.documents.values()),
@@ -804,9 +827,27 @@ def run_set(
         progress=progress,
     )
     outcomes = run_questions(
-        qset.questions, corpus, encoder, settings, modes, progress=progress, reranker=reranker
+        qset.questions,
+        corpus,
+        encoder,
+        settings,
+        modes,
+        progress=progress,
+        reranker=reranker,
+        abstention=abstention,
     )
     return SetRun(qset=qset, outcomes=outcomes, settings=settings)
+
+
+def mode_thresholds(outcomes: Mapping[str, Sequence[Outcome]]) -> dict[str, float]:
+    """The threshold each mode applied to its confidence score."""
+    return {m: round(items[0].threshold, 4) for m, items in outcomes.items() if items}
+
+
+def describe_thresholds(thresholds: Any) -> str:
+    if isinstance(thresholds, Mapping):
+        return ", ".join(f"{m} {t}" for m, t in thresholds.items())
+    return str(thresholds)
 
 
 def report_meta(run: SetRun, command: str, encoder: Encoder) -> dict[str, Any]:
@@ -818,7 +859,7 @@ def report_meta(run: SetRun, command: str, encoder: Encoder) -> dict[str, Any]:
         "command": command,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "model": encoder.name,
-        "abstain_threshold": run.settings.abstain_threshold,
+        "abstain_threshold": mode_thresholds(run.outcomes),
         "answer_top_k": run.settings.top_k,
         "default_mode": run.settings.retrieval_mode,
         "questions": str(shown),

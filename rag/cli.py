@@ -121,9 +121,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
     validate_question(args.question, settings.max_question_chars)
     if args.top_k is not None:
         validate_top_k(args.top_k)
+    from rag.abstain import models_for
+
     reranker = _reranker(settings, args.mode)
     encoder = _encoder(settings)
     corpus = open_corpus(settings, encoder, progress=True)
+    abstention = models_for(
+        settings,
+        encoder=encoder.name,
+        reranker=reranker.name if reranker is not None else None,
+    )
     result = answer(
         corpus,
         encoder,
@@ -134,6 +141,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         author=args.author,
         mode=args.mode,
         reranker=reranker,
+        abstention=abstention,
     )
     body = AskResponse.model_validate(answer_dict(result))
     if args.json:

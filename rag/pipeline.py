@@ -6,7 +6,8 @@ No scoring logic lives here; each stage is in its own module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from index.persist import (
     writer_lock,
 )
 from index.store import FaissIndex, chunk_key
+from rag.abstain import AbstentionModel, signals
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
 from rag.errors import (
@@ -33,11 +35,20 @@ from rag.errors import (
 )
 from rag.load import is_valid_unicode, load_data_dir
 from rag.query import retrieval_text, validate_history
-from rag.quote import abstention_reason, build_passages, choose_answer, sentence_support
+from rag.quote import (
+    Choice,
+    WindowScores,
+    abstention_reason,
+    answer_quote,
+    build_passages,
+    choose_answer,
+    sentence_evidence,
+    sentence_windows,
+)
 from rag.rerank import Reranker, rerank_hits
 from rag.retrieve import Corpus, resolve_filter, retrieve
 from rag.settings import AnswerMode, RetrievalMode, Settings
-from rag.types import Answer, Chunk, Document
+from rag.types import Answer, Chunk, Document, Hit
 
 log = logging.getLogger(__name__)
 
@@ -308,15 +319,21 @@ def answer(
     retrieval: RetrievalMode | None = None,
     history: Sequence[str] | None = None,
     reranker: Reranker | None = None,
+    abstention: Mapping[str, AbstentionModel] | None = None,
+    abstain: bool = True,
 ) -> Answer:
     """Answer ``question`` with quotes from the corpus, or abstain with a reason.
 
     ``mode`` is ``fast`` (retrieval and sentence scoring) or ``accurate`` (the first
-    ``settings.rerank_candidates`` retrieved passages re-scored by ``reranker``); by default
-    ``accurate`` when a reranker is given. ``retrieval`` picks the first stage (default: the
-    ``retrieval_mode`` setting). ``history`` holds the conversation's earlier questions,
-    oldest first; a follow-up that depends on them ("And France?") is searched together with
-    the previous question."""
+    ``settings.rerank_candidates`` retrieved passages re-scored by ``reranker``, which also
+    picks the answer sentence); by default ``accurate`` when a reranker is given.
+    ``retrieval`` picks the first stage (default: the ``retrieval_mode`` setting).
+    ``history`` holds the conversation's earlier questions, oldest first; a follow-up that
+    depends on them ("And France?") is searched together with the previous question.
+
+    Whether to abstain is decided by the learned model for the mode in ``abstention`` (see
+    :mod:`rag.abstain`), else by the support threshold setting. ``abstain=False`` returns the
+    best candidate answer whatever its confidence (evaluation uses it to sweep thresholds)."""
     text = validate_question(question, settings.max_question_chars)
     k = validate_top_k(settings.top_k if top_k is None else top_k)
     chosen = resolve_mode(mode, settings, reranker)
@@ -334,18 +351,60 @@ def answer(
         top_k=depth,
         candidates=settings.candidates,
         rrf_k=settings.rrf_k,
+        fusion=settings.fusion,
+        dense_weight=settings.dense_weight,
         allowed=allowed,
     )
+    windows = None
     if chosen == "accurate" and reranker is not None:
         hits = rerank_hits(reranker, query, hits, keep=k)
-    supports = [sentence_support(corpus, h, query_vec, query_terms) for h in hits]
-    quote, best = choose_answer(corpus, hits, supports)
-    reason = abstention_reason(best, settings.abstain_threshold, len(hits))
+        windows = window_scores(corpus, reranker, query, hits)
+    evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
+    choice = choose_answer(corpus, hits, evidence, windows)
+    values = {} if choice is None else signals(hits, *choice.evidence)
+    confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, abstention)
+    if not abstain and choice is not None:
+        reason = None
     return Answer(
         question=text,
-        answer=None if reason else quote,
+        answer=None if reason or choice is None else answer_quote(corpus, hits, choice),
         abstained=reason is not None,
         reason=reason,
-        passages=build_passages(corpus, hits, supports, settings.max_quotes),
+        passages=build_passages(corpus, hits, [e.support for e in evidence], settings.max_quotes),
         mode=chosen,
+        confidence=confidence,
+        threshold=threshold,
+        signals=values,
     )
+
+
+def window_scores(
+    corpus: Corpus, reranker: Reranker, query: str, hits: Sequence[Hit]
+) -> WindowScores | None:
+    """Cross-encoder logits of the top passage's sentences and adjacent pairs."""
+    if not hits or not hits[0].chunk.sentences:
+        return None
+    chunk = hits[0].chunk
+    singles, pairs = sentence_windows(corpus.documents[chunk.doc_id].text, chunk)
+    scores = reranker.score(query, singles + pairs)
+    return WindowScores(sentences=scores[: len(singles)], pairs=scores[len(singles) :])
+
+
+def decide(
+    choice: Choice | None,
+    values: Mapping[str, float],
+    n_hits: int,
+    mode: str,
+    settings: Settings,
+    abstention: Mapping[str, AbstentionModel] | None,
+) -> tuple[float, float, str | None]:
+    """(confidence, threshold, reason to abstain or None) for the chosen answer, by the
+    learned model for ``mode`` when there is one, else by the support threshold setting."""
+    model = (abstention or {}).get(mode)
+    if choice is None:
+        threshold = model.threshold if model is not None else settings.abstain_threshold
+        return -math.inf, threshold, abstention_reason(-math.inf, threshold, n_hits)
+    if model is None:
+        reason = abstention_reason(choice.support, settings.abstain_threshold, n_hits)
+        return choice.support, settings.abstain_threshold, reason
+    return model.probability(values), model.threshold, model.reason(values)

@@ -6,6 +6,7 @@ CLI and the API serialise through that model, so their JSON is the same.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rag.types import Answer, Passage, Quote
@@ -37,6 +38,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
     return {
         "question": answer.question,
         "mode": answer.mode,
+        "confidence": round(answer.confidence, 4) if math.isfinite(answer.confidence) else None,
         "answer": None
         if best is None
         else {

@@ -19,10 +19,11 @@ from index.persist import IndexSnapshot
 from index.store import FaissIndex, chunk_key
 from rag.errors import InvalidParameter, UnknownFilter
 from rag.load import validate_doc_id
-from rag.settings import RetrievalMode
+from rag.settings import Fusion, RetrievalMode
 from rag.types import Chunk, Document, Hit
 
 MODES: tuple[RetrievalMode, ...] = ("dense", "bm25", "hybrid")
+FUSIONS: tuple[Fusion, ...] = ("score", "rrf")
 
 
 class LexicalIndex:
@@ -215,6 +216,23 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> dict[int, float]:
     return fused
 
 
+def score_fusion(
+    rankings: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float]
+) -> dict[int, float]:
+    """Weighted sum of min-max normalised scores: each list's scores are mapped onto 0..1
+    over its own candidates, and an item missing from a list gets 0 from it."""
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        if not ranking:
+            continue
+        values = [score for _, score in ranking]
+        lo, hi = min(values), max(values)
+        for item, score in ranking:
+            norm = (score - lo) / (hi - lo) if hi > lo else 1.0
+            fused[item] = fused.get(item, 0.0) + weight * norm
+    return fused
+
+
 def retrieve(
     corpus: Corpus,
     query_vec: np.ndarray,
@@ -224,11 +242,17 @@ def retrieve(
     top_k: int = 3,
     candidates: int = 50,
     rrf_k: int = 60,
+    fusion: Fusion = "score",
+    dense_weight: float = 0.4,
     allowed: np.ndarray | None = None,
 ) -> list[Hit]:
-    """The ``top_k`` best chunks for a query, best first."""
+    """The ``top_k`` best chunks for a query, best first. In hybrid mode the dense and BM25
+    lists (``candidates`` deep each) are fused by normalised scores weighted ``dense_weight``
+    to ``1 - dense_weight`` (``fusion="score"``) or by reciprocal rank (``"rrf"``, ``rrf_k``)."""
     if mode not in MODES:
         raise InvalidParameter(f"unknown retrieval mode {mode!r}; choose one of {MODES}")
+    if fusion not in FUSIONS:
+        raise InvalidParameter(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
     depth = max(candidates, top_k)
     dense = _ranked_dense(corpus, query_vec, depth, allowed) if mode != "bm25" else []
     lexical = _ranked_bm25(corpus, query_terms, depth, allowed) if mode != "dense" else []
@@ -238,6 +262,8 @@ def retrieve(
         fused = {pos: score for pos, score in dense}
     elif mode == "bm25":
         fused = {pos: score for pos, score in lexical}
+    elif fusion == "score":
+        fused = score_fusion([dense, lexical], [dense_weight, 1.0 - dense_weight])
     else:
         fused = rrf([[p for p, _ in dense], [p for p, _ in lexical]], k=rrf_k)
     order = sorted(fused, key=lambda p: (-fused[p], dense_at.get(p, (depth + 1, 0.0))[0], p))

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
+Fusion = Literal["score", "rrf"]
 #: ``fast``: hybrid retrieval and sentence scoring only; ``accurate``: the retrieved
 #: candidates are re-scored by a cross-encoder, which also helps choose the answer sentence.
 AnswerMode = Literal["fast", "accurate"]
@@ -53,6 +54,15 @@ class Settings(BaseSettings):
     retrieval_mode: RetrievalMode = "hybrid"
     top_k: int = Field(3, ge=1, le=20)
     candidates: int = Field(50, ge=1, le=1000, description="Depth of each list before fusion.")
+    fusion: Fusion = Field(
+        "score",
+        description="How hybrid mode fuses the dense and BM25 lists: 'score' (weighted sum of "
+        "min-max normalised scores) or 'rrf' (reciprocal rank fusion). Chosen on the own "
+        "question set and the external benchmark together (eval/report.md).",
+    )
+    dense_weight: float = Field(
+        0.4, ge=0.0, le=1.0, description="Weight of the dense list in score fusion."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     bm25_stemming: bool = True
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
@@ -88,6 +98,13 @@ class Settings(BaseSettings):
         "`rag eval --calibrate` (eval/report.md): at most 5% false abstentions on the "
         "calibration half of the question set; `python -m eval.threshold` gives 0.43 on "
         "other real questions (docs/abstention.md).",
+    )
+    abstention: Literal["learned", "threshold"] = Field(
+        "learned",
+        description="learned: abstain by the logistic model learned on SQuAD 2.0 for each "
+        "answer mode (rag/abstention/<mode>.json, used only with the models it was learned "
+        "with); threshold: abstain when the best sentence's support is below "
+        "abstain_threshold.",
     )
     max_quotes: int = Field(3, ge=1, le=20, description="Quotes returned per passage.")
 

@@ -8,6 +8,7 @@ equals ``document.text[start:end]``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -101,3 +102,9 @@ class Answer:
     reason: str | None
     passages: tuple[Passage, ...]
     mode: str = "fast"  # "fast" (retrieval only) or "accurate" (reranked)
+    #: How sure the service is that the articles answer the question (the learned model's
+    #: probability, or the support score under the plain threshold rule; -inf: no candidate).
+    confidence: float = float("-inf")
+    threshold: float = 0.0  # the service answers when confidence >= threshold
+    #: The signals the abstention decision saw (see rag.abstain.signals), by name.
+    signals: Mapping[str, float] = field(default_factory=dict)

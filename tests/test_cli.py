@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -46,7 +47,15 @@ def test_ask_json_is_the_api_response_body(env_index, capsys, squad_corpus) -> N
     assert cli.main(["ask", "Who were the Normans?", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     AskResponse.model_validate(body)
-    assert set(body) == {"question", "mode", "answer", "abstained", "reason", "passages"}
+    assert set(body) == {
+        "question",
+        "mode",
+        "confidence",
+        "answer",
+        "abstained",
+        "reason",
+        "passages",
+    }
     assert body["mode"] == "accurate"  # the reranker is installed, so it is the default
     assert all(p["rerank_score"] is not None for p in body["passages"])
     assert len(body["passages"]) == 3
@@ -121,6 +130,9 @@ def test_missing_article_folder_and_mismatched_index_fail_cleanly(
     manifest = json.loads(live.read_text())
     manifest["chunker_version"] = "0-old"
     live.write_text(json.dumps(manifest))
+    # A consistent old index (its manifest's own checksum updated), not a corrupt one.
+    digest = hashlib.sha256(live.read_bytes()).hexdigest()
+    (live.parent / "manifest.sha256").write_text(digest + "\n")
     before = {p.name: p.read_bytes() for p in live.parent.iterdir()}
     mismatch = _run(
         ["ask", "Who were the Normans?"],

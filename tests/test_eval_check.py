@@ -22,7 +22,15 @@ from eval.run import (
 )
 
 
-def outcome(qid: str, rank1: bool, hit: bool, *, unanswerable: bool = False, support=0.9):
+def outcome(
+    qid: str,
+    rank1: bool,
+    hit: bool,
+    *,
+    unanswerable: bool = False,
+    support=0.9,
+    threshold: float = 0.0,
+):
     gold = () if unanswerable else ("d#1",)
     return Outcome(
         id=qid,
@@ -35,6 +43,7 @@ def outcome(qid: str, rank1: bool, hit: bool, *, unanswerable: bool = False, sup
         support=support,
         n_hits=2,
         exact=True,
+        threshold=threshold,
     )
 
 
@@ -129,9 +138,19 @@ def test_calibration_split_and_threshold() -> None:
     assert 70 < sum(part) < 130
     # 20 answerable scores 0.50..0.69: at most 5% (1 question) may fall below the threshold.
     assert choose_threshold([0.5 + i / 100 for i in range(20)], 0.05) == 0.51
-    outcomes = [outcome(f"q{i}", True, True, support=0.5 + (i % 20) / 100) for i in range(40)]
-    outcomes += [outcome(f"u{i}", True, False, unanswerable=True, support=0.3) for i in range(10)]
-    result = calibrate(outcomes, "hybrid", current_threshold=0.43)
+    # Outcomes hold margins over the mode's threshold (0.43): confidences 0.50..0.69.
+    outcomes = [
+        outcome(f"q{i}", True, True, support=0.07 + (i % 20) / 100, threshold=0.43)
+        for i in range(40)
+    ]
+    outcomes += [
+        outcome(f"u{i}", True, False, unanswerable=True, support=-0.13, threshold=0.43)
+        for i in range(10)
+    ]
+    result = calibrate(outcomes, "hybrid", "threshold")
+    assert result.current_threshold == 0.43 and result.rule == "threshold"
+    # The chosen threshold lies among the answerable confidences, above every unanswerable one.
+    assert 0.3 < result.threshold <= 0.52
     assert result.calibration["false_abstention"] is not None
     assert result.calibration["false_abstention"] <= 0.05
     assert set(result.calibration_ids).isdisjoint(result.held_out_ids)

@@ -111,3 +111,32 @@ def test_filters_restrict_the_search(squad_corpus, encoder, squad_settings) -> N
         answer(squad_corpus, encoder, question, settings=squad_settings, doc_ids=["nope"])
     with pytest.raises(UnknownFilter, match="no document by an author"):
         answer(squad_corpus, encoder, question, settings=squad_settings, author="Nobody Known")
+
+
+def test_score_fusion_normalises_each_list_and_weighs_them() -> None:
+    from rag.retrieve import rrf, score_fusion
+
+    dense = [(1, 0.9), (2, 0.5), (3, 0.1)]
+    lexical = [(3, 12.0), (4, 6.0), (1, 0.0)]
+    fused = score_fusion([dense, lexical], [0.4, 0.6])
+    # 1: 0.4 * 1 + 0.6 * 0; 2: 0.4 * 0.5; 3: 0.4 * 0 + 0.6 * 1; 4: 0.6 * 0.5
+    assert fused == pytest.approx({1: 0.4, 2: 0.2, 3: 0.6, 4: 0.3})
+    assert score_fusion([[(7, 2.0)], []], [0.4, 0.6]) == {7: 0.4}  # one-item list: full score
+    assert rrf([[1, 2], [2, 3]], k=60) == pytest.approx({1: 1 / 61, 2: 1 / 62 + 1 / 61, 3: 1 / 62})
+
+
+def test_hybrid_fusions_both_rank_and_unknown_fusion_is_refused(
+    squad_corpus, encoder, squad_settings
+) -> None:
+    from rag.errors import InvalidParameter
+    from rag.retrieve import retrieve
+
+    question = "When did the Normans conquer England?"
+    vec = encoder.encode([question], kind="query")[0]
+    terms = squad_corpus.lexical.terms(question)
+    for fusion in ("score", "rrf"):
+        hits = retrieve(squad_corpus, vec, terms, top_k=5, fusion=fusion)  # type: ignore[arg-type]
+        assert len(hits) == 5 and hits[0].chunk.doc_id == "squad2-Normans"
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    with pytest.raises(InvalidParameter, match="fusion"):
+        retrieve(squad_corpus, vec, terms, fusion="max")  # type: ignore[arg-type]

@@ -1,0 +1,270 @@
+"""Answer or abstain: a small logistic model over retrieval signals, learned on real questions.
+
+The signals of one answer (:func:`signals`) are the scores the pipeline already has: the best
+sentence's support, its cosine and lexical parts, the top passage's dense score and its margin
+over the next, and in accurate mode the cross-encoder's passage and sentence logits and margin.
+:class:`AbstentionModel` turns them into the probability that the articles answer the
+question; below its threshold the service abstains.
+
+The parameters are learned by ``rag eval --learn-abstention`` on one part of the SQuAD 2.0 dev
+set (real answerable and unanswerable questions), reported on the other part, and shipped as
+JSON beside this module (``rag/abstention/<mode>.json``). They belong to the models that made
+the signals: loading refuses parameters learned with another encoder, reranker or chunker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunk import CHUNKER_VERSION
+from rag.errors import ModelError
+from rag.settings import Settings
+from rag.types import Hit
+
+log = logging.getLogger(__name__)
+
+#: Where the shipped parameters live: one file per answer mode.
+SHIPPED_DIR = Path(__file__).resolve().parent / "abstention"
+
+FAST_SIGNALS: tuple[str, ...] = (
+    "support",
+    "cosine",
+    "lexical",
+    "dense_top",
+    "dense_margin",
+    "bm25_agrees",
+)
+ACCURATE_SIGNALS: tuple[str, ...] = (
+    *FAST_SIGNALS,
+    "rerank_top",
+    "rerank_margin",
+    "sentence_rerank",
+)
+
+
+class AbstentionMismatch(ModelError):
+    """Abstention parameters learned with other models than the ones loaded."""
+
+    code = "abstention_mismatch"
+
+
+def shipped_path(mode: str) -> Path:
+    return SHIPPED_DIR / f"{mode}.json"
+
+
+def signals(
+    hits: Sequence[Hit],
+    support: float,
+    cosine: float,
+    lexical: float,
+    sentence_rerank: float | None = None,
+) -> dict[str, float]:
+    """The signals of one answer, by name (accurate ones only when the hits were reranked).
+
+    ``support``, ``cosine`` and ``lexical`` belong to the chosen answer sentence;
+    ``sentence_rerank`` is the cross-encoder's logit for it (accurate mode)."""
+    dense = sorted((h.dense_score for h in hits if h.dense_score is not None), reverse=True)
+    dense_top = dense[0] if dense else 0.0
+    dense_second = dense[1] if len(dense) > 1 else 0.0
+    top = hits[0] if hits else None
+    out = {
+        "support": support,
+        "cosine": cosine,
+        "lexical": lexical,
+        "dense_top": dense_top,
+        "dense_margin": dense_top - dense_second,
+        # Whether dense and BM25 agree on the top passage (both rank it in their top 3).
+        "bm25_agrees": float(
+            top is not None
+            and top.bm25_rank is not None
+            and top.bm25_rank <= 3
+            and top.dense_rank is not None
+            and top.dense_rank <= 3
+        ),
+    }
+    reranked = [h.rerank_score for h in hits if h.rerank_score is not None]
+    if reranked:
+        out["rerank_top"] = reranked[0]
+        out["rerank_margin"] = reranked[0] - (reranked[1] if len(reranked) > 1 else -12.0)
+        out["sentence_rerank"] = reranked[0] if sentence_rerank is None else sentence_rerank
+    return out
+
+
+@dataclass(frozen=True)
+class AbstentionModel:
+    """Logistic regression over standardised signals; answer when P(answerable) >= threshold."""
+
+    mode: str
+    encoder: str
+    reranker: str  # "" in fast mode
+    chunker_version: str
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def probability(self, values: Mapping[str, float]) -> float:
+        """P(the articles answer the question) given an answer's signals."""
+        missing = [f for f in self.features if f not in values]
+        if missing:
+            raise ModelError(f"abstention model needs signals it was not given: {missing}")
+        x = np.array([values[f] for f in self.features], dtype=np.float64)
+        z = (x - np.array(self.mean)) / np.array(self.scale)
+        logit = float(z @ np.array(self.coef) + self.intercept)
+        return 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+
+    def reason(self, values: Mapping[str, float]) -> str | None:
+        """Why to abstain, or None to answer."""
+        p = self.probability(values)
+        if p >= self.threshold:
+            return None
+        return (
+            f"The articles do not appear to answer this: the evidence scores {p:.2f}, below "
+            f"the {self.mode} mode's abstention threshold {self.threshold:.2f}."
+        )
+
+    def check(self, *, encoder: str, reranker: str, chunker_version: str) -> AbstentionModel:
+        """Itself, if it was learned with these models; else :class:`AbstentionMismatch`."""
+        theirs = {"encoder": encoder, "reranker": reranker, "chunker_version": chunker_version}
+        ours = {
+            "encoder": self.encoder,
+            "reranker": self.reranker,
+            "chunker_version": self.chunker_version,
+        }
+        wrong = [k for k in theirs if theirs[k] != ours[k]]
+        if wrong:
+            detail = ", ".join(f"{k} {ours[k]!r} (loaded: {theirs[k]!r})" for k in wrong)
+            raise AbstentionMismatch(
+                f"the {self.mode} abstention parameters were learned with {detail}; re-learn "
+                "them with `rag eval --learn-abstention --squad2 FILE`, or set "
+                "RAG_ABSTENTION=threshold to use the plain support threshold"
+            )
+        return self
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["provenance"] = dict(self.provenance)
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> AbstentionModel:
+        data = json.loads(text)
+        try:
+            model = cls(
+                mode=str(data["mode"]),
+                encoder=str(data["encoder"]),
+                reranker=str(data["reranker"]),
+                chunker_version=str(data["chunker_version"]),
+                features=tuple(data["features"]),
+                mean=tuple(float(v) for v in data["mean"]),
+                scale=tuple(float(v) for v in data["scale"]),
+                coef=tuple(float(v) for v in data["coef"]),
+                intercept=float(data["intercept"]),
+                threshold=float(data["threshold"]),
+                provenance=data.get("provenance", {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"malformed abstention parameters: {exc}") from exc
+        n = len(model.features)
+        if not (len(model.mean) == len(model.scale) == len(model.coef) == n):
+            raise ModelError("malformed abstention parameters: vector lengths differ")
+        return model
+
+
+def load_abstention(
+    mode: str,
+    *,
+    encoder: str,
+    reranker: str,
+    chunker_version: str,
+    directory: Path = SHIPPED_DIR,
+) -> AbstentionModel:
+    """The shipped parameters for ``mode``, checked against the loaded models."""
+    path = directory / f"{mode}.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ModelError(
+            f"no abstention parameters at {path}: learn them with "
+            "`rag eval --learn-abstention --squad2 FILE`"
+        ) from exc
+    return AbstentionModel.from_json(text).check(
+        encoder=encoder, reranker=reranker, chunker_version=chunker_version
+    )
+
+
+def models_for(
+    settings: Settings, *, encoder: str, reranker: str | None
+) -> dict[str, AbstentionModel]:
+    """The shipped abstention models usable with the loaded models, by mode.
+
+    Empty when ``settings.abstention`` is ``threshold``. A mode whose parameters are missing or
+    were learned with other models is left out, with a warning saying so: that mode then
+    abstains by the support threshold."""
+    if settings.abstention != "learned":
+        return {}
+    out: dict[str, AbstentionModel] = {}
+    for mode, rerank_name in (("fast", ""), ("accurate", reranker)):
+        if rerank_name is None:
+            continue
+        try:
+            out[mode] = load_abstention(
+                mode, encoder=encoder, reranker=rerank_name, chunker_version=CHUNKER_VERSION
+            )
+        except ModelError as exc:
+            log.warning("%s mode abstains by the support threshold: %s", mode, exc)
+    return out
+
+
+def fit(
+    rows: Sequence[Mapping[str, float]],
+    answerable: Sequence[bool],
+    features: Sequence[str],
+    *,
+    mode: str,
+    encoder: str,
+    reranker: str,
+    chunker_version: str,
+    max_false_abstention: float | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> AbstentionModel:
+    """Learn the logistic model (scikit-learn) on ``rows`` of signals.
+
+    The threshold is 0.5 (the most accurate decision on balanced data), or, with
+    ``max_false_abstention``, the highest threshold that refuses at most that share of the
+    answerable rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.array([[r[f] for f in features] for r in rows], dtype=np.float64)
+    y = np.array(answerable, dtype=np.int64)
+    scaler = StandardScaler().fit(x)
+    clf = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(x), y)
+    threshold = 0.5
+    if max_false_abstention is not None:
+        p = clf.predict_proba(scaler.transform(x[y == 1]))[:, 1]
+        threshold = float(np.quantile(p, max_false_abstention, method="lower"))
+    return AbstentionModel(
+        mode=mode,
+        encoder=encoder,
+        reranker=reranker,
+        chunker_version=chunker_version,
+        features=tuple(features),
+        mean=tuple(float(v) for v in scaler.mean_),
+        scale=tuple(float(v) for v in scaler.scale_),
+        coef=tuple(float(v) for v in clf.coef_[0]),
+        intercept=float(clf.intercept_[0]),
+        threshold=round(threshold, 4),
+        provenance=dict(provenance or {}),
+    )
