@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint chromium
+.PHONY: setup run test lint chromium bench
 
 # torch is pinned and installed first: this machine has a CPU build of 2.13.0 on disk, while an
 # unpinned torch (pulled in by sentence-transformers) would download a multi-GB CUDA build.
@@ -42,3 +42,11 @@ test: lint chromium
 	$(VENV)/bin/rag eval --bench ../shared/benchmarks/retrieval_bench --sample 75 --paragraphs 600 --no-write --quiet
 	$(VENV)/bin/rag eval --squad2 ../shared/benchmarks/squad2_dev/dev-v2.0.json --sample 100 --articles 2 --mode hybrid --no-write --quiet
 	$(VENV)/bin/pytest -q
+
+# Benchmarks (docs/benchmarks.md): not part of `make test`. The HTTP load test drives the
+# service with wrk from Debian; profiling uses py-spy/pyinstrument from the `bench` extra.
+bench: setup
+	command -v wrk >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m bench all

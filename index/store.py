@@ -44,6 +44,11 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 #: IVF: k-means is trained on at most this many vectors per list (a sample).
 IVF_TRAIN_PER_LIST = 40
+#: Searches of fewer queries than this run on one OpenMP thread (in the calling thread):
+#: the service searches one query at a time from several threads, and FAISS's own thread
+#: pool then costs far more than it saves (1 thread: 0.6 ms; 2: 36 ms p50, 10k vectors on a
+#: busy 2-core machine; docs/benchmarks.md).
+SINGLE_THREAD_BELOW = 16
 
 _KEY_MASK = 0x7FFF_FFFF_FFFF_FFFF
 #: FAISS's bundled type hints miss much of its SWIG API (DirectMap, HNSW parameters, ...).
@@ -328,6 +333,18 @@ class FaissIndex:
         found[:, :take] = present[top]
         return dist, found
 
+    def _faiss_search(self, q: np.ndarray, k: int, params: Any) -> tuple[Any, Any]:
+        """FAISS search, on one OpenMP thread for a few queries (see SINGLE_THREAD_BELOW).
+        The OpenMP thread count is per calling thread, and restored afterwards."""
+        if q.shape[0] >= SINGLE_THREAD_BELOW:
+            return self._index.search(q, k, params=params)
+        previous = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._index.search(q, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(previous)
+
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +360,7 @@ class FaissIndex:
         if m == 0 or len(self) == 0:
             return scores, labels
         if allowed is None:
-            dist, found = self._index.search(q, k)
+            dist, found = self._faiss_search(q, k, None)
         else:
             allowed_arr = _as_ids(allowed, "allowed")
             if allowed_arr.size == 0:
@@ -362,7 +379,7 @@ class FaissIndex:
                 else:
                     params = faiss.SearchParameters()
                 params.sel = selector  # the selector must outlive the search: kept by `selector`
-                dist, found = self._index.search(q, k, params=params)
+                dist, found = self._faiss_search(q, k, params)
         found = np.asarray(found, dtype=np.int64)
         valid = found >= 0
         labels[valid] = found[valid]

@@ -211,10 +211,32 @@ def cached_onnx_model(folder: Path, cache_dir: Path, pooling: str) -> Path:
     return target
 
 
+def quantized_onnx_model(model_file: Path) -> Path:
+    """An int8 (dynamic, per-channel weights) copy of ``model_file``, made once beside it."""
+    target = model_file.with_name("model.int8.onnx")
+    if not target.is_file():
+        try:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".quant-", suffix=".onnx")
+            os.close(fd)
+            try:
+                quantize_dynamic(model_file, tmp, weight_type=QuantType.QInt8, per_channel=True)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        except Exception as exc:  # ImportError (no onnx), quantiser errors, OSError
+            raise ModelError(f"cannot quantise {model_file}: {exc}") from exc
+    return target
+
+
 class _OnnxModel:
     """The ONNX backend's loaded state: session, tokenizers, window."""
 
-    def __init__(self, folder: Path, cache_dir: Path, threads: int | None) -> None:
+    def __init__(
+        self, folder: Path, cache_dir: Path, threads: int | None, quantized: bool = False
+    ) -> None:
         from rag.onnx_encoder import load_tokenizer, make_session
 
         layout = onnx_layout(folder)
@@ -228,6 +250,8 @@ class _OnnxModel:
         self.tokenizer = load_tokenizer(folder, max_length=self.max_tokens)
         self.counter = load_tokenizer(folder, max_length=None)
         self.path = cached_onnx_model(folder, cache_dir, pooling)
+        if quantized:
+            self.path = quantized_onnx_model(self.path)
         self.session = make_session(self.path, threads=threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
@@ -269,6 +293,8 @@ class SentenceTransformerEncoder:
     ``backend`` picks how vectors are computed (see the module docstring); both give the same
     vectors, so an index built with one is searched with the other. ``cache_dir`` holds ONNX
     exports; ``threads`` caps onnxruntime's threads (default: the usable CPUs).
+    ``quantized`` runs an int8 copy of the ONNX export: different vectors, so the name (and
+    an index's manifest) says ``#int8`` (measured in bench/indexing.py, not a setting).
     """
 
     def __init__(
@@ -281,7 +307,10 @@ class SentenceTransformerEncoder:
         backend: Backend = "auto",
         cache_dir: Path | str = DEFAULT_MODEL_CACHE,
         threads: int | None = None,
+        quantized: bool = False,
     ) -> None:
+        if quantized and backend == "torch":
+            raise ModelError("quantized needs the onnx backend")
         if backend not in ("auto", "onnx", "torch"):
             raise ModelError(f"unknown encoder backend {backend!r}: auto, onnx or torch")
         self._model_name = model
@@ -291,13 +320,14 @@ class SentenceTransformerEncoder:
         self._backend: Backend = backend
         self._cache_dir = Path(cache_dir)
         self._threads = threads
+        self._quantized = quantized
         self._model: Any = None  # a SentenceTransformer (torch backend)
         self._onnx: _OnnxModel | None = None
 
     def _wants_onnx(self, path: str) -> bool:
         if self._backend == "torch" or self._device != "cpu":
             return False
-        if self._backend == "onnx":
+        if self._backend == "onnx" or self._quantized:
             return True
         folder = Path(path)
         return folder.is_dir() and onnx_runtime_installed() and onnx_layout(folder) is not None
@@ -311,10 +341,10 @@ class SentenceTransformerEncoder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model needs no hub
         if self._wants_onnx(path):
             try:
-                self._onnx = _OnnxModel(Path(path), self._cache_dir, self._threads)
+                self._onnx = _OnnxModel(Path(path), self._cache_dir, self._threads, self._quantized)
                 return self
             except ModelError as exc:
-                if self._backend == "onnx":
+                if self._backend == "onnx" or self._quantized:
                     raise
                 log.warning("ONNX backend unavailable, using torch: %s", exc)
         _quiet_libraries()
@@ -344,7 +374,7 @@ class SentenceTransformerEncoder:
 
     @property
     def name(self) -> str:
-        return self._model_name
+        return f"{self._model_name}#int8" if self._quantized else self._model_name
 
     @property
     def dim(self) -> int:

@@ -1,0 +1,107 @@
+"""In-process ``answer()`` latency over the evaluation questions, fast and accurate modes.
+
+``python -m bench.latency [--n 1000] [--before-n 200]``: answers ``--n`` questions (the 143
+evaluation questions, cycled) per mode with the ONNX query encoder (the default backend), and
+``--before-n`` with the torch one (sentence-transformers, the backend before this change), in
+the same run so the ratio is fair on a machine whose speed drifts. Also times the query
+encoding alone, the cost the profile pointed at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from bench.common import corpus_settings, eval_questions, percentiles, save
+
+
+def measure(
+    corpus: Any, encoder: Any, reranker: Any, settings: Any, questions: list[str], n: int
+) -> dict[str, Any]:
+    from rag.pipeline import answer
+
+    out: dict[str, Any] = {}
+    for q in questions[:10]:  # warm-up: first calls allocate
+        encoder.encode([q], kind="query")
+    samples = []
+    for i in range(n):
+        q = questions[i % len(questions)]
+        t = time.perf_counter()
+        encoder.encode([q], kind="query")
+        samples.append((time.perf_counter() - t) * 1000)
+    out["encode_query"] = percentiles(samples)
+    modes = ["fast"] + (["accurate"] if reranker is not None else [])
+    for mode in modes:
+        for q in questions[:5]:
+            answer(corpus, encoder, q, settings=settings, mode=mode, reranker=reranker)
+        samples = []
+        for i in range(n):
+            q = questions[i % len(questions)]
+            t = time.perf_counter()
+            answer(corpus, encoder, q, settings=settings, mode=mode, reranker=reranker)
+            samples.append((time.perf_counter() - t) * 1000)
+        out[mode] = percentiles(samples)
+    return out
+
+
+def run(n: int = 1000, before_n: int = 200) -> dict[str, Any]:
+    from rag.embed import Backend, SentenceTransformerEncoder
+    from rag.pipeline import build_index, load_corpus
+    from rag.rerank import make_reranker
+
+    settings = corpus_settings()
+    questions = eval_questions()
+    reranker_config = make_reranker(settings)
+    reranker = reranker_config.load() if reranker_config is not None else None
+    results: dict[str, Any] = {"questions": len(questions)}
+    plan: tuple[tuple[Backend, int], ...] = (("onnx", n), ("torch", before_n))
+    for backend, count in plan:
+        if count <= 0:
+            continue
+        encoder = SentenceTransformerEncoder(
+            settings.model, backend=backend, cache_dir=settings.model_cache_dir
+        ).load()
+        if not settings.index_dir.is_dir():
+            build_index(settings, encoder)
+        corpus = load_corpus(settings, encoder)
+        results[backend] = measure(corpus, encoder, reranker, settings, questions, count)
+        results[backend]["chunks"] = len(corpus.chunks)
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        "| backend | stage | n | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for backend in ("torch", "onnx"):
+        for stage in ("encode_query", "fast", "accurate"):
+            s = results.get(backend, {}).get(stage)
+            if s:
+                rows.append(
+                    f"| {backend} | {stage} | {s['n']} | {s['p50']:.1f} | {s['p95']:.1f} | "
+                    f"{s['p99']:.1f} |"
+                )
+    if "torch" in results and "onnx" in results:
+        for stage in ("encode_query", "fast", "accurate"):
+            a, b = results["torch"].get(stage), results["onnx"].get(stage)
+            if a and b:
+                ratio = a["p50"] / b["p50"]
+                rows.append(f"| torch/onnx | {stage} p50 ratio | | {ratio:.1f}x | | |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__)
+    parser.add_argument("--n", type=int, default=1000, help="questions per mode (ONNX)")
+    parser.add_argument("--before-n", type=int, default=200, help="questions per mode (torch)")
+    args = parser.parse_args(argv)
+    results = run(args.n, args.before_n)
+    save("latency", results)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

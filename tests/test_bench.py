@@ -1,0 +1,47 @@
+"""The benchmark helpers that turn measurements into figures (the benchmarks themselves run
+by hand: `python -m bench all`; nothing here times anything)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.__main__ import main as bench_main
+from bench.common import percentiles
+from bench.profile import summarise_raw
+from bench.scale import exact_top, synthetic
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    stats = percentiles(list(range(1, 101)))
+    assert (stats["p50"], stats["p95"], stats["p99"], stats["max"]) == (50, 95, 99, 100)
+    assert stats["n"] == 100 and stats["mean"] == 50.5
+    assert percentiles([]) == {"n": 0}
+
+
+def test_exact_top_matches_a_full_sort_across_blocks() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((450_001, 8)).astype(np.float32)
+    queries = rng.standard_normal((3, 8)).astype(np.float32)
+    expected = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    np.testing.assert_array_equal(exact_top(vectors, queries), expected)
+
+
+def test_synthetic_vectors_are_unit_length_and_near_the_real_ones() -> None:
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((50, 16)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    fake = synthetic(real, 1000)
+    np.testing.assert_allclose(np.linalg.norm(fake, axis=1), 1.0, atol=1e-5)
+    assert (fake @ real.T).max(axis=1).mean() > 0.6  # each lies near some real vector
+
+
+def test_py_spy_raw_summary_counts_self_and_total() -> None:
+    raw = "main;work;encode 30\nmain;work;search 10\nmain;idle 60\n"
+    lines = summarise_raw(raw).splitlines()
+    assert lines[1].split() == ["100.0", "0.0", "main"]
+    assert "60.0   60.0  idle" in lines[2]
+    assert any(line.split() == ["30.0", "30.0", "encode"] for line in lines)
+
+
+def test_unknown_benchmark_is_refused() -> None:
+    assert bench_main(["nope"]) == 2
