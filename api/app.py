@@ -113,7 +113,9 @@ def create_app(
 
     app.add_middleware(BodyLimitMiddleware, limit_for=body_limit)
     # Outside the body limit (a refusal reads no body), inside the metrics (refusals count).
-    admission = Admission(api_settings.ask_concurrency, api_settings.ask_queue_limit)
+    admission = Admission(
+        api_settings.ask_concurrency, api_settings.ask_queue_limit, api_settings.ask_max_wait
+    )
     app.state.admission = admission
     app.add_middleware(AdmissionMiddleware, admission=admission)
     instrumentator = install_metrics(app, service)

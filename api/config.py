@@ -59,6 +59,13 @@ class ApiSettings(BaseSettings):
         "ask_concurrency; more at once are refused at once with 503 'overloaded' and "
         "Retry-After (docs/reliability.md), rather than queued for seconds.",
     )
+    ask_max_wait: float = Field(
+        1.0,
+        ge=0.0,
+        description="Refuse a question (503 'overloaded') when those already waiting would "
+        "take longer than this many seconds to start, estimated from the recent answer "
+        "rate; 0: only ask_queue_limit applies.",
+    )
     reload_interval: float = Field(
         1.0,
         ge=0.0,

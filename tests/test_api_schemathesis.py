@@ -17,6 +17,7 @@ from schemathesis.checks import (
 )
 from schemathesis.generation import GenerationMode
 from test_api_support import ADMIN_TOKEN, LiveServer, prepare_dirs
+from test_reliability_support import record_figures
 
 CHECKS = [
     not_a_server_error,
@@ -103,6 +104,14 @@ def test_fuzzing_left_no_trace_of_errors(fuzz_server):  # type: ignore[no-untype
     with fuzz_server.client() as client:
         assert client.get("/readyz").status_code == 200
     lines = fuzz_server.access_log()
+    fuzzed = [e for e in lines if e["route"] != "/openapi.json"]
+    record_figures(
+        "schemathesis",
+        {
+            "requests": len(fuzzed),
+            "server_errors": sum((e["status"] or 500) >= 500 for e in fuzzed),
+        },
+    )
     assert len(lines) >= 100  # hypothesis sends fewer cases for operations without inputs
     assert any(e["method"] == "PUT" and e["status"] in (200, 201) for e in lines)
     logs = fuzz_server.logs()

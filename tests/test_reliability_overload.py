@@ -17,6 +17,8 @@ import pytest
 from test_api_support import LiveServer, prepare_dirs
 from test_reliability_support import MODEL_CACHE, record_figures
 
+from api.admission import RATE_WINDOW, Admission
+
 CONCURRENCY = 2  # questions answered at once
 QUEUE = 4  # questions that may wait beyond those
 LIMIT = CONCURRENCY + QUEUE
@@ -182,7 +184,7 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
     statuses = [o.status for o in results]
     # Every question the server had taken was answered; the others never reached it.
     assert statuses.count(200) >= in_flight, (in_flight, results)
-    assert set(statuses) <= {200, 0}, results
+    assert set(statuses) <= {200, 503, 0}, results  # 503: refused before the SIGTERM
     assert server.proc.wait(timeout=30) == 0
     logs = server.logs()
     assert "Application shutdown complete" in logs
@@ -191,3 +193,32 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(
         "sigterm",
         {"in_flight_at_sigterm": int(in_flight), "answered": statuses.count(200), "exit": 0},
     )
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_admission_bounds_the_count_and_the_expected_wait() -> None:
+    clock = FakeClock()
+    admission = Admission(concurrency=2, queue_limit=10, max_wait=1.0, clock=clock)
+    # No answer rate known yet: only the hard cap (2 + 10) applies.
+    assert all(admission.try_enter() for _ in range(12))
+    assert not admission.try_enter() and admission.refused == 1
+    for _ in range(12):
+        clock.now += 0.25
+        admission.leave(answered=True)  # 4 answers a second
+    # 2 answered at once, 3 waiting: a newcomer waits ~4/4 = 1 s: admitted; the next not.
+    assert all(admission.try_enter() for _ in range(5))
+    assert admission.expected_wait(clock.now) == pytest.approx(1.0, rel=0.1)
+    assert admission.try_enter()
+    assert not admission.try_enter()
+    # Failed requests do not count as answers; old answers age out of the rate.
+    admission.leave(answered=False)
+    clock.now += RATE_WINDOW + 1
+    assert admission.answer_rate(clock.now) is None
+    assert admission.try_enter()  # back to the hard cap only
