@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-from typing import Any
+from typing import Any, cast
 
+import faiss
 import numpy as np
 
 from bench.common import DOCS, REPO, RETRIEVAL_BENCH, percentiles, require_shared, rss_mb, save
@@ -98,7 +99,30 @@ def measure(kind: str, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray
     truth_ids = ids[truth]
     pairs = zip(found, truth_ids, strict=True)
     recall = float(np.mean([len(set(f.tolist()) & set(g.tolist())) / K for f, g in pairs]))
+    sweep = {}
+    if index.kind in ("ivf", "hnsw"):  # the knob that trades recall for time
+        raw: Any = index._index
+        if index.kind == "ivf":
+            target, name, values = raw, "nprobe", [16, 32, 64, 128, 256]
+        else:
+            target = cast(Any, faiss.downcast_index(raw.index)).hnsw
+            name, values = "efSearch", [32, 64, 96, 128, 192]
+        default = getattr(target, name)
+        for value in values:
+            setattr(target, name, value)
+            times, hits = [], []
+            for q, g in zip(queries, truth_ids, strict=True):
+                t = time.perf_counter()
+                _, got = index.search(q[None, :], K)
+                times.append((time.perf_counter() - t) * 1000)
+                hits.append(len(set(got[0].tolist()) & set(g.tolist())) / K)
+            sweep[f"{name}={value}"] = {
+                "p50_ms": percentiles(times)["p50"],
+                "recall@10": float(np.mean(hits)),
+            }
+        setattr(target, name, default)
     result = {
+        "sweep": sweep,
         "kind": index.kind,
         "build_s": build,
         "index_mb": size_mb,

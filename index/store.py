@@ -3,13 +3,18 @@
 Three FAISS structures sit behind :class:`FaissIndex`, chosen by corpus size (``auto``) or by
 the ``index_type`` setting (docs/benchmarks.md has the measurements behind the choice):
 
-- ``flat``: ``IndexIDMap2(IndexFlatIP)``, exact. The default below :data:`AUTO_FLAT_MAX`
-  vectors, where an exact scan takes a millisecond or two.
-- ``ivf``: ``IndexIVFScalarQuantizer`` (8-bit codes, a quarter of float32's memory) with a
-  hashtable direct map, so vectors are removed in place and read back by id. Approximate:
-  ``nprobe`` of ``nlist`` lists are scanned. ``auto`` picks it from :data:`AUTO_FLAT_MAX`.
-- ``hnsw``: ``IndexIDMap2(IndexHNSWSQ)`` (graph over 8-bit codes). FAISS cannot remove from an
-  HNSW graph, so :meth:`FaissIndex.remove` rebuilds it from the remaining (decoded) vectors.
+- ``flat``: ``IndexIDMap2(IndexFlatIP)``, exact. ``auto`` up to :data:`AUTO_FLAT_MAX`
+  vectors, where an exact scan takes about a millisecond.
+- ``hnsw``: ``IndexIDMap2(IndexHNSWSQ)`` (graph over 8-bit codes, a quarter of float32's
+  memory). ``auto`` above :data:`AUTO_FLAT_MAX`: sub-millisecond to few-millisecond searches
+  with recall@10 about 0.95-0.98 against exact search up to 1M vectors. FAISS cannot remove a node
+  from an HNSW graph, so :meth:`FaissIndex.remove` hides it: its id in the id map becomes -1
+  (persisted with the index) and searches skip -1 through a selector while still walking
+  through the node. When hidden nodes pass :data:`HNSW_MAX_HIDDEN` of the graph, it is rebuilt
+  from the live (decoded) vectors.
+- ``ivf``: ``IndexIVFScalarQuantizer`` (8-bit codes) with a hashtable direct map, so vectors
+  are removed in place and read back by id; quick to build, but on MiniLM vectors it needs
+  about 1/8 of its lists probed at 1M for recall@10 0.95, so it is an override, not ``auto``.
 
 A filtered search (``allowed``) over an approximate index scores the allowed vectors directly
 (read back from the codes) when there are at most :data:`EXACT_FILTER_MAX` of them, so a
@@ -33,7 +38,7 @@ IndexType = Literal["auto", "flat", "hnsw", "ivf"]
 IndexKind = Literal["flat", "hnsw", "ivf"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 
-#: ``auto`` keeps an exact index up to this many vectors and switches to ``ivf`` above.
+#: ``auto`` keeps an exact index up to this many vectors and switches to ``hnsw`` above.
 AUTO_FLAT_MAX = 50_000
 #: A filtered search over an approximate index scores at most this many allowed vectors
 #: directly (exactly, on the decoded codes) instead of searching the structure.
@@ -44,6 +49,9 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
 #: IVF: k-means is trained on at most this many vectors per list (a sample).
 IVF_TRAIN_PER_LIST = 40
+#: HNSW: share of hidden (removed) nodes above which a removal rebuilds the graph.
+HNSW_MAX_HIDDEN = 0.2
+HIDDEN = -1
 #: Searches of fewer queries than this run on one OpenMP thread (in the calling thread):
 #: the service searches one query at a time from several threads, and FAISS's own thread
 #: pool then costs far more than it saves (1 thread: 0.6 ms; 2: 36 ms p50, 10k vectors on a
@@ -116,16 +124,16 @@ def choose_kind(index_type: str, n: int) -> IndexKind:
     if index_type not in INDEX_TYPES:
         raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}, not {index_type!r}")
     if index_type == "auto":
-        return "flat" if n <= AUTO_FLAT_MAX else "ivf"
+        return "flat" if n <= AUTO_FLAT_MAX else "hnsw"
     return index_type  # type: ignore[return-value]
 
 
 def ivf_shape(n: int) -> tuple[int, int]:
     """(nlist, nprobe) for ``n`` vectors: about 2 sqrt(n) lists (a power of two, 64 to 4096),
-    and 1/32 of them probed (at least 8): recall@10 >= 0.95 against exact search on real
-    MiniLM vectors at 1M (docs/benchmarks.md)."""
+    and 1/8 of them probed (at least 16): recall@10 about 0.93-0.96 against exact search on
+    MiniLM vectors from 10k to 1M (docs/benchmarks.md)."""
     nlist = 2 ** round(math.log2(max(64.0, min(4096.0, 2 * math.sqrt(max(n, 1))))))
-    return nlist, max(8, nlist // 32)
+    return nlist, max(16, nlist // 8)
 
 
 def _new_structure(kind: IndexKind, dim: int, train: np.ndarray) -> Any:
@@ -217,6 +225,7 @@ class FaissIndex:
         self._kind: IndexKind = "flat"
         self._index: Any = build_faiss_index(dim)
         self._trained_on = 0  # vectors the structure was built for (IVF lists, SQ ranges)
+        self._hidden = 0  # hnsw: removed nodes still in the graph, labelled HIDDEN
 
     @property
     def dim(self) -> int:
@@ -233,7 +242,7 @@ class FaissIndex:
         return self._type
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._index.ntotal) - self._hidden
 
     def __repr__(self) -> str:
         return f"FaissIndex(dim={self._dim}, n={len(self)}, kind={self._kind!r})"
@@ -248,7 +257,8 @@ class FaissIndex:
                 if invlists.list_size(i)
             ]
             return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=True)
+        labels = faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=True)
+        return labels[labels != HIDDEN] if self._hidden else labels
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of ``ids`` (all present), float32 (n, dim): exact for ``flat``,
@@ -266,6 +276,7 @@ class FaissIndex:
         if ids.size:
             index.add_with_ids(vectors, ids)
         self._index, self._kind, self._trained_on = index, kind, int(ids.size)
+        self._hidden = 0
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors under new ids; ValueError on bad shape, non-finite or reused ids."""
@@ -305,12 +316,21 @@ class FaissIndex:
         id_arr = _as_ids(ids)
         if id_arr.size == 0 or len(self) == 0:
             return 0
-        if self._kind == "hnsw":  # a graph cannot drop nodes: rebuild without them
-            existing = self.ids()
-            keep = existing[~np.isin(existing, id_arr)]
-            removed = int(existing.size - keep.size)
-            if removed:
+        if self._kind == "hnsw":  # a graph cannot drop nodes: hide them, rebuild when many
+            labels = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            gone = np.isin(labels, id_arr) & (labels != HIDDEN)
+            removed = int(gone.sum())
+            if not removed:
+                return 0
+            labels[gone] = HIDDEN
+            self._hidden += removed
+            if self._hidden > HNSW_MAX_HIDDEN * int(self._index.ntotal):
+                keep = labels[labels != HIDDEN]
+                self._hidden = 0  # so that vectors() reads the live positions only
                 self._rebuild("hnsw", keep, self.vectors(keep))
+            else:
+                faiss.copy_array_to_vector(labels, self._index.id_map)
+                self._index.construct_rev_map()
             return removed
         if self._kind == "ivf":  # the hashtable direct map needs an array selector
             selector = faiss.IDSelectorArray(id_arr.size, faiss.swig_ptr(id_arr))
@@ -360,7 +380,14 @@ class FaissIndex:
         if m == 0 or len(self) == 0:
             return scores, labels
         if allowed is None:
-            dist, found = self._faiss_search(q, k, None)
+            params = None
+            if self._hidden:  # skip removed HNSW nodes
+                params = _faiss.SearchParametersHNSW()
+                params.efSearch = _faiss.downcast_index(self._index.index).hnsw.efSearch
+                hidden = faiss.IDSelectorRange(HIDDEN, HIDDEN + 1)
+                not_hidden = faiss.IDSelectorNot(hidden)
+                params.sel = not_hidden  # both selectors outlive the search (locals)
+            dist, found = self._faiss_search(q, k, params)
         else:
             allowed_arr = _as_ids(allowed, "allowed")
             if allowed_arr.size == 0:
@@ -369,7 +396,6 @@ class FaissIndex:
                 dist, found = self._search_subset(q, k, np.unique(allowed_arr))
             else:
                 selector = faiss.IDSelectorBatch(allowed_arr)
-                params: Any
                 if self._kind == "ivf":
                     params = faiss.SearchParametersIVF()
                     params.nprobe = self._index.nprobe
@@ -409,4 +435,7 @@ class FaissIndex:
         obj._kind = kind
         obj._type = default_index_type() if index_type is None else index_type
         obj._trained_on = int(raw.ntotal)
+        obj._hidden = 0
+        if kind == "hnsw":
+            obj._hidden = int((faiss.vector_to_array(raw.id_map) == HIDDEN).sum())
         return obj

@@ -252,7 +252,11 @@ class _OnnxModel:
         self.path = cached_onnx_model(folder, cache_dir, pooling)
         if quantized:
             self.path = quantized_onnx_model(self.path)
-        self.session = make_session(self.path, threads=threads)
+        # One intra-op thread per call: a query runs on the calling thread (no thread-pool
+        # hand-off, which costs more than it saves on a short input and fights the service's
+        # other request threads), and bulk encoding runs ``workers`` batches at once instead.
+        self.workers = threads or _usable_cpus()
+        self.session = make_session(self.path, threads=1)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def run(self, encodings: Sequence[Any]) -> np.ndarray:
@@ -271,16 +275,36 @@ class _OnnxModel:
         lengths = [len(e.ids) for e in encodings]
         # Length-sorted batches with a token budget: little padding, cache-sized batches.
         batches: Any = list(length_sorted_batches(lengths, batch_size, 4096))
+        bar = None
         if progress:
             from tqdm import tqdm
 
-            batches = tqdm(batches, desc="embedding", unit="batch")
-        for batch in batches:
+            bar = tqdm(total=len(texts), desc="embedding", unit="text")
+
+        def one(batch: list[int]) -> None:
             result[batch] = self.run([encodings[i] for i in batch])
+            if bar is not None:
+                bar.update(len(batch))
+
+        if self.workers > 1 and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="embed") as pool:
+                list(pool.map(one, batches))  # session.run releases the GIL
+        else:
+            for batch in batches:
+                one(batch)
+        if bar is not None:
+            bar.close()
         return result
 
 
 # ---------------------------------------------------------------------------- the encoder
+
+
+def _usable_cpus() -> int:
+    getter = getattr(os, "sched_getaffinity", None)  # Linux: honours cgroup/taskset limits
+    return len(getter(0)) if getter else (os.cpu_count() or 1)
 
 
 def onnx_runtime_installed() -> bool:
@@ -292,7 +316,8 @@ class SentenceTransformerEncoder:
 
     ``backend`` picks how vectors are computed (see the module docstring); both give the same
     vectors, so an index built with one is searched with the other. ``cache_dir`` holds ONNX
-    exports; ``threads`` caps onnxruntime's threads (default: the usable CPUs).
+    exports; ``threads`` is how many batches bulk encoding runs at once (default: the usable
+    CPUs; each runs on one thread, and a query on its caller's thread).
     ``quantized`` runs an int8 copy of the ONNX export: different vectors, so the name (and
     an index's manifest) says ``#int8`` (measured in bench/indexing.py, not a setting).
     """

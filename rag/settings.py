@@ -67,9 +67,9 @@ class Settings(BaseSettings):
     bm25_stemming: bool = True
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto",
-        description="Vector index: 'flat' (exact), 'ivf' (IVF with 8-bit scalar quantisation), "
-        "'hnsw' (graph; rebuilt on removal), or 'auto': flat below 50,000 chunks, ivf from "
-        "there (docs/benchmarks.md). Recorded in the index manifest.",
+        description="Vector index: 'flat' (exact), 'hnsw' (graph over 8-bit codes), 'ivf' "
+        "(inverted lists of 8-bit codes), or 'auto': flat up to 50,000 chunks, hnsw above "
+        "(docs/benchmarks.md). Recorded in the index manifest.",
     )
 
     # Reranking (accurate mode).

@@ -355,7 +355,7 @@ def test_filtered_search_on_approximate_kinds_is_exact_over_the_allowed(kind: st
     assert (none == -1).all()
 
 
-def test_auto_moves_to_ivf_past_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_moves_to_hnsw_past_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     import index.store as store
 
     monkeypatch.setattr(store, "AUTO_FLAT_MAX", 1000)
@@ -365,12 +365,12 @@ def test_auto_moves_to_ivf_past_the_threshold(monkeypatch: pytest.MonkeyPatch) -
     index.add(np.arange(900, dtype=np.int64), vectors[:900])
     assert index.kind == "flat"
     index.add(np.arange(900, 1500, dtype=np.int64), vectors[900:])
-    assert index.kind == "ivf" and len(index) == 1500
+    assert index.kind == "hnsw" and len(index) == 1500
     assert sorted(index.ids().tolist()) == list(range(1500))
     _, found = index.search(vectors[:50], 1)
     assert (found[:, 0] == np.arange(50)).mean() >= 0.95
     index.remove(np.arange(1000, dtype=np.int64))  # shrinking keeps the structure
-    assert index.kind == "ivf" and len(index) == 500
+    assert index.kind == "hnsw" and len(index) == 500
 
 
 def test_index_type_comes_from_the_setting_and_is_validated(
@@ -420,3 +420,26 @@ def test_pipeline_builds_updates_and_removes_with_an_approximate_index(  # type:
         assert all(p.hit.chunk.doc_id != "squad2-Normans" for p in result.passages)
     finally:
         get_settings.cache_clear()
+
+
+def test_hnsw_hides_a_few_removed_nodes_and_keeps_them_hidden_after_a_round_trip() -> None:
+    import index.store as store
+
+    rng = np.random.default_rng(12)
+    vectors = clustered(rng, 2000, 24)
+    ids = np.arange(2000, dtype=np.int64) + 100
+    index = FaissIndex(24, "hnsw")
+    index.add(ids, vectors)
+    gone = ids[:50]  # 2.5%: hidden, not rebuilt
+    assert index.remove(gone) == 50
+    assert index.remove(gone) == 0  # already gone
+    assert index._hidden == 50 and len(index) == 1950
+    copy = FaissIndex.from_bytes(index.to_bytes(), "hnsw")
+    for each in (index, copy):
+        assert len(each) == 1950 and not np.isin(gone, each.ids()).any()
+        _, found = each.search(vectors[:50], 10)
+        assert not np.isin(found, gone).any() and (found >= 0).all()
+    copy.add(gone[:5], vectors[:5])  # a removed id may come back
+    _, found = copy.search(vectors[:5], 1)
+    assert found[:, 0].tolist() == gone[:5].tolist()
+    assert store.HNSW_MAX_HIDDEN < 1
