@@ -9,7 +9,9 @@ refuses a new one, before reading its body, with ``503 overloaded`` and ``Retry-
 - ``ask_queue_limit`` questions are already waiting (a hard cap), or
 - the questions waiting would take longer than ``ask_max_wait`` seconds to start, estimated
   from the recent answer rate (Little's law: waiting / answers per second). That adapts the
-  bound to the mode (a re-ranked answer costs 40 times a fast one) and to the machine.
+  bound to the mode (a re-ranked answer costs 40 times a fast one) and to the machine. Until
+  a rate is known (after start-up, or a quiet spell) no more than ``ask_concurrency`` may
+  wait.
 
 A refusal costs microseconds, and the admitted requests keep their latency.
 """
@@ -63,7 +65,7 @@ class Admission:
         if len(self._answered) < RATE_MIN_SAMPLES:
             return None
         span = max(now - self._answered[0], 1e-3)
-        return len(self._answered) / span
+        return (len(self._answered) - 1) / span  # n answers: n - 1 intervals
 
     def expected_wait(self, now: float) -> float:
         """Seconds a question admitted now would wait for a thread (0 if one is free)."""
@@ -74,8 +76,16 @@ class Admission:
         return waiting / rate if rate else 0.0
 
     def try_enter(self) -> bool:
-        over_cap = self.in_flight >= self.limit
-        if over_cap or (self.max_wait > 0 and self.expected_wait(self.clock()) > self.max_wait):
+        over = self.in_flight >= self.limit
+        if not over and self.max_wait > 0:
+            now = self.clock()
+            if self.answer_rate(now) is None:
+                # No recent answers to go by (a start, or a burst after a quiet spell): let
+                # no more wait than are being answered, until the rate is known.
+                over = self.in_flight >= 2 * self.concurrency
+            else:
+                over = self.expected_wait(now) > self.max_wait
+        if over:
             self.refused += 1
             return False
         self.in_flight += 1

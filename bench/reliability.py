@@ -208,10 +208,23 @@ async def load(base: str, questions: list[str], clients: int, seconds: float) ->
 
 def run_load(clients: int, seconds: float, settings: dict[str, str]) -> dict[str, Any]:
     data, index, questions = prepare_corpus()
+    log = WORK / "load" / "server.log"
+    log.unlink(missing_ok=True)
     with served(data, index, {"RAG_ASK_RATE_LIMIT": "", **settings}) as base:
         print(f"load: {clients} clients for {seconds:.0f} s against {base} {settings}", flush=True)
+        load_before = os.getloadavg()[0]
         result = asyncio.run(load(base, questions, clients, seconds))
+        load_after = os.getloadavg()[0]
     result["settings"] = settings
+    # The machine's load (other processes compete for the CPUs), and the server's own time
+    # to refuse, from its access log (the client's includes waiting for the event loop).
+    result["load_average"] = [round(load_before, 1), round(load_after, 1)]
+    server_refusals = []
+    for line in log.read_text("utf-8", errors="replace").splitlines():
+        if line.startswith("{") and '"status": 503' in line and '"/ask"' in line:
+            server_refusals.append(json.loads(line)["latency_ms"] / 1000)
+    server_p99 = percentile(server_refusals, 99)
+    result["server_p99_ms_to_refuse"] = None if server_p99 is None else round(server_p99 * 1e3, 2)
     return result
 
 
@@ -295,9 +308,16 @@ def render(figures: dict[str, Any]) -> str:
                 f"{loaded['answered_per_second']}/s answered, p99 "
                 f"{loaded['p99_ms_answered']} ms (p50 {loaded['p50_ms_answered']} ms)",
                 f"**{loaded['errors']} errors**; {loaded['share_refused'] * 100:.0f}% "
-                f"refused (503), p99 time to refuse {loaded['p99_ms_to_refuse']} ms",
+                f"refused (503), p99 time to refuse {loaded['p99_ms_to_refuse']} ms at the "
+                f"client, {loaded.get('server_p99_ms_to_refuse')} ms in the server",
             )
         )
+        lines += [
+            "",
+            f"The load run's machine load average was {loaded.get('load_average')} "
+            "(start, end) on "
+            f"{os.cpu_count()} CPUs; `var/reliability/figures.json` has every raw figure.",
+        ]
     failures = {m: t["failed"] for m, t in tests.items() if t["failed"]}
     lines += [
         "",
@@ -329,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     if not args.skip_tests:
         figures.update(run_tests())
+    else:  # the figures of tests run since (e.g. one file re-run with RAG_RELIABILITY_FIGURES)
+        for figure in sorted(FIGURES.glob("*.json")):
+            figures[figure.stem] = json.loads(figure.read_text())
     if not args.skip_load:
         figures["load"] = run_load(args.clients, args.seconds, {})
     figures["measured"] = time.strftime("%Y-%m-%d", time.gmtime())

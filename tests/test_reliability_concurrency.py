@@ -51,6 +51,11 @@ class Version:
         )
 
 
+def keep(result: Answer) -> Answer:
+    """The render function: the answer itself (one function, so the answer cache hits)."""
+    return result
+
+
 def explains(version: Version, result: Answer) -> bool:
     """``version`` holds every chunk ``result`` points at, and its every span is exact."""
     spans = []
@@ -132,7 +137,7 @@ def test_readers_never_see_a_removed_chunk_or_a_mix(state, squad_articles) -> No
                     done.set()
                     return
             before = service.current()
-            if rng.random() < 0.2:  # read the document, as GET /documents/flux does
+            if rng.random() < 0.3:  # read the document, as GET /documents/flux does
                 doc = before.documents.get(DOC)
                 if doc is not None:
                     spans = before.paragraphs[DOC]
@@ -151,7 +156,7 @@ def test_readers_never_see_a_removed_chunk_or_a_mix(state, squad_articles) -> No
             call = functools.partial(
                 service.ask,
                 question,
-                lambda a: a,
+                keep,
                 top_k=rng.choice([1, 5]),
                 doc_ids=doc_ids,
                 mode="accurate" if rng.random() < ACCURATE_SHARE else None,

@@ -206,10 +206,10 @@ class FakeClock:
 def test_admission_bounds_the_count_and_the_expected_wait() -> None:
     clock = FakeClock()
     admission = Admission(concurrency=2, queue_limit=10, max_wait=1.0, clock=clock)
-    # No answer rate known yet: only the hard cap (2 + 10) applies.
-    assert all(admission.try_enter() for _ in range(12))
+    # No answer rate known yet: as many may wait as are answered (2 + 2).
+    assert all(admission.try_enter() for _ in range(4))
     assert not admission.try_enter() and admission.refused == 1
-    for _ in range(12):
+    for _ in range(4):
         clock.now += 0.25
         admission.leave(answered=True)  # 4 answers a second
     # 2 answered at once, 3 waiting: a newcomer waits ~4/4 = 1 s: admitted; the next not.
@@ -217,8 +217,15 @@ def test_admission_bounds_the_count_and_the_expected_wait() -> None:
     assert admission.expected_wait(clock.now) == pytest.approx(1.0, rel=0.1)
     assert admission.try_enter()
     assert not admission.try_enter()
+    # The hard cap applies whatever the rate.
+    fast = Admission(concurrency=2, queue_limit=1, max_wait=60.0, clock=clock)
+    for _ in range(4):
+        assert fast.try_enter()
+        fast.leave(answered=True)
+    assert fast.try_enter() and fast.try_enter() and fast.try_enter()
+    assert not fast.try_enter()
     # Failed requests do not count as answers; old answers age out of the rate.
     admission.leave(answered=False)
     clock.now += RATE_WINDOW + 1
     assert admission.answer_rate(clock.now) is None
-    assert admission.try_enter()  # back to the hard cap only
+    assert not admission.try_enter()  # 5 in flight, rate unknown: at most 2 + 2
