@@ -39,10 +39,10 @@ IndexKind = Literal["flat", "hnsw", "ivf"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
 
 #: ``auto`` keeps an exact index up to this many vectors and switches to ``hnsw`` above.
-AUTO_FLAT_MAX = 50_000
+AUTO_FLAT_MAX = 20_000
 #: A filtered search over an approximate index scores at most this many allowed vectors
 #: directly (exactly, on the decoded codes) instead of searching the structure.
-EXACT_FILTER_MAX = 65_536
+EXACT_FILTER_MAX = 4096
 #: HNSW graph degree, and the beam widths at build and search time.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
@@ -266,9 +266,7 @@ class FaissIndex:
         id_arr = _as_ids(ids)
         if id_arr.size == 0:
             return np.zeros((0, self._dim), dtype=np.float32)
-        if self._kind == "ivf":
-            return np.asarray(self._index.reconstruct_batch(id_arr), dtype=np.float32)
-        return np.stack([self._index.reconstruct(int(i)) for i in id_arr]).astype(np.float32)
+        return np.asarray(self._index.reconstruct_batch(id_arr), dtype=np.float32)
 
     def _rebuild(self, kind: IndexKind, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the structure by a new one of ``kind`` holding exactly these vectors."""

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto",
         description="Vector index: 'flat' (exact), 'hnsw' (graph over 8-bit codes), 'ivf' "
-        "(inverted lists of 8-bit codes), or 'auto': flat up to 50,000 chunks, hnsw above "
+        "(inverted lists of 8-bit codes), or 'auto': flat up to 20,000 chunks, hnsw above "
         "(docs/benchmarks.md). Recorded in the index manifest.",
     )
 
