@@ -39,7 +39,7 @@ chromium:
 # benchmarks run on small samples (each skips with a message when ../shared is absent).
 test: lint chromium
 	$(VENV)/bin/rag eval --check --quiet
-	$(VENV)/bin/rag eval --bench ../shared/benchmarks/retrieval_bench --sample 75 --paragraphs 600 --no-write --quiet
+	$(VENV)/bin/rag eval --bench ../shared/benchmarks/retrieval_bench --sample 75 --paragraphs 600 --mode bm25 --mode dense --mode hybrid --no-write --quiet
 	$(VENV)/bin/rag eval --squad2 ../shared/benchmarks/squad2_dev/dev-v2.0.json --sample 100 --articles 2 --mode hybrid --no-write --quiet
 	$(VENV)/bin/pytest -q
 

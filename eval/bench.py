@@ -341,6 +341,14 @@ def run_bench(
     }
 
 
+#: Issue 5's targets for accurate mode (500+ questions per source).
+ACCURATE_TARGETS: tuple[tuple[str, str, float], ...] = (
+    ("reddit", "recall@1", 0.55),
+    ("reddit", "recall@5", 0.66),
+    ("sq11", "recall@1", 0.87),
+)
+
+
 def bench_checks(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[dict[str, Any]]:
     """The issue's external targets: hybrid beats BM25 and dense on Recall@5 for every source,
     and reddit Recall@5 >= 0.62."""
@@ -365,6 +373,17 @@ def bench_checks(scores: Mapping[str, Mapping[str, Mapping[str, float]]]) -> lis
                     "met": hybrid >= REDDIT_TARGET,
                 }
             )
+        accurate = modes.get("accurate")
+        for key, metric, target in ACCURATE_TARGETS:
+            if accurate is not None and key in source:
+                value = accurate[metric]
+                checks.append(
+                    {
+                        "check": f"{source}: accurate {metric} >= {target}",
+                        "value": value,
+                        "met": value >= target,
+                    }
+                )
     return checks
 
 

@@ -742,7 +742,17 @@ def markdown_report(
 
 
 SECTION = re.compile(r"<!-- begin:(?P<name>[\w-]+) -->\n.*?<!-- end:(?P=name) -->\n", re.DOTALL)
-SECTION_ORDER = ("own", "calibration", "bench", "bench-distractors", "squad2", "notes")
+SECTION_ORDER = (
+    "own",
+    "calibration",
+    "abstention",
+    "first-stage",
+    "rerank",
+    "bench",
+    "bench-distractors",
+    "squad2",
+    "notes",
+)
 REPORT_HEADER = """# Evaluation report
 
 Produced by `rag eval` (eval/). Each section below is rewritten by the command it names and

@@ -358,11 +358,16 @@ def answer(
     windows = None
     if chosen == "accurate" and reranker is not None:
         hits = rerank_hits(reranker, query, hits, keep=k)
+        # Sentences are read with the same text as passages: for a follow-up, the earlier
+        # question then this one (reading them for this question alone, or for both, was no
+        # better on the follow-ups of the question set and abstained more often).
         windows = window_scores(corpus, reranker, query, hits)
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
     choice = choose_answer(corpus, hits, evidence, windows)
     values = {} if choice is None else signals(hits, *choice.evidence)
-    confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, abstention)
+    # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
+    learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None
+    confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, learned)
     if not abstain and choice is not None:
         reason = None
     return Answer(

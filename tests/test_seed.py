@@ -62,3 +62,31 @@ def test_layout_noise_is_not_indexed(seed_setup, seed) -> None:
     texts = {c.text.strip() for c in corpus.chunks if c.doc_id == seed.id}
     assert not texts & {"-", "8", "8 hours ago"}
     assert any("Sasse" in t for t in texts), "the author's bio line is kept"
+
+
+@pytest.mark.parametrize("mode", ["fast", "accurate"])
+def test_card_question_ranks_the_merz_paragraph_first_in_both_modes(
+    seed_setup, encoder, seed, mode
+) -> None:
+    from rag.abstain import models_for
+    from rag.rerank import make_reranker
+
+    settings, corpus = seed_setup
+    loaded = make_reranker(settings)
+    reranker = loaded.load() if loaded is not None and mode == "accurate" else None
+    result = answer(
+        corpus,
+        encoder,
+        CARD_QUESTION,
+        settings=settings,
+        mode=mode,
+        reranker=reranker,
+        abstention=models_for(
+            settings, encoder=encoder.name, reranker=reranker.name if reranker else None
+        ),
+    )
+    assert result.mode == mode
+    top = result.passages[0].hit.chunk
+    assert (top.doc_id, top.paragraph) == (seed.id, 5)
+    assert not result.abstained and result.answer is not None
+    assert "Merz" in seed.text[result.answer.start : result.answer.end]

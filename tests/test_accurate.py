@@ -1,0 +1,230 @@
+"""Accurate mode (cross-encoder reranking), its sentence choice, and learned abstention.
+
+The retrieval tests use the real bundled models (MiniLM and the ONNX cross-encoder) on real
+SQuAD 2.0 articles; the abstention model's logic is also tested on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.squad import SquadArticle
+from rag import cli
+from rag.abstain import (
+    ACCURATE_SIGNALS,
+    FAST_SIGNALS,
+    AbstentionMismatch,
+    AbstentionModel,
+    fit,
+    load_abstention,
+    models_for,
+    shipped_path,
+)
+from rag.chunk import CHUNKER_VERSION
+from rag.errors import ModelError, RerankerUnavailable
+from rag.pipeline import answer, resolve_mode
+from rag.quote import PAIR_MARGIN, WindowScores, choose_answer, sentence_evidence
+from rag.rerank import BUNDLED_RERANKER, CrossEncoderReranker, make_reranker
+from rag.settings import Settings, get_settings
+
+
+@pytest.fixture(scope="module")
+def reranker() -> CrossEncoderReranker:
+    loaded = make_reranker(Settings())
+    assert loaded is not None
+    return loaded.load()
+
+
+def answerable(articles: list[SquadArticle], n: int, seed: int = 5) -> list:
+    pool = [q for a in articles for q in a.questions if not q.impossible]
+    return random.Random(seed).sample(pool, n)
+
+
+def test_accurate_ranks_and_quotes_at_least_as_well_as_fast(
+    squad_corpus, squad_settings, encoder, reranker, squad_articles
+) -> None:
+    # Fast mode's support favours sentences that echo the question's words; the
+    # cross-encoder reads passages and sentences for the answer.
+    questions = answerable(squad_articles, 50)
+    first = {"fast": 0, "accurate": 0}
+    quoted = {"fast": 0, "accurate": 0}
+    for q in questions:
+        for mode in first:
+            result = answer(
+                squad_corpus,
+                encoder,
+                q.question,
+                settings=squad_settings,
+                mode=mode,
+                reranker=reranker,
+                abstain=False,
+            )
+            assert result.mode == mode
+            top = result.passages[0].hit.chunk
+            first[mode] += (top.doc_id, top.paragraph) == (q.doc_id, q.paragraph)
+            quote = result.answer
+            assert quote is not None
+            quoted[mode] += quote.doc_id == q.doc_id and any(
+                quote.start <= g.start and g.end <= quote.end for g in q.answers
+            )
+    assert first["accurate"] >= first["fast"], first
+    assert quoted["accurate"] >= quoted["fast"], quoted
+    assert first["accurate"] >= 0.8 * len(questions), first
+    assert quoted["accurate"] >= 0.7 * len(questions), quoted
+
+
+def test_accurate_answers_carry_rerank_scores_and_exact_spans(
+    squad_corpus, squad_settings, encoder, reranker
+) -> None:
+    result = answer(
+        squad_corpus,
+        encoder,
+        "When did Herve serve as a Byzantine general?",
+        settings=squad_settings,
+        reranker=reranker,
+        top_k=3,
+    )
+    assert result.mode == "accurate"  # the default when a reranker is given
+    scores = [p.hit.rerank_score for p in result.passages]
+    assert all(s is not None for s in scores)
+    assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+    assert result.answer is not None and "1050s" in result.answer.text
+    text = squad_corpus.documents[result.answer.doc_id].text
+    assert text[result.answer.start : result.answer.end] == result.answer.text
+    assert {"rerank_top", "rerank_margin", "sentence_rerank"} <= set(result.signals)
+
+
+def test_pairs_are_quoted_only_when_clearly_better(squad_corpus, squad_settings, encoder) -> None:
+    hit_source = answer(
+        squad_corpus, encoder, "Who were the Normans?", settings=squad_settings, top_k=1
+    )
+    hits = [hit_source.passages[0].hit]
+    chunk = hits[0].chunk
+    n = len(chunk.sentences)
+    assert n >= 3
+    qv = encoder.encode(["Who were the Normans?"], kind="query")[0]
+    evidence = [sentence_evidence(squad_corpus, hits[0], qv, squad_corpus.lexical.terms("x"))]
+    singles = np.full(n, -5.0, dtype=np.float32)
+    singles[1] = 2.0
+    pairs = np.full(n - 1, -5.0, dtype=np.float32)
+    pairs[1] = 2.0 + PAIR_MARGIN / 2  # better, but not by the margin: one sentence
+    one = choose_answer(squad_corpus, hits, evidence, WindowScores(singles, pairs))
+    assert one is not None and (one.sentence, one.rerank) == (1, 2.0)
+    assert one.first <= 1 <= one.last
+    pairs[1] = 2.0 + PAIR_MARGIN  # sentences 1 and 2 together
+    two = choose_answer(squad_corpus, hits, evidence, WindowScores(singles, pairs))
+    assert two is not None and two.first <= 1 and two.last >= 2
+    assert two.rerank == pytest.approx(2.0 + PAIR_MARGIN)
+
+
+def test_without_a_reranker_accurate_is_refused_and_fast_works(
+    squad_corpus, squad_settings, encoder, tmp_path
+) -> None:
+    settings = squad_settings.model_copy(update={"reranker": str(tmp_path / "no-model")})
+    missing = make_reranker(settings)
+    assert missing is not None
+    with pytest.raises(ModelError, match="does not exist"):
+        missing.load()
+    with pytest.raises(RerankerUnavailable, match="use 'fast'"):
+        answer(squad_corpus, encoder, "Who were the Normans?", settings=settings, mode="accurate")
+    result = answer(squad_corpus, encoder, "Who were the Normans?", settings=settings)
+    assert result.mode == "fast" and result.answer is not None
+    none = squad_settings.model_copy(update={"reranker": ""})
+    assert make_reranker(none) is None
+    with pytest.raises(RerankerUnavailable, match="RAG_RERANKER is empty"):
+        resolve_mode("accurate", none, None)
+
+
+def test_cli_accurate_without_the_model_fails_clearly_and_default_falls_back(
+    monkeypatch, tmp_path: Path, squad_settings, squad_corpus, capsys
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(squad_settings.data_dir))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(squad_settings.index_dir))
+    monkeypatch.setenv("RAG_RERANKER", str(tmp_path / "no-model"))
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["ask", "Who were the Normans?", "--mode", "accurate"]) == cli.EXIT_ERROR
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and "no-model" in err and "Traceback" not in err
+        assert cli.main(["ask", "Who were the Normans?", "--json"]) == 0
+        captured = capsys.readouterr()
+        assert "note: answering in fast mode" in captured.err
+        assert json.loads(captured.out)["mode"] == "fast"
+    finally:
+        get_settings.cache_clear()
+
+
+# --------------------------------------------------------------------------- abstention
+
+
+def test_shipped_parameters_load_for_the_bundled_models() -> None:
+    settings = Settings()
+    fast = load_abstention(
+        "fast", encoder=settings.model, reranker="", chunker_version=CHUNKER_VERSION
+    )
+    accurate = load_abstention(
+        "accurate",
+        encoder=settings.model,
+        reranker=BUNDLED_RERANKER,
+        chunker_version=CHUNKER_VERSION,
+    )
+    assert fast.features == FAST_SIGNALS and accurate.features == ACCURATE_SIGNALS
+    assert 0.0 < accurate.threshold < 1.0
+    assert accurate.provenance["held_out"]["questions"] > 0
+
+
+def test_parameters_refuse_other_models(caplog) -> None:
+    with pytest.raises(AbstentionMismatch, match="learned with encoder"):
+        load_abstention(
+            "fast", encoder="some/other-model", reranker="", chunker_version=CHUNKER_VERSION
+        )
+    with pytest.raises(AbstentionMismatch, match="reranker"):
+        load_abstention(
+            "accurate",
+            encoder=Settings().model,
+            reranker="/models/bigger-cross-encoder",
+            chunker_version=CHUNKER_VERSION,
+        )
+    # The service then abstains by the support threshold for that mode, and says why.
+    models = models_for(Settings(), encoder="some/other-model", reranker=None)
+    assert models == {}
+    assert "abstains by the support threshold" in caplog.text
+    assert models_for(Settings(abstention="threshold"), encoder="x", reranker=None) == {}
+
+
+def test_learned_model_separates_and_round_trips() -> None:
+    rng = np.random.default_rng(0)
+    rows, labels = [], []
+    for i in range(400):
+        good = i % 2 == 0
+        rows.append({"a": rng.normal(1.0 if good else -1.0), "b": rng.normal()})
+        labels.append(good)
+    model = fit(
+        rows, labels, ("a", "b"), mode="fast", encoder="e", reranker="", chunker_version="1"
+    )
+    assert model.coef[0] > 1.0 and abs(model.coef[1]) < 0.5
+    assert (
+        model.probability({"a": 2.0, "b": 0.0})
+        > 0.9
+        > 0.1
+        > model.probability({"a": -2.0, "b": 0.0})
+    )
+    assert model.reason({"a": 2.0, "b": 0.0}) is None
+    assert "abstention threshold" in (model.reason({"a": -2.0, "b": 0.0}) or "")
+    again = AbstentionModel.from_json(model.to_json())
+    assert again == model
+    with pytest.raises(ModelError, match="signals"):
+        model.probability({"a": 1.0})
+    bad = json.loads(model.to_json())
+    bad["coef"] = [1.0]
+    with pytest.raises(ModelError, match="malformed"):
+        AbstentionModel.from_json(json.dumps(bad))
+
+
+def test_shipped_files_are_where_the_service_looks() -> None:
+    assert shipped_path("fast").is_file() and shipped_path("accurate").is_file()
