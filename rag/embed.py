@@ -44,7 +44,13 @@ Backend = Literal["auto", "onnx", "torch"]
 
 #: Bump when the export below changes, so that old cached graphs are not reused.
 ONNX_EXPORT_VERSION = 1
-DEFAULT_MODEL_CACHE = Path("var/models")
+
+
+def default_model_cache() -> Path:
+    """Where ONNX exports are cached unless a setting says otherwise: a per-user cache, so
+    every working folder (and every test's temporary one) shares one export."""
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "commentary-rag" / "models"
 
 
 class Encoder(Protocol):
@@ -330,7 +336,7 @@ class SentenceTransformerEncoder:
         batch_size: int = 32,
         query_prefix: str = "",
         backend: Backend = "auto",
-        cache_dir: Path | str = DEFAULT_MODEL_CACHE,
+        cache_dir: Path | str | None = None,
         threads: int | None = None,
         quantized: bool = False,
     ) -> None:
@@ -343,7 +349,7 @@ class SentenceTransformerEncoder:
         self._batch_size = batch_size
         self._query_prefix = query_prefix
         self._backend: Backend = backend
-        self._cache_dir = Path(cache_dir)
+        self._cache_dir = Path(cache_dir) if cache_dir else default_model_cache()
         self._threads = threads
         self._quantized = quantized
         self._model: Any = None  # a SentenceTransformer (torch backend)

@@ -46,8 +46,10 @@ class Settings(BaseSettings):
         "by onnxruntime: same vectors, much faster, no torch at serve time), 'torch' "
         "(sentence-transformers), or 'auto' (onnx where the model allows it).",
     )
-    model_cache_dir: Path = Field(
-        Path("var/models"), description="Folder of cached ONNX exports, keyed by weights hash."
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Folder of cached ONNX exports, keyed by weights hash (default: "
+        "$XDG_CACHE_HOME or ~/.cache, then commentary-rag/models).",
     )
 
     # Retrieval.

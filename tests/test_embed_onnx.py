@@ -27,8 +27,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def encoders() -> tuple[SentenceTransformerEncoder, SentenceTransformerEncoder]:
-    cache = Path("var/models")  # shared with the service: the export is made once
-    onnx = SentenceTransformerEncoder(backend="onnx", cache_dir=cache).load()
+    onnx = SentenceTransformerEncoder(backend="onnx").load()  # the shared per-user cache
     torch = SentenceTransformerEncoder(backend="torch").load()
     return onnx, torch
 
@@ -77,7 +76,7 @@ def test_cached_onnx_encoder_never_imports_torch(
     code = (
         "import sys\n"
         "from rag.embed import SentenceTransformerEncoder\n"
-        "e = SentenceTransformerEncoder(backend='onnx', cache_dir='var/models').load()\n"
+        "e = SentenceTransformerEncoder(backend='onnx').load()\n"
         "e.encode(['hello'], kind='query')\n"
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') "
         "if m in sys.modules))\n"
