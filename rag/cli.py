@@ -82,12 +82,16 @@ def format_answer(body: dict) -> str:
     """The response body as text a person reads in a terminal."""
     lines = [f"Q: {body['question']}", ""]
     ans = body["answer"]
+    confidence = body.get("confidence")
+    how = f"{body.get('mode', 'fast')} mode" + (
+        f", confidence {confidence:.2f}" if confidence is not None else ""
+    )
     if ans is None:
-        lines.append(f"No answer. {body['reason']}")
+        lines.append(f"No answer ({how}). {body['reason']}")
     else:
         lines.append(
             f"Answer ({ans['doc_id']}, paragraph {ans['paragraph']}, "
-            f"characters {ans['start']}-{ans['end']}):"
+            f"characters {ans['start']}-{ans['end']}; {how}):"
         )
         lines.extend(
             textwrap.wrap(f"“{ans['text']}”", 88, initial_indent="  ", subsequent_indent="  ")
@@ -95,9 +99,13 @@ def format_answer(body: dict) -> str:
     if body["passages"]:
         lines += ["", "Passages:"]
     for n, p in enumerate(body["passages"], start=1):
+        rerank = p.get("rerank_score")
+        scores = f"score {p['score']:.4f}" + (
+            f", reranker {rerank:.2f}" if rerank is not None else ""
+        )
         lines.append(
             f"{n}. {p['doc_id']}, paragraph {p['paragraph']}, characters "
-            f"{p['start']}-{p['end']} (score {p['score']:.4f})"
+            f"{p['start']}-{p['end']} ({scores})"
         )
         for q in p["quotes"]:
             lines.extend(
