@@ -21,6 +21,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
         "value": {
             "question": "When did Herve serve as a Byzantine general?",
             "mode": "accurate",
+            "confidence": 0.5942,
             "answer": {
                 "doc_id": "squad2-Normans",
                 "paragraph": 9,
@@ -46,7 +47,8 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
                     "the Turks. Roussel de Bailleul even tried to carve out an independent "
                     "state in Asia Minor with support from the local population, but he was "
                     "stopped by the Byzantine general Alexius Komnenos.",
-                    "score": 0.032787,
+                    "score": 1.0,
+                    "rerank_score": 8.257362,
                     "quotes": [
                         {
                             "start": 6056,
@@ -61,14 +63,15 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
         },
     },
     "abstained": {
-        "summary": "No passage answers the question",
+        "summary": "An abstention (the nearest passages it returns are left out here)",
         "value": {
             "question": CARD_QUESTION,
             "mode": "accurate",
+            "confidence": 0.0621,
             "answer": None,
             "abstained": True,
-            "reason": "The articles do not appear to answer this: the best supporting sentence "
-            "scores 0.12, below the abstention threshold 0.30.",
+            "reason": "The articles do not appear to answer this: the evidence scores 0.06, "
+            "below the accurate mode's abstention threshold 0.24.",
             "passages": [],
         },
     },
