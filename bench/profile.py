@@ -106,7 +106,7 @@ def summarise_raw(text: str, top: int = 25) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--backend", nargs="+", default=["torch", "onnx"])
+    parser.add_argument("--backend", nargs="*", default=["torch", "onnx"])
     parser.add_argument("--http", action="store_true")
     args = parser.parse_args(argv)
     for backend in args.backend:

@@ -43,7 +43,8 @@ AUTO_FLAT_MAX = 20_000
 #: A filtered search over an approximate index scores at most this many allowed vectors
 #: directly (exactly, on the decoded codes) instead of searching the structure.
 EXACT_FILTER_MAX = 4096
-#: HNSW graph degree, and the beam widths at build and search time.
+#: HNSW graph degree, and the beam widths at build and search time (the search beam grows
+#: with the graph: see :func:`hnsw_ef_search`).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
@@ -126,6 +127,13 @@ def choose_kind(index_type: str, n: int) -> IndexKind:
     if index_type == "auto":
         return "flat" if n <= AUTO_FLAT_MAX else "hnsw"
     return index_type  # type: ignore[return-value]
+
+
+def hnsw_ef_search(n: int) -> int:
+    """The HNSW search beam for ``n`` vectors: 96 up to 100k, then growing as n^0.3 (192 at
+    1M). Measured on MiniLM-like vectors: recall@10 0.974 at 100k with 96, 0.955 at 1M with
+    192 (0.92 with 96) (docs/benchmarks.md)."""
+    return int(min(512, HNSW_EF_SEARCH * max(1.0, n / 100_000) ** 0.301))
 
 
 def ivf_shape(n: int) -> tuple[int, int]:
@@ -378,10 +386,11 @@ class FaissIndex:
         if m == 0 or len(self) == 0:
             return scores, labels
         if allowed is None:
-            params = None
-            if self._hidden:  # skip removed HNSW nodes
+            params: Any = None
+            if self._kind == "hnsw":
                 params = _faiss.SearchParametersHNSW()
-                params.efSearch = _faiss.downcast_index(self._index.index).hnsw.efSearch
+                params.efSearch = hnsw_ef_search(len(self))
+            if self._hidden:  # skip removed HNSW nodes
                 hidden = faiss.IDSelectorRange(HIDDEN, HIDDEN + 1)
                 not_hidden = faiss.IDSelectorNot(hidden)
                 params.sel = not_hidden  # both selectors outlive the search (locals)
@@ -399,7 +408,7 @@ class FaissIndex:
                     params.nprobe = self._index.nprobe
                 elif self._kind == "hnsw":
                     params = _faiss.SearchParametersHNSW()
-                    params.efSearch = _faiss.downcast_index(self._index.index).hnsw.efSearch
+                    params.efSearch = hnsw_ef_search(len(self))
                 else:
                     params = faiss.SearchParameters()
                 params.sel = selector  # the selector must outlive the search: kept by `selector`
