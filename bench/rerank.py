@@ -43,10 +43,10 @@ class Config:
 
 CONFIGS = (
     Config(10, 256),
-    Config(10, 256, batch_size=10),
-    Config(10, 192),
-    Config(8, 192),
+    Config(10, 256, batch_size=16),
+    Config(8, 256),
     Config(5, 256),
+    Config(5, 256, batch_size=16),
     Config(5, 192),
     Config(5, 128),
 )

@@ -69,7 +69,9 @@ def test_ask_json_is_the_api_response_body(env_index, capsys, squad_corpus) -> N
 
 def test_ask_off_topic_says_so(env_index, capsys) -> None:
     assert cli.main(["ask", "What did Macron say about nuclear deterrence?"]) == 0
-    assert "No answer. The articles do not appear to answer this" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "No answer (accurate mode, confidence " in out
+    assert "The articles do not appear to answer this" in out
 
 
 @pytest.mark.parametrize(
