@@ -357,11 +357,12 @@ def answer(
     )
     windows = None
     if chosen == "accurate" and reranker is not None:
-        hits = rerank_hits(reranker, query, hits, keep=k)
-        # Sentences are read with the same text as passages: for a follow-up, the earlier
-        # question then this one (reading them for this question alone, or for both, was no
-        # better on the follow-ups of the question set and abstained more often).
-        windows = window_scores(corpus, reranker, query, hits)
+        # A follow-up is read both with its context (the earlier question, then this one)
+        # and as asked: with the context alone, the passage answering the earlier question
+        # wins; alone, "she" and "it" are unresolved.
+        readings = list(dict.fromkeys((query, text)))
+        hits = rerank_hits(reranker, readings, hits, keep=k)
+        windows = window_scores(corpus, reranker, readings, hits)
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
     choice = choose_answer(corpus, hits, evidence, windows)
     values = {} if choice is None else signals(hits, *choice.evidence)
@@ -384,14 +385,16 @@ def answer(
 
 
 def window_scores(
-    corpus: Corpus, reranker: Reranker, query: str, hits: Sequence[Hit]
+    corpus: Corpus, reranker: Reranker, queries: Sequence[str], hits: Sequence[Hit]
 ) -> WindowScores | None:
-    """Cross-encoder logits of the top passage's sentences and adjacent pairs."""
+    """Cross-encoder logits of the top passage's sentences and adjacent pairs, averaged over
+    the ``queries``."""
     if not hits or not hits[0].chunk.sentences:
         return None
     chunk = hits[0].chunk
     singles, pairs = sentence_windows(corpus.documents[chunk.doc_id].text, chunk)
-    scores = reranker.score(query, singles + pairs)
+    scores = np.mean([reranker.score(q, singles + pairs) for q in queries], axis=0)
+    scores = scores.astype(np.float32)
     return WindowScores(sentences=scores[: len(singles)], pairs=scores[len(singles) :])
 
 

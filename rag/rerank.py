@@ -126,12 +126,17 @@ def make_reranker(settings: Settings) -> CrossEncoderReranker | None:
     return CrossEncoderReranker(settings.reranker, max_length=settings.rerank_max_length)
 
 
-def rerank_hits(reranker: Reranker, query: str, hits: Sequence[Hit], keep: int) -> list[Hit]:
-    """The ``keep`` best of ``hits`` by cross-encoder score, best first, each carrying its
-    ``rerank_score``. Ties keep the retrieval order."""
+def rerank_hits(
+    reranker: Reranker, query: str | Sequence[str], hits: Sequence[Hit], keep: int
+) -> list[Hit]:
+    """The ``keep`` best of ``hits`` by cross-encoder score (averaged over the queries when
+    several are given), best first, each carrying its ``rerank_score``. Ties keep the
+    retrieval order."""
     if not hits:
         return []
-    scores = reranker.score(query, [h.chunk.text for h in hits])
+    queries = [query] if isinstance(query, str) else list(query)
+    texts = [h.chunk.text for h in hits]
+    scores = np.mean([reranker.score(q, texts) for q in queries], axis=0)
     order = sorted(range(len(hits)), key=lambda i: (-float(scores[i]), i))
     return [replace(hits[i], rerank_score=float(scores[i])) for i in order[:keep]]
 
