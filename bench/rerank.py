@@ -21,12 +21,13 @@ import numpy as np
 
 from eval.dataset import EvalQuestion, load_question_set, paragraph_id
 from eval.run import REPO, index_dir_for, one_thread, open_eval_corpus, update_report_file
+from eval.squad import DEFAULT_PATH
 from rag.embed import Encoder
 from rag.rerank import CrossEncoderReranker
 from rag.retrieve import Corpus
 from rag.settings import Settings
 
-SQUAD2 = REPO.parent / "shared" / "benchmarks" / "squad2_dev" / "dev-v2.0.json"
+SQUAD2 = DEFAULT_PATH
 REPORT = REPO / "eval" / "report.md"
 
 

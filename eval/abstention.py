@@ -29,6 +29,7 @@ from rag.abstain import (
     SHIPPED_DIR,
     AbstentionModel,
     fit,
+    shipped_path,
 )
 from rag.chunk import CHUNKER_VERSION
 from rag.embed import Encoder
@@ -198,9 +199,10 @@ def learn(
 def write_models(models: Mapping[str, AbstentionModel], directory: Path = SHIPPED_DIR) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for mode, model in models.items():
-        tmp = directory / f"{mode}.json.tmp"
+        path = shipped_path(mode, directory)
+        tmp = path.with_suffix(".json.tmp")
         tmp.write_text(model.to_json(), encoding="utf-8")
-        tmp.replace(directory / f"{mode}.json")
+        tmp.replace(path)
 
 
 def markdown(learned: Mapping[str, tuple[AbstentionModel, Mapping[str, Any]]], command: str) -> str:

@@ -29,13 +29,14 @@ from eval.bench import (
 )
 from eval.dataset import load_question_set, paragraph_id
 from eval.run import REPO, index_dir_for, one_thread, open_eval_corpus, update_report_file
+from eval.squad import DEFAULT_PATH
 from rag.embed import Encoder
 from rag.query import retrieval_text
 from rag.retrieve import Corpus, retrieve
 from rag.settings import Settings
 
 BENCH = REPO.parent / "shared" / "benchmarks" / "retrieval_bench"
-SQUAD2 = REPO.parent / "shared" / "benchmarks" / "squad2_dev" / "dev-v2.0.json"
+SQUAD2 = DEFAULT_PATH
 CACHE = REPO / "var" / "cache"
 
 

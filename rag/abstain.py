@@ -56,8 +56,8 @@ class AbstentionMismatch(ModelError):
     code = "abstention_mismatch"
 
 
-def shipped_path(mode: str) -> Path:
-    return SHIPPED_DIR / f"{mode}.json"
+def shipped_path(mode: str, directory: Path = SHIPPED_DIR) -> Path:
+    return directory / f"{mode}.json"
 
 
 def signals(
@@ -191,7 +191,7 @@ def load_abstention(
     directory: Path = SHIPPED_DIR,
 ) -> AbstentionModel:
     """The shipped parameters for ``mode``, checked against the loaded models."""
-    path = directory / f"{mode}.json"
+    path = shipped_path(mode, directory)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
