@@ -474,8 +474,10 @@ def test_document_body_limit_is_larger(server):  # type: ignore[no-untyped-def]
 
 
 def test_healthz_stays_fast_while_asks_run(server, squad_articles):  # type: ignore[no-untyped-def]
-    """A correctness check with a generous bound, not a benchmark: 8 /ask requests are kept in
-    flight (by another process) while /healthz is timed from this one."""
+    """/healthz never waits for an answer to be computed: 8 /ask requests are kept in flight
+    (by another process) while /healthz is timed from this one. Not a benchmark, so the bound
+    is relative to the same run: every probe takes under half the time of the fastest
+    answered ask, which a probe queued behind an answer (a blocked event loop) could not."""
     questions = [q.question for a in squad_articles for q in a.questions[:30]]
     load = start_ask_load(server.base_url, seconds=3.0, concurrency=8, questions=questions)
     timings = []
@@ -496,7 +498,8 @@ def test_healthz_stays_fast_while_asks_run(server, squad_articles):  # type: ign
         out, _ = load.communicate(timeout=60)
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["failed"] == 0 and summary["answered"] >= 8, summary
-    assert max(timings) < 0.1, sorted(round(t * 1000) for t in timings)
+    probes_ms = sorted(round(t * 1000, 1) for t in timings)
+    assert probes_ms[-1] < summary["fastest_answer_ms"] / 2, (probes_ms, summary)
 
 
 # --------------------------------------------------------------------------- the rest

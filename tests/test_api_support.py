@@ -211,13 +211,15 @@ def assert_error_shape(response: httpx.Response, status: int, code: str | None =
 
 def ask_load(base_url: str, seconds: float, concurrency: int, questions: list[str]) -> None:
     """Keep ``concurrency`` POST /ask requests in flight for ``seconds`` (run in a process of
-    its own, so that its work does not slow the process that measures). Prints "started"
-    once every client has had an answer, and a JSON summary at the end; the ``seconds`` count
-    from "started"."""
+    its own, so that its work does not slow the process that measures); a refused client
+    waits for its ``Retry-After``. Prints "started" once every client has had a response, and
+    a JSON summary at the end (the counts, and the fastest answer in ms); the ``seconds``
+    count from "started"."""
     import asyncio
 
-    async def run() -> dict[str, int]:
-        counts = {"answered": 0, "refused": 0, "failed": 0}
+    async def run() -> dict[str, float]:
+        counts: dict[str, float] = {"answered": 0, "refused": 0, "failed": 0}
+        answer_times: list[float] = []
         first = asyncio.Event()
         waiting = concurrency
         deadline = math.inf  # set once every client has had an answer
@@ -229,11 +231,18 @@ def ask_load(base_url: str, seconds: float, concurrency: int, questions: list[st
                 seen = False
                 while time.monotonic() < deadline:
                     question = questions[n % len(questions)]
+                    started = time.perf_counter()
                     response = await client.post("/ask", json={"question": question, "top_k": 10})
+                    if response.status_code == 200:
+                        answer_times.append(time.perf_counter() - started)
                     status = response.status_code
                     # 503 "overloaded" and 429 are the service's deliberate, fast refusals.
                     outcome = {200: "answered", 503: "refused", 429: "refused"}.get(status)
                     counts[outcome or "failed"] += 1
+                    if outcome == "refused":
+                        # A well-behaved client waits as told; retrying at once would turn
+                        # this into a flood of refusals rather than asks being answered.
+                        await asyncio.sleep(float(response.headers.get("retry-after", 1)))
                     n += concurrency
                     if not seen:
                         seen = True
@@ -246,6 +255,7 @@ def ask_load(base_url: str, seconds: float, concurrency: int, questions: list[st
             await first.wait()
             print("started", flush=True)
             await asyncio.gather(*tasks)
+        counts["fastest_answer_ms"] = round(min(answer_times, default=math.inf) * 1000, 1)
         return counts
 
     print(json.dumps(asyncio.run(run())), flush=True)
