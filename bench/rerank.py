@@ -34,22 +34,30 @@ REPORT = REPO / "eval" / "report.md"
 @dataclass(frozen=True)
 class Config:
     candidates: int
-    max_length: int
+    max_length: int = 256
     batch_size: int = 1
+    workers: int = 2
+    first: int | None = None  # read this many first, and the rest only below ``stop``
+    stop: float | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.candidates} candidates, {self.max_length} tokens, batch {self.batch_size}"
+        read = "all" if self.stop is None else f"first {self.first}, stop at {self.stop:g}"
+        return (
+            f"{self.candidates} candidates ({read}), {self.max_length} tokens, "
+            f"batch {self.batch_size}, {self.workers} worker{'s' if self.workers > 1 else ''}"
+        )
 
 
 CONFIGS = (
-    Config(10, 256),
-    Config(10, 256, batch_size=16),
-    Config(8, 256),
-    Config(5, 256),
-    Config(5, 256, batch_size=16),
-    Config(5, 192),
-    Config(5, 128),
+    Config(10, workers=1),
+    Config(10),
+    Config(10, batch_size=16),
+    Config(10, first=2, stop=2.0, workers=1),
+    Config(10, first=2, stop=2.0),
+    Config(10, first=4, stop=2.0),
+    Config(5),
+    Config(5, max_length=128),
 )
 
 
@@ -160,9 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings.reranker,
                 max_length=config.max_length,
                 batch_size=config.batch_size,
-                threads=1,
+                workers=config.workers,
             ).load()
-            tuned = settings.model_copy(update={"rerank_candidates": config.candidates})
+            tuned = settings.model_copy(
+                update={
+                    "rerank_candidates": config.candidates,
+                    "rerank_first": config.first or config.candidates,
+                    "rerank_stop": config.stop,
+                }
+            )
             rows.append(
                 measure(
                     corpus,

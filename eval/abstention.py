@@ -94,6 +94,7 @@ def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Seq
         f"{settings.retrieval_mode}/{settings.candidates}/{settings.fusion}",
         f"{settings.dense_weight}/{settings.rrf_k}",
         f"{settings.rerank_candidates}/{settings.rerank_max_length}/{settings.top_k}",
+        f"{settings.rerank_first}/{settings.rerank_stop}",
         *sorted(ids),
     ]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]

@@ -261,7 +261,15 @@ def rank_queries(
                 if reranker is None:
                     raise ValueError("the accurate mode needs a reranker")
                 n = settings.rerank_candidates
-                hits = rerank_hits(reranker, q.text, hits[:n], keep=n) + hits[n:]
+                reranked = rerank_hits(
+                    reranker,
+                    q.text,
+                    hits[:n],
+                    keep=n,
+                    first=settings.rerank_first,
+                    stop=settings.rerank_stop,
+                )
+                hits = reranked + hits[n:]
             runs[mode][q.id] = [h.chunk.doc_id for h in hits[:DEPTH]]
     return runs
 

@@ -261,7 +261,9 @@ class _OnnxModel:
         # One intra-op thread per call: a query runs on the calling thread (no thread-pool
         # hand-off, which costs more than it saves on a short input and fights the service's
         # other request threads), and bulk encoding runs ``workers`` batches at once instead.
-        self.workers = threads or _usable_cpus()
+        from rag.onnx_encoder import usable_cpus
+
+        self.workers = threads or usable_cpus()
         self.session = make_session(self.path, threads=1)
         self.input_names = [i.name for i in self.session.get_inputs()]
 
@@ -306,11 +308,6 @@ class _OnnxModel:
 
 
 # ---------------------------------------------------------------------------- the encoder
-
-
-def _usable_cpus() -> int:
-    getter = getattr(os, "sched_getaffinity", None)  # Linux: honours cgroup/taskset limits
-    return len(getter(0)) if getter else (os.cpu_count() or 1)
 
 
 def onnx_runtime_installed() -> bool:

@@ -81,7 +81,8 @@ def onnx_available(location: str) -> bool:
     return True
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
     getter = getattr(os, "sched_getaffinity", None)  # Linux: honours cgroup/taskset limits
     return len(getter(0)) if getter else (os.cpu_count() or 1)
 
@@ -98,7 +99,7 @@ def make_session(model_file: Path, *, threads: int | None = None) -> Any:
     except ImportError as exc:
         raise ModelError(f"onnxruntime is missing; {INSTALL_HINT}") from exc
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or _usable_cpus()
+    opts.intra_op_num_threads = threads or usable_cpus()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

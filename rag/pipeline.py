@@ -325,8 +325,10 @@ def answer(
     """Answer ``question`` with quotes from the corpus, or abstain with a reason.
 
     ``mode`` is ``fast`` (retrieval and sentence scoring) or ``accurate`` (the first
-    ``settings.rerank_candidates`` retrieved passages re-scored by ``reranker``, which also
-    picks the answer sentence); by default ``accurate`` when a reranker is given.
+    ``settings.rerank_candidates`` retrieved passages re-scored by ``reranker``, stopping
+    after ``settings.rerank_first`` when one of those scores ``settings.rerank_stop``; the
+    reranker also picks the answer sentence); by default ``accurate`` when a reranker is
+    given.
     ``retrieval`` picks the first stage (default: the ``retrieval_mode`` setting).
     ``history`` holds the conversation's earlier questions, oldest first; a follow-up that
     depends on them ("And France?") is searched together with the previous question.
@@ -361,7 +363,14 @@ def answer(
         # and as asked: with the context alone, the passage answering the earlier question
         # wins; alone, "she" and "it" are unresolved.
         readings = list(dict.fromkeys((query, text)))
-        hits = rerank_hits(reranker, readings, hits, keep=k)
+        hits = rerank_hits(
+            reranker,
+            readings,
+            hits,
+            keep=k,
+            first=settings.rerank_first,
+            stop=settings.rerank_stop,
+        )
         windows = window_scores(corpus, reranker, readings, hits)
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
     choice = choose_answer(corpus, hits, evidence, windows)

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(
         10, ge=1, le=100, description="How many fused candidates the cross-encoder re-scores."
     )
+    rerank_first: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="The cross-encoder reads this many fused candidates first, and the rest "
+        "of the rerank_candidates only when none of them scores rerank_stop.",
+    )
+    rerank_stop: float | None = Field(
+        2.0,
+        description="Cross-encoder logit at which reranking stops after the first "
+        "rerank_first candidates (chosen by `python -m bench.rerank` on benchmark questions "
+        "outside the reported sample); unset: always read all rerank_candidates.",
+    )
     rerank_max_length: int = Field(
         256, ge=16, le=512, description="Token limit of a (question, passage) pair."
     )

@@ -17,8 +17,9 @@ import pytest
 from eval.squad import SquadArticle
 from rag.errors import ModelError
 from rag.onnx_encoder import BGE_QUERY_INSTRUCTION, BUNDLED_BGE, OnnxEncoder
-from rag.rerank import BUNDLED_RERANKER, CrossEncoderReranker, Reranker, available
+from rag.rerank import BUNDLED_RERANKER, CrossEncoderReranker, Reranker, available, rerank_hits
 from rag.retrieve import LexicalIndex
+from rag.types import Chunk, Hit
 
 needs_models = pytest.mark.skipif(
     not available(BUNDLED_RERANKER) or not available(BUNDLED_BGE),
@@ -138,6 +139,18 @@ def test_reranker_scores_are_reproducible_and_in_input_order(reranker):
 
 
 @needs_models
+def test_pairs_run_side_by_side_with_the_same_scores(reranker):
+    """Two workers (the default on two cores) score each pair in a run of its own, as one
+    worker does: the same logits, bit for bit, in the input order."""
+    passages = [*BERLIN_PASSAGES, "Berlin " * 300, "Paris is the capital of France."]
+    one = CrossEncoderReranker(workers=1).load().score(BERLIN, passages)
+    two = CrossEncoderReranker(workers=2).load().score(BERLIN, passages)
+    np.testing.assert_array_equal(one, two)
+    with pytest.raises(ValueError):
+        CrossEncoderReranker(workers=0)
+
+
+@needs_models
 def test_reranker_puts_the_gold_paragraph_first_more_often_than_bm25(reranker, squad_articles):
     """50 questions; BM25 ranks the question's article's paragraphs, the reranker reorders
     BM25's top 10. Measured: BM25 first 43/50, reranked first 47/50 (other samples: 41-47
@@ -200,3 +213,66 @@ def test_bge_ranks_gold_paragraphs_well(bge, squad_articles):
     rank = (scores > scores[np.arange(len(gold)), gold][:, None]).sum(axis=1)
     assert np.mean(rank < 1) >= 0.75
     assert np.mean(rank < 5) >= 0.88
+
+
+# --- early stop (pure logic: a reranker that scores by a table and records what it read) ----
+
+
+class TableReranker:
+    """Scores a passage by the number it ends with, times ``scale`` per query."""
+
+    def __init__(self, scale: dict[str, float] | None = None) -> None:
+        self.read: list[str] = []
+        self.scale = scale or {}
+
+    @property
+    def name(self) -> str:
+        return "table"
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        self.read.extend(passages)
+        factor = self.scale.get(query, 1.0)
+        return np.array([factor * float(p.split()[-1]) for p in passages], dtype=np.float32)
+
+
+def hits_scoring(*logits: float) -> list[Hit]:
+    chunks = [
+        Chunk(f"c{i}", "doc", i + 1, 0, 0, 1, f"passage {i} {x}", ()) for i, x in enumerate(logits)
+    ]
+    return [Hit(chunk=c, score=1.0 - i / 10) for i, c in enumerate(chunks)]
+
+
+def test_reranking_stops_when_a_first_passage_is_clearly_relevant():
+    hits = hits_scoring(1.0, 3.0, 9.0, 0.5)
+    fake = TableReranker()
+    ranked = rerank_hits(fake, "q", hits, keep=4, first=2, stop=2.0)
+    assert fake.read == ["passage 0 1.0", "passage 1 3.0"]  # 9.0 was never read
+    assert [h.chunk.id for h in ranked] == ["c1", "c0", "c2", "c3"]
+    assert [h.rerank_score for h in ranked] == [3.0, 1.0, None, None]
+
+
+def test_reranking_reads_on_when_no_first_passage_reaches_the_stop():
+    hits = hits_scoring(1.0, 1.5, 9.0, 0.5)
+    fake = TableReranker()
+    ranked = rerank_hits(fake, "q", hits, keep=3, first=2, stop=2.0)
+    assert len(fake.read) == 4
+    assert [h.chunk.id for h in ranked] == ["c2", "c1", "c0"]
+    assert [h.rerank_score for h in ranked] == [9.0, 1.5, 1.0]
+
+
+def test_without_a_stop_every_passage_is_read_and_ties_keep_retrieval_order():
+    hits = hits_scoring(2.0, 5.0, 2.0, 5.0)
+    fake = TableReranker()
+    ranked = rerank_hits(fake, "q", hits, keep=4, first=1, stop=None)
+    assert len(fake.read) == 4
+    assert [h.chunk.id for h in ranked] == ["c1", "c3", "c0", "c2"]
+    assert rerank_hits(fake, "q", [], keep=3, first=1, stop=0.0) == []
+
+
+def test_the_stop_applies_to_the_mean_over_the_readings():
+    """A follow-up is read with and without its context: the stop looks at the average."""
+    hits = hits_scoring(3.0, 0.0, 9.0)
+    fake = TableReranker(scale={"with context": 1.0, "as asked": 0.0})  # mean: 1.5
+    ranked = rerank_hits(fake, ["with context", "as asked"], hits, keep=3, first=1, stop=2.0)
+    assert len(fake.read) == 2 * 3  # 1.5 < 2: both readings went on to the rest
+    assert [h.rerank_score for h in ranked] == [4.5, 1.5, 0.0]
