@@ -53,11 +53,11 @@ CONFIGS = (
     Config(10, workers=1),
     Config(10),
     Config(10, batch_size=16),
-    Config(10, first=2, stop=2.0, workers=1),
+    Config(10, first=4, stop=2.0, workers=1),
+    Config(10, first=4, stop=2.0),  # the default
     Config(10, first=2, stop=2.0),
-    Config(10, first=4, stop=2.0),
+    Config(10, first=4, stop=4.0),
     Config(5),
-    Config(5, max_length=128),
 )
 
 
