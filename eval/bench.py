@@ -236,8 +236,8 @@ def rank_queries(
     reranker: Reranker | None = None,
 ) -> dict[str, dict[str, list[str]]]:
     """``mode -> query id -> ranked paragraph ids`` (top :data:`DEPTH`). In ``accurate`` mode
-    the first ``settings.rerank_candidates`` hybrid hits are re-ranked by ``reranker``, the
-    rest follow in hybrid order."""
+    the first ``settings.rerank_candidates`` hybrid hits are re-ranked by ``reranker`` (with
+    the service's early stop), the rest follow in hybrid order."""
     vectors = encoder.encode([q.text for q in queries], kind="query", progress=progress)
     runs: dict[str, dict[str, list[str]]] = {m: {} for m in modes}
     for q, vec in tqdm(
@@ -343,6 +343,8 @@ def run_bench(
             "fusion": settings.fusion,
             "dense_weight": settings.dense_weight,
             "rerank_candidates": settings.rerank_candidates,
+            "rerank_first": settings.rerank_first,
+            "rerank_stop": settings.rerank_stop,
         },
         "scores": scores,
         "checks": bench_checks(scores),
@@ -417,7 +419,12 @@ def bench_markdown(result: Mapping[str, Any], command: str, date: str) -> str:
         f"{meta['questions']} questions "
         f"({', '.join(f'{s} {n}' for s, n in meta['per_source'].items())}, seed {meta['seed']}); "
         f"fusion: {describe_fusion(meta)} over {meta['candidates']} candidates per list; "
-        f"accurate re-ranks the first {meta.get('rerank_candidates', 10)} fused candidates.",
+        f"accurate re-ranks the first {meta.get('rerank_candidates', 10)} fused candidates"
+        + (
+            f", stopping after {meta['rerank_first']} when one scores {meta['rerank_stop']:g}."
+            if meta.get("rerank_stop") is not None
+            else "."
+        ),
         "",
         "| source | mode | R@1 | R@5 | MRR@10 | nDCG@10 |",
         "|---|---|---:|---:|---:|---:|",
