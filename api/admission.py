@@ -9,7 +9,7 @@ refuses a new one, before reading its body, with ``503 overloaded`` and ``Retry-
 - ``ask_queue_limit`` questions are already waiting (a hard cap), or
 - the questions waiting would take longer than ``ask_max_wait`` seconds to start, estimated
   from the recent answer rate (Little's law: waiting / answers per second). That adapts the
-  bound to the mode (a re-ranked answer costs 40 times a fast one) and to the machine. Until
+  bound to the mode (a re-ranked answer costs 20 times a fast one) and to the machine. Until
   a rate is known (after start-up, or a quiet spell) no more than ``ask_concurrency`` may
   wait.
 
