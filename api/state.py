@@ -238,7 +238,7 @@ class ServiceState:
             log.info("reranker loaded: %s", self.reranker.name)
         self.abstention = models_for(
             self.settings,
-            encoder=self.encoder.name,
+            encoder=self.encoder.query_name,
             reranker=self.reranker.name if self.reranker is not None else None,
         )
 

@@ -2,9 +2,10 @@
 
 ``python -m bench.latency [--n 1000] [--before-n 200] [--accurate-n 200]``: answers ``--n``
 questions (the 143 evaluation questions, cycled) in fast mode and ``--accurate-n`` in accurate
-mode with the ONNX query encoder (the default backend), and ``--before-n`` with the torch
-one (sentence-transformers, the backend before this change), in the same run so the ratio is
-fair on a machine whose speed drifts. Also times the query encoding alone, the cost the
+mode with the ONNX encoder, questions on its int8 copy (``onnx-int8q``, the service's default)
+and in fp32 (``onnx``), and ``--before-n`` with the torch one (sentence-transformers, the
+backend before the ONNX change), in the same run so the ratios are fair on a machine whose
+speed drifts. Also times the query encoding alone, the cost the
 profile pointed at.
 """
 
@@ -62,20 +63,26 @@ def run(n: int = 1000, before_n: int = 200, accurate_n: int = 200) -> dict[str, 
     reranker_config = make_reranker(settings)
     reranker = reranker_config.load() if reranker_config is not None else None
     results: dict[str, Any] = {"questions": len(questions)}
-    plan: tuple[tuple[Backend, int], ...] = (("onnx", n), ("torch", before_n))
-    for backend, count in plan:
+    # (label, backend, int8 questions, how many): "onnx-int8q" is the service's default.
+    plan: tuple[tuple[str, Backend, bool, int], ...] = (
+        ("onnx-int8q", "onnx", True, n),
+        ("onnx", "onnx", False, n),
+        ("torch", "torch", False, before_n),
+    )
+    for label, backend, query_int8, count in plan:
         if count <= 0:
             continue
         encoder = SentenceTransformerEncoder(
-            settings.model, backend=backend, cache_dir=settings.model_cache_dir
+            settings.model,
+            backend=backend,
+            cache_dir=settings.model_cache_dir,
+            query_int8=query_int8,
         ).load()
         if not settings.index_dir.is_dir():
             build_index(settings, encoder)
         corpus = load_corpus(settings, encoder)
-        results[backend] = measure(
-            corpus, encoder, reranker, settings, questions, count, accurate_n
-        )
-        results[backend]["chunks"] = len(corpus.chunks)
+        results[label] = measure(corpus, encoder, reranker, settings, questions, count, accurate_n)
+        results[label]["chunks"] = len(corpus.chunks)
     return results
 
 
@@ -84,7 +91,7 @@ def table(results: dict[str, Any]) -> str:
         "| backend | stage | n | p50 ms | p95 ms | p99 ms |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", "onnx", "onnx-int8q"):
         for stage in ("encode_query", "fast", "accurate"):
             s = results.get(backend, {}).get(stage)
             if s:
@@ -92,12 +99,13 @@ def table(results: dict[str, Any]) -> str:
                     f"| {backend} | {stage} | {s['n']} | {s['p50']:.1f} | {s['p95']:.1f} | "
                     f"{s['p99']:.1f} |"
                 )
-    if "torch" in results and "onnx" in results:
-        for stage in ("encode_query", "fast", "accurate"):
-            a, b = results["torch"].get(stage), results["onnx"].get(stage)
-            if a and b:
-                ratio = a["p50"] / b["p50"]
-                rows.append(f"| torch/onnx | {stage} p50 ratio | | {ratio:.1f}x | | |")
+    for slow, fast in (("torch", "onnx"), ("onnx", "onnx-int8q")):
+        if slow in results and fast in results:
+            for stage in ("encode_query", "fast", "accurate"):
+                a, b = results[slow].get(stage), results[fast].get(stage)
+                if a and b:
+                    ratio = a["p50"] / b["p50"]
+                    rows.append(f"| {slow}/{fast} | {stage} p50 ratio | | {ratio:.1f}x | | |")
     return "\n".join(rows)
 
 

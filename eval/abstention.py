@@ -87,7 +87,7 @@ def collect(
 
 def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Sequence[str]) -> str:
     parts = [
-        encoder.name,
+        encoder.query_name,
         reranker.name,
         CHUNKER_VERSION,
         str(PAIR_MARGIN),
@@ -169,7 +169,7 @@ def learn(
             [r.answerable for r in usable],
             FEATURES[mode],
             mode=mode,
-            encoder=encoder.name,
+            encoder=encoder.query_name,
             reranker=reranker.name if mode == "accurate" else "",
             chunker_version=CHUNKER_VERSION,
             max_false_abstention=MAX_FALSE_ABSTENTION,

@@ -146,7 +146,9 @@ def _abstention(settings: Any, encoder: Any, reranker: Any) -> Any:
     from rag.abstain import models_for
 
     return models_for(
-        settings, encoder=encoder.name, reranker=reranker.name if reranker is not None else None
+        settings,
+        encoder=encoder.query_name,
+        reranker=reranker.name if reranker is not None else None,
     )
 
 

@@ -136,7 +136,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     corpus = open_corpus(settings, encoder, progress=True)
     abstention = models_for(
         settings,
-        encoder=encoder.name,
+        encoder=encoder.query_name,
         reranker=reranker.name if reranker is not None else None,
     )
     result = answer(

@@ -57,7 +57,10 @@ class Encoder(Protocol):
     """What the pipeline needs from an embedding model."""
 
     @property
-    def name(self) -> str: ...  # recorded in the index manifest
+    def name(self) -> str: ...  # recorded in the index manifest (what passages are)
+
+    @property
+    def query_name(self) -> str: ...  # what queries are: ``name``, unless encoded otherwise
 
     @property
     def dim(self) -> int: ...
@@ -241,7 +244,12 @@ class _OnnxModel:
     """The ONNX backend's loaded state: session, tokenizers, window."""
 
     def __init__(
-        self, folder: Path, cache_dir: Path, threads: int | None, quantized: bool = False
+        self,
+        folder: Path,
+        cache_dir: Path,
+        threads: int | None,
+        quantized: bool = False,
+        query_int8: bool = False,
     ) -> None:
         from rag.onnx_encoder import load_tokenizer, make_session
 
@@ -266,12 +274,21 @@ class _OnnxModel:
         self.workers = threads or usable_cpus()
         self.session = make_session(self.path, threads=1)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        #: Queries may run on an int8 copy: half the time of a query, vectors within
+        #: cosine 0.98 of fp32 (docs/benchmarks.md); passages stay fp32, so an index is
+        #: the same either way.
+        self.query_session = self.session
+        if query_int8 and not quantized:
+            self.query_session = make_session(quantized_onnx_model(self.path), threads=1)
 
-    def run(self, encodings: Sequence[Any]) -> np.ndarray:
+    def run(self, encodings: Sequence[Any], session: Any = None) -> np.ndarray:
         from rag.onnx_encoder import pad_batch
 
         inputs = pad_batch(encodings, self.input_names, self.pad_id)
-        return np.asarray(self.session.run(None, inputs)[0], dtype=np.float32)
+        return np.asarray((session or self.session).run(None, inputs)[0], dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.run([self.tokenizer.encode(text)], self.query_session)
 
     def encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
         from rag.onnx_encoder import length_sorted_batches
@@ -336,6 +353,7 @@ class SentenceTransformerEncoder:
         cache_dir: Path | str | None = None,
         threads: int | None = None,
         quantized: bool = False,
+        query_int8: bool = False,
     ) -> None:
         if quantized and backend == "torch":
             raise ModelError("quantized needs the onnx backend")
@@ -349,6 +367,7 @@ class SentenceTransformerEncoder:
         self._cache_dir = Path(cache_dir) if cache_dir else default_model_cache()
         self._threads = threads
         self._quantized = quantized
+        self._query_int8 = query_int8
         self._model: Any = None  # a SentenceTransformer (torch backend)
         self._onnx: _OnnxModel | None = None
 
@@ -369,7 +388,13 @@ class SentenceTransformerEncoder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model needs no hub
         if self._wants_onnx(path):
             try:
-                self._onnx = _OnnxModel(Path(path), self._cache_dir, self._threads, self._quantized)
+                self._onnx = _OnnxModel(
+                    Path(path),
+                    self._cache_dir,
+                    self._threads,
+                    self._quantized,
+                    query_int8=self._query_int8,
+                )
                 return self
             except ModelError as exc:
                 if self._backend == "onnx" or self._quantized:
@@ -405,6 +430,14 @@ class SentenceTransformerEncoder:
         return f"{self._model_name}#int8" if self._quantized else self._model_name
 
     @property
+    def query_name(self) -> str:
+        """``name``, with ``#int8-queries`` when queries run on the int8 copy (after load)."""
+        onnx = self._onnx
+        if onnx is not None and onnx.query_session is not onnx.session:
+            return f"{self.name}#int8-queries"
+        return self.name
+
+    @property
     def dim(self) -> int:
         if self._onnx is not None:
             return self._onnx.dim
@@ -436,6 +469,12 @@ class SentenceTransformerEncoder:
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         if onnx is not None:
+            if kind == "query" and len(items) == 1:
+                return onnx.encode_query(items[0])
+            if kind == "query" and onnx.query_session is not onnx.session:
+                # One question a run: int8 scales activations per run, so in a batch a
+                # question's vector would depend on its neighbours.
+                return np.concatenate([onnx.encode_query(t) for t in items])
             return onnx.encode(items, self._batch_size, progress)
         vectors = model.encode(  # type: ignore[union-attr]
             items,
@@ -456,4 +495,5 @@ def make_encoder(settings: Settings) -> SentenceTransformerEncoder:
         query_prefix=settings.query_prefix,
         backend=settings.encoder_backend,
         cache_dir=settings.model_cache_dir,
+        query_int8=settings.query_int8,
     )

@@ -234,6 +234,10 @@ class OnnxEncoder:
         return self._model_name
 
     @property
+    def query_name(self) -> str:
+        return self._model_name
+
+    @property
     def dim(self) -> int:
         self._require()
         return self._dim

@@ -13,7 +13,7 @@ import pytest
 
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 from eval.squad import SquadArticle, load_squad2
-from rag.embed import SentenceTransformerEncoder
+from rag.embed import SentenceTransformerEncoder, make_encoder
 from rag.load import write_article
 from rag.settings import Settings
 
@@ -31,8 +31,9 @@ def squad_articles() -> list[SquadArticle]:
 
 @pytest.fixture(scope="session")
 def encoder() -> SentenceTransformerEncoder:
-    """The real bundled model, loaded once per test session."""
-    return SentenceTransformerEncoder().load()
+    """The real bundled model as the service loads it (default settings: fp32 passages, int8
+    questions), once per test session."""
+    return make_encoder(Settings()).load()
 
 
 @pytest.fixture(scope="session")

@@ -162,14 +162,14 @@ def test_cli_accurate_without_the_model_fails_clearly_and_default_falls_back(
 # --------------------------------------------------------------------------- abstention
 
 
-def test_shipped_parameters_load_for_the_bundled_models() -> None:
-    settings = Settings()
+def test_shipped_parameters_load_for_the_bundled_models(encoder) -> None:
+    """They were learned with the default settings' models: fp32 passages, int8 questions."""
     fast = load_abstention(
-        "fast", encoder=settings.model, reranker="", chunker_version=CHUNKER_VERSION
+        "fast", encoder=encoder.query_name, reranker="", chunker_version=CHUNKER_VERSION
     )
     accurate = load_abstention(
         "accurate",
-        encoder=settings.model,
+        encoder=encoder.query_name,
         reranker=BUNDLED_RERANKER,
         chunker_version=CHUNKER_VERSION,
     )
@@ -178,7 +178,7 @@ def test_shipped_parameters_load_for_the_bundled_models() -> None:
     assert accurate.provenance["held_out"]["questions"] > 0
 
 
-def test_parameters_refuse_other_models(caplog) -> None:
+def test_parameters_refuse_other_models(encoder, caplog) -> None:
     with pytest.raises(AbstentionMismatch, match="learned with encoder"):
         load_abstention(
             "fast", encoder="some/other-model", reranker="", chunker_version=CHUNKER_VERSION
@@ -186,7 +186,7 @@ def test_parameters_refuse_other_models(caplog) -> None:
     with pytest.raises(AbstentionMismatch, match="reranker"):
         load_abstention(
             "accurate",
-            encoder=Settings().model,
+            encoder=encoder.query_name,
             reranker="/models/bigger-cross-encoder",
             chunker_version=CHUNKER_VERSION,
         )

@@ -32,6 +32,10 @@ class CountingEncoder:
         return self._name
 
     @property
+    def query_name(self) -> str:
+        return self._name
+
+    @property
     def dim(self) -> int:
         return self.inner.dim
 

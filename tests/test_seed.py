@@ -82,7 +82,7 @@ def test_card_question_ranks_the_merz_paragraph_first_in_both_modes(
         mode=mode,
         reranker=reranker,
         abstention=models_for(
-            settings, encoder=encoder.name, reranker=reranker.name if reranker else None
+            settings, encoder=encoder.query_name, reranker=reranker.name if reranker else None
         ),
     )
     assert result.mode == mode
