@@ -45,6 +45,59 @@ def answerable(articles: list[SquadArticle], n: int, seed: int = 5) -> list:
     return random.Random(seed).sample(pool, n)
 
 
+class CountingReranker:
+    """The real cross-encoder, counting the (question, passage) pairs it is asked to read."""
+
+    def __init__(self, inner: CrossEncoderReranker) -> None:
+        self.inner = inner
+        self.read: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        self.read.extend(passages)
+        return self.inner.score(query, passages)
+
+
+def test_the_early_stop_reads_fewer_passages_and_keeps_the_answer(
+    squad_corpus, squad_settings, encoder, reranker, squad_articles
+) -> None:
+    """By default the cross-encoder reads the first 4 fused candidates and the other 6 only
+    when none of them scores 2 logits; without a stop it reads all 10. Where both runs put
+    the same passage first, they quote the same answer."""
+    assert (squad_settings.rerank_first, squad_settings.rerank_stop) == (4, 2.0)
+    passage_texts = {c.text for c in squad_corpus.chunks}
+    stopped = 0
+    for q in answerable(squad_articles, 12, seed=11):
+        results, passages_read = {}, {}
+        for stop in (2.0, None):
+            counting = CountingReranker(reranker)
+            results[stop] = answer(
+                squad_corpus,
+                encoder,
+                q.question,
+                settings=squad_settings.model_copy(update={"rerank_stop": stop}),
+                mode="accurate",
+                reranker=counting,
+                abstain=False,
+            )
+            # (a one-sentence top passage is read once more as its own sentence: +1 in both)
+            passages_read[stop] = sum(text in passage_texts for text in counting.read)
+        early, full = results[2.0], results[None]
+        top_score = early.passages[0].hit.rerank_score
+        assert top_score is not None
+        if passages_read[2.0] < passages_read[None]:
+            stopped += 1
+            assert passages_read[2.0] <= 4 + 1 and top_score >= 2.0
+        else:
+            assert passages_read[2.0] == passages_read[None] >= 10
+        if early.passages[0].hit.chunk == full.passages[0].hit.chunk:
+            assert early.answer == full.answer
+    assert stopped >= 6, stopped  # most clear SQuAD questions stop after 4 passages
+
+
 def test_accurate_ranks_and_quotes_at_least_as_well_as_fast(
     squad_corpus, squad_settings, encoder, reranker, squad_articles
 ) -> None:
