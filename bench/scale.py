@@ -110,10 +110,19 @@ def measure(kind: str, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray
         default = getattr(target, name)
         for value in values:
             setattr(target, name, value)
+            # FaissIndex.search passes HNSW its own efSearch per call (hnsw_ef_search), which
+            # would override the attribute: the HNSW sweep searches the FAISS index itself.
+            params: Any = None
+            if index.kind == "hnsw":
+                params = cast(Any, faiss).SearchParametersHNSW()
+                params.efSearch = value
             times, hits = [], []
             for q, g in zip(queries, truth_ids, strict=True):
                 t = time.perf_counter()
-                _, got = index.search(q[None, :], K)
+                if params is None:
+                    _, got = index.search(q[None, :], K)
+                else:
+                    _, got = raw.search(q[None, :], K, params=params)
                 times.append((time.perf_counter() - t) * 1000)
                 hits.append(len(set(got[0].tolist()) & set(g.tolist())) / K)
             sweep[f"{name}={value}"] = {
