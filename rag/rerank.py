@@ -168,7 +168,7 @@ def rerank_hits(
     and when the best of them scores ``stop`` or more the others are not read at all; they
     follow the read ones in retrieval order, without a ``rerank_score``. A first-stage top
     that the cross-encoder finds clearly relevant is rarely beaten further down, and reading
-    fewer passages is what makes the accurate mode fast (``python -m bench.rerank``)."""
+    fewer passages is what makes the accurate mode fast (``python -m bench.rerank_stop``)."""
     if not hits:
         return []
     queries = [query] if isinstance(query, str) else list(query)
