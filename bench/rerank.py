@@ -4,7 +4,8 @@
 questions in accurate mode under each configuration tried (how many fused candidates are
 re-scored, the token limit of a (question, passage) pair, the batch size) and reports, per
 configuration, paragraph Recall@1, answer hit (abstention off) and the latency of
-``answer()`` in process (p50/p95, one thread). Latencies are measured in the same run as the
+``answer()`` in process (p50/p95; the question encoder on one thread, the cross-encoder on
+the workers each configuration names). Latencies are measured in the same run as the
 fast-mode baseline and reported as a ratio to it too, because this machine's speed drifts.
 With ``--write`` the table goes into ``eval/report.md`` (section ``rerank``).
 """
@@ -122,8 +123,9 @@ def markdown(rows: Sequence[Row], command: str, n: int) -> str:
     lines = [
         "## Reranker path (accurate mode)",
         "",
-        f"Command: `{command}`. {n} answerable questions of the own set, in process, one "
-        "thread, abstention off; latency is the whole `answer()` call. The first row is fast "
+        f"Command: `{command}`. {n} answerable questions of the own set, in process "
+        "(the question encoder on one thread, the cross-encoder on the workers each row "
+        "names), abstention off; latency is the whole `answer()` call. The first row is fast "
         "mode, measured in the same run; the ratio column divides each p50 by its p50.",
         "",
         "| configuration | R@1 | answer hit | p50 ms | p95 ms | p50 / fast |",

@@ -169,7 +169,7 @@ def score_squad2(
 def replay(s: Scored, first: int, stop: float | None) -> tuple[list[str], int]:
     """The ranking under the rule, and how many passages it read (as ``rerank_hits``)."""
     n = len(s.ids) if stop is None else min(first, len(s.ids))
-    if n < len(s.ids) and max(s.logits[:n]) < (stop if stop is not None else np.inf):
+    if stop is not None and n < len(s.ids) and max(s.logits[:n]) < stop:
         n = len(s.ids)
     order = sorted(range(n), key=lambda i: (-s.logits[i], i))
     return [s.ids[i] for i in order] + list(s.ids[n:]), n

@@ -8,7 +8,6 @@ constructor is cheap; :meth:`CrossEncoderReranker.load` reads the model.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -179,7 +178,7 @@ def rerank_hits(
 
     early = len(hits) if first is None or stop is None else max(1, min(first, len(hits)))
     scores = read(hits[:early])
-    if early < len(hits) and float(scores.max()) < (stop if stop is not None else math.inf):
+    if stop is not None and early < len(hits) and float(scores.max()) < stop:
         scores = np.concatenate([scores, read(hits[early:])])
     order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
     ranked = [replace(hits[i], rerank_score=float(scores[i])) for i in order]
