@@ -66,6 +66,12 @@ class AskResponse(BaseModel):
     )
 
     question: str
+    searched_as: str | None = Field(
+        None,
+        description="The question as searched when misspelled words were corrected toward "
+        'the articles\' words ("govenor" -> "governor"); null when nothing was corrected. '
+        "The answer is always to the question as asked.",
+    )
     mode: Literal["fast", "accurate"] = Field(
         "fast", description="How the answer was found: fast (retrieval) or accurate (reranked)."
     )

@@ -303,7 +303,9 @@ class ServiceState:
         with writer_lock(self.settings.index_dir):
             previous = read_previous(self.settings.index_dir, self.encoder, rebuild=False)
             snapshot = change(previous)
-        corpus = Corpus.from_snapshot(snapshot, stemming=self.settings.bm25_stemming)
+        corpus = Corpus.from_snapshot(
+            snapshot, stemming=self.settings.bm25_stemming, spelling=self.settings.spell_correction
+        )
         return Loaded.of(corpus, snapshot.manifest.generation)
 
     def _with_article_files(

@@ -182,6 +182,7 @@ def paragraph_corpus(
     *,
     model: str = "",
     stemming: bool = True,
+    spelling: bool = True,
 ) -> Corpus:
     """A searchable corpus with one chunk per paragraph (no sentences: ranking only), built
     by the pipeline's own :meth:`Corpus.from_snapshot`."""
@@ -222,7 +223,7 @@ def paragraph_corpus(
         documents=documents,
         sentence_vectors=np.zeros((0, vectors.shape[1]), dtype=np.float32),
     )
-    return Corpus.from_snapshot(snapshot, stemming=stemming)
+    return Corpus.from_snapshot(snapshot, stemming=stemming, spelling=spelling)
 
 
 def rank_queries(
@@ -238,12 +239,16 @@ def rank_queries(
     """``mode -> query id -> ranked paragraph ids`` (top :data:`DEPTH`). In ``accurate`` mode
     the first ``settings.rerank_candidates`` hybrid hits are re-ranked by ``reranker`` (with
     the service's early stop), the rest follow in hybrid order."""
-    vectors = encoder.encode([q.text for q in queries], kind="query", progress=progress)
+    texts = [corpus.speller.correct(q.text) for q in queries]  # as the service searches
+    vectors = encoder.encode(texts, kind="query", progress=progress)
     runs: dict[str, dict[str, list[str]]] = {m: {} for m in modes}
-    for q, vec in tqdm(
-        list(zip(queries, vectors, strict=True)), desc="ranking", unit="q", disable=not progress
+    for q, text, vec in tqdm(
+        list(zip(queries, texts, vectors, strict=True)),
+        desc="ranking",
+        unit="q",
+        disable=not progress,
     ):
-        terms = corpus.lexical.terms(q.text)
+        terms = corpus.lexical.terms(text)
         for mode in modes:
             options = answer_options(mode)
             hits = retrieve(
@@ -263,7 +268,7 @@ def rank_queries(
                 n = settings.rerank_candidates
                 reranked = rerank_hits(
                     reranker,
-                    q.text,
+                    text,
                     hits[:n],
                     keep=n,
                     first=settings.rerank_first,
@@ -320,7 +325,12 @@ def run_bench(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         corpus = paragraph_corpus(
-            ids, texts, vectors, model=encoder.name, stemming=settings.bm25_stemming
+            ids,
+            texts,
+            vectors,
+            model=encoder.name,
+            stemming=settings.bm25_stemming,
+            spelling=settings.spell_correction,
         )
     runs = rank_queries(
         corpus, encoder, queries, modes, settings, progress=progress, reranker=reranker

@@ -80,7 +80,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def format_answer(body: dict) -> str:
     """The response body as text a person reads in a terminal."""
-    lines = [f"Q: {body['question']}", ""]
+    lines = [f"Q: {body['question']}"]
+    if body.get("searched_as"):
+        lines.append(f"   (searched for: {body['searched_as']})")
+    lines.append("")
     ans = body["answer"]
     confidence = body.get("confidence")
     how = f"{body.get('mode', 'fast')} mode" + (

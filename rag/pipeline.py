@@ -264,7 +264,9 @@ def open_corpus(settings: Settings, encoder: Encoder, *, progress: bool = False)
 def load_corpus(settings: Settings, encoder: Encoder) -> Corpus:
     """The persisted index, checked against the encoder, ready to search."""
     snapshot = load_snapshot(settings.index_dir, expectation(encoder))
-    return Corpus.from_snapshot(snapshot, stemming=settings.bm25_stemming)
+    return Corpus.from_snapshot(
+        snapshot, stemming=settings.bm25_stemming, spelling=settings.spell_correction
+    )
 
 
 def validate_question(question: object, max_chars: int = 1000) -> str:
@@ -341,7 +343,10 @@ def answer(
     chosen = resolve_mode(mode, settings, reranker)
     earlier = validate_history(history, settings.max_question_chars)
     allowed = resolve_filter(corpus, doc_ids, author)
-    query = retrieval_text(text, earlier)
+    # Misspelled words are corrected toward the corpus's words for searching and reading only;
+    # the answer is to the question as asked.
+    searched = corpus.speller.correct(text)
+    query = retrieval_text(searched, [corpus.speller.correct(e) for e in earlier])
     query_vec = encoder.encode([query], kind="query")[0]
     query_terms = corpus.lexical.terms(query)
     depth = max(k, settings.rerank_candidates) if chosen == "accurate" else k
@@ -362,7 +367,7 @@ def answer(
         # A follow-up is read both with its context (the earlier question, then this one)
         # and as asked: with the context alone, the passage answering the earlier question
         # wins; alone, "she" and "it" are unresolved.
-        readings = list(dict.fromkeys((query, text)))
+        readings = list(dict.fromkeys((query, searched)))
         hits = rerank_hits(
             reranker,
             readings,
@@ -390,6 +395,7 @@ def answer(
         confidence=confidence,
         threshold=threshold,
         signals=values,
+        searched_as=searched if searched != text else None,
     )
 
 

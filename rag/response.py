@@ -37,6 +37,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
     best = answer.answer
     return {
         "question": answer.question,
+        "searched_as": answer.searched_as,
         "mode": answer.mode,
         "confidence": round(answer.confidence, 4) if math.isfinite(answer.confidence) else None,
         "answer": None

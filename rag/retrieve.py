@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from index.store import FaissIndex, chunk_key
 from rag.errors import InvalidParameter, UnknownFilter
 from rag.load import validate_doc_id
 from rag.settings import Fusion, RetrievalMode
+from rag.spell import Speller
 from rag.types import Chunk, Document, Hit
 
 MODES: tuple[RetrievalMode, ...] = ("dense", "bm25", "hybrid")
@@ -115,12 +116,18 @@ class Corpus:
     sentence_vectors: np.ndarray  # float32 (n_sentences, dim)
     sentence_offsets: np.ndarray  # chunk i's sentences are rows [off[i], off[i+1])
     sentence_terms: tuple[np.ndarray, ...]  # vocabulary ids of each sentence, same rows
+    #: Corrects a question's misspelled words toward this corpus's words (an unbuilt speller,
+    #: which changes nothing, when spelling correction is off).
+    speller: Speller = field(default_factory=Speller)
 
     @classmethod
-    def from_snapshot(cls, snapshot: IndexSnapshot, *, stemming: bool = True) -> Corpus:
+    def from_snapshot(
+        cls, snapshot: IndexSnapshot, *, stemming: bool = True, spelling: bool = True
+    ) -> Corpus:
         chunks = tuple(snapshot.chunks)
         texts = {d.id: d.text for d in snapshot.documents}
         lexical = LexicalIndex(stemming).build([c.text for c in chunks])
+        speller = Speller().build(c.text for c in chunks) if spelling else Speller()
         sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
         keys = np.array([chunk_key(c.id) for c in chunks], dtype=np.int64)
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
@@ -135,6 +142,7 @@ class Corpus:
             sentence_vectors=snapshot.sentence_vectors,
             sentence_offsets=offsets,
             sentence_terms=tuple(lexical.terms_of(sentences)),
+            speller=speller,
         )
 
     def position_of(self, chunk: Chunk) -> int:

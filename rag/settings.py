@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     bm25_stemming: bool = True
+    spell_correction: bool = Field(
+        True,
+        description="Correct a question's misspelled words toward the corpus's words before "
+        "searching (rag/spell.py); the question shown and answered is unchanged.",
+    )
     index_type: Literal["auto", "flat", "hnsw", "ivf"] = Field(
         "auto",
         description="Vector index: 'flat' (exact), 'hnsw' (graph over 8-bit codes), 'ivf' "

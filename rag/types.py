@@ -108,3 +108,5 @@ class Answer:
     threshold: float = 0.0  # the service answers when confidence >= threshold
     #: The signals the abstention decision saw (see rag.abstain.signals), by name.
     signals: Mapping[str, float] = field(default_factory=dict)
+    #: The question as searched when misspelled words were corrected (rag.spell), else None.
+    searched_as: str | None = None

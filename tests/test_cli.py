@@ -36,6 +36,13 @@ def test_ask_prints_the_answer_with_its_span(env_index, capsys) -> None:
     assert out.count("squad2-") >= 2
 
 
+def test_ask_says_what_it_searched_for_when_it_corrected_spelling(env_index, capsys) -> None:
+    assert cli.main(["ask", "Who were the Normmans?", "--mode", "fast"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Q: Who were the Normmans?\n   (searched for: Who were the Normans?)\n")
+    assert "gave their name to Normandy" in out
+
+
 def test_ask_fast_mode_skips_the_reranker(env_index, capsys) -> None:
     assert cli.main(["ask", "Who were the Normans?", "--json", "--mode", "fast"]) == 0
     body = json.loads(capsys.readouterr().out)
@@ -49,6 +56,7 @@ def test_ask_json_is_the_api_response_body(env_index, capsys, squad_corpus) -> N
     AskResponse.model_validate(body)
     assert set(body) == {
         "question",
+        "searched_as",
         "mode",
         "confidence",
         "answer",

@@ -310,6 +310,16 @@ def test_card_question_with_the_seed_article(seed: Document, tab: Tab, server: L
         delete_document(server, seed.id)
 
 
+def test_a_corrected_question_says_what_was_searched(tab: Tab) -> None:
+    tab.open()
+    reply = tab.ask("Who were the Normmans?")
+    expect(reply.locator(".searched")).to_have_text("Searched for: Who were the Normans?")
+    expect(reply.locator(".quote mark")).to_contain_text("Normans")
+    plain = tab.ask(NORMANS_QUESTION)
+    expect(plain.locator(".quote mark")).to_have_text(NORMANS_ANSWER)
+    expect(plain.locator(".searched")).to_have_count(0)
+
+
 def test_off_topic_question_abstains_with_nearest_passages(tab: Tab) -> None:
     tab.open()
     reply = tab.ask(OFF_TOPIC)

@@ -66,6 +66,7 @@ blockquote { margin: .3rem 0; padding: .1rem 0 .1rem .6rem; border-left: 3px sol
   white-space: pre-wrap; }
 mark { background: var(--mark); color: inherit; border-radius: 2px; padding: 0 .05em; }
 .source { font-size: .85rem; color: var(--muted); }
+.searched { margin: 0 0 .35rem; font-size: .85rem; color: var(--muted); font-style: italic; }
 .source cite { font-style: normal; font-weight: 600; color: #1f2328; }
 .actions { display: flex; flex-wrap: wrap; gap: .4rem; margin-top: .35rem; }
 button, .show { font: inherit; font-size: .85rem; cursor: pointer; border-radius: 6px;
@@ -476,6 +477,7 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         : h("mark", null, a.text); // the document changed since: show the quote alone
       const others = response.passages.filter((p) => !(p.doc_id === a.doc_id && p.start <= a.start && a.end <= p.end));
       return h("div", { class: "bubble reply answer" },
+        this.searchedNote(response),
         h("p", { class: "sr-only" }, "Answer:"),
         h("blockquote", { class: "quote" }, quote),
         this.source(doc, a),
@@ -483,9 +485,17 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         others.length ? this.passageList(`Other passages (${others.length})`, others, docs) : null);
     }
 
+    // The service corrected misspelled words before searching: say what it searched for.
+    searchedNote(response) {
+      return response.searched_as
+        ? h("p", { class: "searched" }, "Searched for: ", h("q", null, response.searched_as))
+        : null;
+    }
+
     abstention(response, docs) {
       const n = response.passages.length;
       return h("div", { class: "bubble reply abstain" },
+        this.searchedNote(response),
         h("p", null, n ? "The article doesn't say. These passages come closest:" : "The article doesn't say, and no passage comes close."),
         n ? this.passageList(`Nearest passages (${n})`, response.passages, docs) : null);
     }
