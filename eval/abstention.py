@@ -33,7 +33,6 @@ from rag.abstain import (
 )
 from rag.chunk import CHUNKER_VERSION
 from rag.embed import Encoder
-from rag.quote import PAIR_MARGIN
 from rag.rerank import Reranker
 from rag.retrieve import Corpus
 from rag.settings import Settings
@@ -90,7 +89,7 @@ def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Seq
         encoder.query_name,
         reranker.name,
         CHUNKER_VERSION,
-        str(PAIR_MARGIN),
+        str(settings.pair_margin),
         f"{settings.retrieval_mode}/{settings.candidates}/{settings.fusion}",
         f"{settings.dense_weight}/{settings.rrf_k}",
         f"{settings.rerank_candidates}/{settings.rerank_max_length}/{settings.top_k}",

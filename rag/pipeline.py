@@ -378,7 +378,7 @@ def answer(
         )
         windows = window_scores(corpus, reranker, readings, hits)
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
-    choice = choose_answer(corpus, hits, evidence, windows)
+    choice = choose_answer(corpus, hits, evidence, windows, settings.pair_margin)
     values = {} if choice is None else signals(hits, *choice.evidence)
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
     learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None

@@ -43,14 +43,6 @@ _REPORTING = re.compile(
 )
 
 
-#: In accurate mode, two adjacent sentences are quoted together when the cross-encoder scores
-#: the pair at least this many logits above the best single sentence. Measured on the own
-#: question set and on SQuAD 2.0 dev questions (eval/report.md): a pair at any gain lengthens
-#: the answer by half for little gain in overlap; at 1.0 the answer hit rises from 0.75 to
-#: 0.86 (own) and 0.81 to 0.88 (SQuAD) with span IoU unchanged.
-PAIR_MARGIN = 1.0
-
-
 @dataclass(frozen=True)
 class Candidate:
     """The best sentence of one passage, before widening."""
@@ -177,19 +169,21 @@ def choose_answer(
     hits: list[Hit],
     evidence: list[Evidence],
     windows: WindowScores | None = None,
+    pair_margin: float = 0.0,
 ) -> Choice | None:
     """The answer: None when there are no sentences at all.
 
     Without ``windows`` (fast mode) it is the best-supported sentence over the passages, a
     lower-ranked passage paying :data:`RANK_PENALTY` per rank. With ``windows`` (accurate mode,
     the hits reranked) it is the top passage's sentence the cross-encoder scores highest, or
-    an adjacent pair of sentences when the pair scores :data:`PAIR_MARGIN` higher still."""
+    an adjacent pair of sentences when the pair scores ``pair_margin`` logits higher or more
+    (the ``pair_margin`` setting)."""
     supports = [e.support for e in evidence]
     if windows is not None and hits and len(supports[0]) > 0:
         single = int(np.argmax(windows.sentences))
         best, first, last = single, single, single
         rerank = float(windows.sentences[single])
-        if len(windows.pairs) and float(windows.pairs.max()) >= rerank + PAIR_MARGIN:
+        if len(windows.pairs) and float(windows.pairs.max()) >= rerank + pair_margin:
             pair = int(np.argmax(windows.pairs))
             first, last = pair, pair + 1
             best = pair if windows.sentences[pair] >= windows.sentences[pair + 1] else pair + 1

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
         "bench.rerank_stop` (questions outside the reported samples, eval/report.md), and "
         "69% of questions stop after 4 passages.",
     )
+    pair_margin: float = Field(
+        0.0,
+        description="Accurate mode quotes two adjacent sentences when the cross-encoder "
+        "scores the pair this many logits above the best single sentence (0: whenever the "
+        "pair reads at least as relevant). On SQuAD 2.0 questions outside the own set a "
+        "lower margin finds more answers for longer quotes: `python -m bench.answer_window` "
+        "(eval/report.md).",
+    )
     rerank_max_length: int = Field(
         256, ge=16, le=512, description="Token limit of a (question, passage) pair."
     )

@@ -28,7 +28,7 @@ from rag.abstain import (
 from rag.chunk import CHUNKER_VERSION
 from rag.errors import ModelError, RerankerUnavailable
 from rag.pipeline import answer, resolve_mode
-from rag.quote import PAIR_MARGIN, WindowScores, choose_answer, sentence_evidence
+from rag.quote import WindowScores, choose_answer, sentence_evidence
 from rag.rerank import BUNDLED_RERANKER, CrossEncoderReranker, make_reranker
 from rag.settings import Settings, get_settings
 
@@ -152,7 +152,9 @@ def test_accurate_answers_carry_rerank_scores_and_exact_spans(
     assert {"rerank_top", "rerank_margin", "sentence_rerank"} <= set(result.signals)
 
 
-def test_pairs_are_quoted_only_when_clearly_better(squad_corpus, squad_settings, encoder) -> None:
+def test_pairs_are_quoted_only_when_better_by_the_margin(
+    squad_corpus, squad_settings, encoder
+) -> None:
     hit_source = answer(
         squad_corpus, encoder, "Who were the Normans?", settings=squad_settings, top_k=1
     )
@@ -165,14 +167,24 @@ def test_pairs_are_quoted_only_when_clearly_better(squad_corpus, squad_settings,
     singles = np.full(n, -5.0, dtype=np.float32)
     singles[1] = 2.0
     pairs = np.full(n - 1, -5.0, dtype=np.float32)
-    pairs[1] = 2.0 + PAIR_MARGIN / 2  # better, but not by the margin: one sentence
-    one = choose_answer(squad_corpus, hits, evidence, WindowScores(singles, pairs))
+
+    def choose(margin: float):  # type: ignore[no-untyped-def]
+        return choose_answer(squad_corpus, hits, evidence, WindowScores(singles, pairs), margin)
+
+    pairs[1] = 2.5  # better, but not by a margin of 1: one sentence
+    one = choose(1.0)
     assert one is not None and (one.sentence, one.rerank) == (1, 2.0)
     assert one.first <= 1 <= one.last
-    pairs[1] = 2.0 + PAIR_MARGIN  # sentences 1 and 2 together
-    two = choose_answer(squad_corpus, hits, evidence, WindowScores(singles, pairs))
+    two = choose(0.5)  # by a margin of 0.5: sentences 1 and 2 together
     assert two is not None and two.first <= 1 and two.last >= 2
-    assert two.rerank == pytest.approx(2.0 + PAIR_MARGIN)
+    assert two.rerank == pytest.approx(2.5)
+    pairs[1] = 2.0  # as good as the sentence alone: the pair at the default margin, 0
+    assert squad_settings.pair_margin == 0.0
+    tie = choose(squad_settings.pair_margin)
+    assert tie is not None and tie.first <= 1 and tie.last >= 2
+    pairs[1] = 1.9  # worse than the sentence alone: one sentence
+    worse = choose(squad_settings.pair_margin)
+    assert worse is not None and worse.rerank == pytest.approx(2.0)
 
 
 def test_without_a_reranker_accurate_is_refused_and_fast_works(
