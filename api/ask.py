@@ -20,6 +20,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "An answer: an exact quote with its span (top_k 1)",
         "value": {
             "question": "When did Herve serve as a Byzantine general?",
+            "searched_as": None,
             "mode": "accurate",
             "confidence": 0.5942,
             "answer": {
@@ -66,6 +67,7 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "An abstention (the nearest passages it returns are left out here)",
         "value": {
             "question": CARD_QUESTION,
+            "searched_as": None,
             "mode": "accurate",
             "confidence": 0.0621,
             "answer": None,

@@ -90,6 +90,7 @@ def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Seq
         reranker.name,
         CHUNKER_VERSION,
         str(settings.pair_margin),
+        ",".join(ACCURATE_SIGNALS),  # a new signal needs new rows
         f"{settings.retrieval_mode}/{settings.candidates}/{settings.fusion}",
         f"{settings.dense_weight}/{settings.rrf_k}",
         f"{settings.rerank_candidates}/{settings.rerank_max_length}/{settings.top_k}",

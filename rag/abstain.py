@@ -2,7 +2,8 @@
 
 The signals of one answer (:func:`signals`) are the scores the pipeline already has: the best
 sentence's support, its cosine and lexical parts, the top passage's dense score and its margin
-over the next, and in accurate mode the cross-encoder's passage and sentence logits and margin.
+over the next, the share of the question's names that the answer's passage holds, and in
+accurate mode the cross-encoder's passage and sentence logits and margin.
 :class:`AbstentionModel` turns them into the probability that the articles answer the
 question; below its threshold the service abstains.
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ FAST_SIGNALS: tuple[str, ...] = (
     "dense_top",
     "dense_margin",
     "bm25_agrees",
+    "names_found",
 )
 ACCURATE_SIGNALS: tuple[str, ...] = (
     *FAST_SIGNALS,
@@ -60,17 +64,49 @@ def shipped_path(mode: str, directory: Path = SHIPPED_DIR) -> Path:
     return directory / f"{mode}.json"
 
 
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _folded_words(text: str) -> set[str]:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return set(_TOKEN.findall(plain))
+
+
+def question_names(question: str) -> list[str]:
+    """The words of ``question`` that name something: capitalised words other than the first
+    (proper nouns, as readers write them) and numbers ("1999", "1990s")."""
+    words = _TOKEN.findall(question)
+    return [
+        w for i, w in enumerate(words) if w[0].isdigit() or (i > 0 and w[0].isupper() and w != "I")
+    ]
+
+
+def names_found(question: str, passage: str) -> float:
+    """Share of the question's names (:func:`question_names`) that the passage holds; 1.0 when
+    it names nothing. A question about someone the passage never mentions ("What did Benjamin
+    Franklin say ...?") is seldom answered by it, however close the rest of it reads."""
+    names = question_names(question)
+    if not names:
+        return 1.0
+    held = _folded_words(passage)
+    return sum(bool(_folded_words(n) <= held) for n in names) / len(names)
+
+
 def signals(
     hits: Sequence[Hit],
     support: float,
     cosine: float,
     lexical: float,
     sentence_rerank: float | None = None,
+    *,
+    names: float = 1.0,
 ) -> dict[str, float]:
     """The signals of one answer, by name (accurate ones only when the hits were reranked).
 
     ``support``, ``cosine`` and ``lexical`` belong to the chosen answer sentence;
-    ``sentence_rerank`` is the cross-encoder's logit for it (accurate mode)."""
+    ``sentence_rerank`` is the cross-encoder's logit for it (accurate mode); ``names`` is
+    :func:`names_found` for the question and the answer's passage."""
     dense = sorted((h.dense_score for h in hits if h.dense_score is not None), reverse=True)
     dense_top = dense[0] if dense else 0.0
     dense_second = dense[1] if len(dense) > 1 else 0.0
@@ -89,6 +125,7 @@ def signals(
             and top.dense_rank is not None
             and top.dense_rank <= 3
         ),
+        "names_found": names,
     }
     reranked = [h.rerank_score for h in hits if h.rerank_score is not None]
     if reranked:

@@ -23,7 +23,7 @@ from index.persist import (
     writer_lock,
 )
 from index.store import FaissIndex, chunk_key
-from rag.abstain import AbstentionModel, signals
+from rag.abstain import AbstentionModel, names_found, signals
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
 from rag.errors import (
@@ -379,7 +379,15 @@ def answer(
         windows = window_scores(corpus, reranker, readings, hits)
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
     choice = choose_answer(corpus, hits, evidence, windows, settings.pair_margin)
-    values = {} if choice is None else signals(hits, *choice.evidence)
+    values = (
+        {}
+        if choice is None
+        else signals(
+            hits,
+            *choice.evidence,
+            names=names_found(searched, hits[choice.passage].chunk.text),
+        )
+    )
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
     learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None
     confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, learned)

@@ -23,6 +23,8 @@ from rag.abstain import (
     fit,
     load_abstention,
     models_for,
+    names_found,
+    question_names,
     shipped_path,
 )
 from rag.chunk import CHUNKER_VERSION
@@ -293,3 +295,41 @@ def test_learned_model_separates_and_round_trips() -> None:
 
 def test_shipped_files_are_where_the_service_looks() -> None:
     assert shipped_path("fast").is_file() and shipped_path("accurate").is_file()
+
+
+def test_names_found_is_the_share_of_the_questions_names_in_the_passage() -> None:
+    question = "What did Benjamin Franklin say about the Albany Plan in 1754?"
+    assert question_names(question) == ["Benjamin", "Franklin", "Albany", "Plan", "1754"]
+    passage = "In 1754 the Albany Plan of Union was proposed by the colonies' delegates."
+    assert names_found(question, passage) == pytest.approx(3 / 5)
+    assert names_found("how did he die", "anything") == 1.0  # names nothing
+    assert names_found("Who was Zia-ul-Haq?", "General Zia-ul-Haq overthrew Bhutto.") == 1.0
+    assert names_found("Where is Álava?", "the province of ALAVA") == 1.0  # case and accents
+    assert names_found("Who was Pakistan's leader?", "the leader of Pakistan") == 1.0
+
+
+def test_an_unmentioned_name_lowers_the_answers_confidence(
+    squad_corpus, squad_settings, encoder, reranker
+) -> None:
+    # The learned model weighs the signal positively (learned on SQuAD 2.0, not written here).
+    models = models_for(squad_settings, encoder=encoder.query_name, reranker=reranker.name)
+    learned = models["accurate"]
+    assert learned.coef[learned.features.index("names_found")] > 0
+
+    def ask(question: str):  # type: ignore[no-untyped-def]
+        return answer(
+            squad_corpus,
+            encoder,
+            question,
+            settings=squad_settings,
+            mode="accurate",
+            reranker=reranker,
+            abstention=models,
+            abstain=False,
+        )
+
+    named = ask("What did Rollo agree to do for King Charles III?")
+    stranger = ask("What did Rollo agree to do for King Baldwin IX?")
+    assert named.signals["names_found"] == 1.0
+    assert stranger.signals["names_found"] < 1.0
+    assert stranger.confidence < named.confidence
