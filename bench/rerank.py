@@ -35,7 +35,7 @@ REPORT = REPO / "eval" / "report.md"
 @dataclass(frozen=True)
 class Config:
     candidates: int
-    max_length: int = 256
+    max_length: int = 512
     batch_size: int = 1
     workers: int = 2
     first: int | None = None  # read this many first, and the rest only below ``stop``
@@ -56,6 +56,7 @@ CONFIGS = (
     Config(10, batch_size=16),
     Config(10, first=4, stop=2.0, workers=1),
     Config(10, first=4, stop=2.0),  # the default
+    Config(10, first=4, stop=2.0, max_length=256),
     Config(10, first=2, stop=2.0),
     Config(10, first=4, stop=4.0),
     Config(5),

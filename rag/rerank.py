@@ -67,7 +67,7 @@ class CrossEncoderReranker:
         self,
         location: str = BUNDLED_RERANKER,
         *,
-        max_length: int = 256,
+        max_length: int = 512,
         batch_size: int = 1,
         token_budget: int = 512,
         threads: int = 1,

@@ -70,6 +70,11 @@ class Speller:
         self._symspell = symspell
         return self
 
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        """The corpus's words, lower case."""
+        return self._known
+
     def known(self, word: str) -> bool:
         lower = word.lower()
         return lower in self._known or lower in english_words()
