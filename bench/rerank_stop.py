@@ -36,6 +36,7 @@ from eval.bench import BenchQuery, embed_cached, load_bench, paragraph_corpus, s
 from eval.dataset import load_question_set, paragraph_id
 from eval.run import REPO, index_dir_for, open_eval_corpus, update_report_file
 from eval.squad import DEFAULT_PATH as SQUAD2
+from eval.squad import SquadQuestion
 from rag.embed import Encoder
 from rag.rerank import CrossEncoderReranker
 from rag.retrieve import Corpus, retrieve
@@ -133,12 +134,13 @@ def score_bench(
     ]
 
 
-def score_squad2(
-    path: Path, n: int, seed: int, encoder: Encoder, reranker: CrossEncoderReranker
-) -> list[Scored]:
+def squad2_outside_own(
+    path: Path, n: int, seed: int, encoder: Encoder, settings: Settings
+) -> tuple[list[SquadQuestion], Corpus]:
+    """``n`` answerable SQuAD 2.0 dev questions about articles other than the own question
+    set's (seeded sample), and a corpus of every dev article (cached index)."""
     from eval.squad import load_squad2
 
-    settings = Settings()
     articles = load_squad2(path)
     own = set(load_question_set(squad_path=path).documents)
     pool = [
@@ -152,6 +154,14 @@ def score_squad2(
         index_dir_for(REPO / "var" / "cache" / "squad2-all", encoder),
         progress=True,
     )
+    return questions, corpus
+
+
+def score_squad2(
+    path: Path, n: int, seed: int, encoder: Encoder, reranker: CrossEncoderReranker
+) -> list[Scored]:
+    settings = Settings()
+    questions, corpus = squad2_outside_own(path, n, seed, encoder, settings)
     hits = first_candidates(corpus, encoder, settings, [q.question for q in questions])
     return [
         read_all(

@@ -45,3 +45,34 @@ def test_py_spy_raw_summary_counts_self_and_total() -> None:
 
 def test_unknown_benchmark_is_refused() -> None:
     assert bench_main(["nope"]) == 2
+
+
+def test_a_synthetic_typo_is_one_edit_in_one_longer_word() -> None:
+    import random
+
+    from bench.spelling import add_typo
+    from rag.spell import _WORD
+
+    question = "Which governor of Virginia invested in the Ohio Company?"
+    seen = set()
+    for seed in range(200):
+        typo = add_typo(question, random.Random(seed))
+        before, after = _WORD.findall(question), _WORD.findall(typo)
+        changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+        assert len(changed) == 1, typo  # one word, the rest untouched
+        word, wrong = changed[0]
+        assert len(word) >= 4 and word.lower() not in {"which", "with"}
+        assert wrong[0] == word[0]  # the first letter stays
+        assert abs(len(wrong) - len(word)) <= 1
+        seen.add(wrong)
+    assert len(seen) > 20  # the seed varies the word and the edit
+    assert add_typo("Who is he?", random.Random(1)) == "Who is he?"  # no word to change
+
+
+def test_the_explanation_questions_of_the_answer_window_bench() -> None:
+    from bench.answer_window import EXPLANATION
+
+    for q in ("Why did France cede Canada?", "How did the siege end?", "What happened to him?"):
+        assert EXPLANATION.match(q), q
+    for q in ("How many troops were there?", "Who led the expedition?", "However big?"):
+        assert not EXPLANATION.match(q), q
