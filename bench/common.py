@@ -201,3 +201,28 @@ class Server:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+def report_command(module: str, argv: Sequence[str] | None = None) -> str:
+    """How a bench command was run (``python -m bench.x --flag``), for its report section."""
+    return " ".join([f"python -m {module}", *(sys.argv[1:] if argv is None else argv)])
+
+
+def publish(text: str, section: str, write: bool) -> None:
+    """Print a report section, and with ``write`` put it into ``eval/report.md``."""
+    from eval.run import update_report_file
+
+    print(text)
+    if write:
+        update_report_file(REPO / "eval" / "report.md", {section: text})
+
+
+def load_models(settings: Any) -> tuple[Any, Any]:
+    """The loaded question encoder and cross-encoder of ``settings`` (accurate mode's)."""
+    from rag.embed import make_encoder
+    from rag.rerank import make_reranker
+
+    reranker = make_reranker(settings)
+    if reranker is None:
+        raise SystemExit("this benchmark needs the cross-encoder, but RAG_RERANKER is empty")
+    return make_encoder(settings).load(), reranker.load()

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.common import publish, report_command
 from eval.dataset import EvalQuestion, load_question_set, paragraph_id
-from eval.run import REPO, index_dir_for, one_thread, open_eval_corpus, update_report_file
+from eval.run import REPO, index_dir_for, one_thread, open_eval_corpus
 from eval.squad import DEFAULT_PATH
 from rag.embed import Encoder
 from rag.rerank import CrossEncoderReranker
@@ -29,7 +30,6 @@ from rag.retrieve import Corpus
 from rag.settings import Settings
 
 SQUAD2 = DEFAULT_PATH
-REPORT = REPO / "eval" / "report.md"
 
 
 @dataclass(frozen=True)
@@ -193,11 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
             print(rows[-1], flush=True)
-    command = "python -m bench.rerank " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(rows, command.strip(), len(questions))
-    print(text)
-    if args.write:
-        update_report_file(REPORT, {"rerank": text})
+    text = markdown(rows, report_command("bench.rerank", argv), len(questions))
+    publish(text, "rerank", args.write)
     return 0
 
 

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.common import RETRIEVAL_BENCH
+from bench.common import RETRIEVAL_BENCH, load_models, publish, report_command
 from eval.bench import BenchQuery, embed_cached, load_bench, paragraph_corpus, sample_queries
 from eval.dataset import load_question_set, paragraph_id
-from eval.run import REPO, index_dir_for, open_eval_corpus, update_report_file
+from eval.run import REPO, index_dir_for, open_eval_corpus
 from eval.squad import DEFAULT_PATH as SQUAD2
 from eval.squad import SquadQuestion
 from rag.embed import Encoder
@@ -43,7 +43,6 @@ from rag.retrieve import Corpus, retrieve
 from rag.settings import Settings
 from rag.types import Hit
 
-REPORT = REPO / "eval" / "report.md"
 #: The reported sample (``rag eval --bench``'s defaults), kept out of the tuning questions.
 REPORTED_SAMPLE, REPORTED_SEED = 500, 13
 RULES: tuple[tuple[int, float | None], ...] = (
@@ -256,19 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.bench / "queries.jsonl").is_file() or not SQUAD2.is_file():
         print(f"skipped: no {args.bench} or {SQUAD2} (../shared/benchmarks absent)")
         return 0
-    from rag.embed import make_encoder
-
-    settings = Settings()
-    encoder = make_encoder(settings).load()
-    reranker = CrossEncoderReranker(settings.reranker, max_length=settings.rerank_max_length)
-    reranker.load()
+    encoder, reranker = load_models(Settings())
     scored = score_bench(args.bench, args.per_source, args.seed, encoder, reranker)
     scored += score_squad2(SQUAD2, args.squad2, args.seed, encoder, reranker)
-    command = "python -m bench.rerank_stop " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(table(scored), command.strip(), len(scored))
-    print(text)
-    if args.write:
-        update_report_file(REPORT, {"rerank-stop": text})
+    text = markdown(table(scored), report_command("bench.rerank_stop", argv), len(scored))
+    publish(text, "rerank-stop", args.write)
     return 0
 
 

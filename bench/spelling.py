@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import RETRIEVAL_BENCH
+from bench.common import RETRIEVAL_BENCH, load_models, publish, report_command
 from bench.rerank_stop import tuning_questions
 from eval.bench import (
     BenchQuery,
@@ -37,12 +37,10 @@ from eval.bench import (
     paragraph_corpus,
     rank_queries,
 )
-from eval.run import REPO, update_report_file
-from rag.retrieve import Corpus
+from eval.run import REPO
 from rag.settings import Settings
 from rag.spell import Speller
 
-REPORT = REPO / "eval" / "report.md"
 MODES = ("hybrid", "accurate")
 _ROWS = "qwertyuiop", "asdfghjkl", "zxcvbnm"
 _STOP = frozenset(
@@ -92,13 +90,6 @@ def with_typos(queries: Sequence[BenchQuery], seed: int) -> list[BenchQuery]:
     ]
 
 
-def measure(
-    corpus: Corpus, queries: Sequence[BenchQuery], settings: Settings, encoder: object, reranker
-) -> dict[str, dict[str, dict[str, float]]]:
-    runs = rank_queries(corpus, encoder, queries, MODES, settings, reranker=reranker)  # type: ignore[arg-type]
-    return bench_scores(queries, runs)
-
-
 def markdown(
     results: Mapping[str, Mapping[str, dict[str, dict[str, float]]]],
     changed: Mapping[str, float],
@@ -123,7 +114,7 @@ def markdown(
                 f"{scores[s][mode]['recall@1']:.3f} / {scores[s][mode]['recall@5']:.3f}"
                 for s in sources
             )
-            share = f"{changed[key]:.3f}" if speller == "on" else "–"
+            share = f"{changed[questions]:.3f}" if speller == "on" else "–"
             lines.append(f"| {questions} | {speller} | {mode} | {cells} | {share} |")
     lines += [
         "",
@@ -142,45 +133,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.bench / "queries.jsonl").is_file():
         print(f"skipped: no {args.bench} (../shared/benchmarks absent)")
         return 0
-    from rag.embed import make_encoder
-    from rag.rerank import CrossEncoderReranker
-
     settings = Settings()
-    encoder = make_encoder(settings).load()
-    reranker = CrossEncoderReranker(settings.reranker, max_length=settings.rerank_max_length)
-    reranker.load()
+    encoder, reranker = load_models(settings)
     data = load_bench(args.bench)
     clean = tuning_questions(data.queries, args.per_source, args.seed)
     typos = with_typos(clean, args.seed)
     ids = list(data.texts)
     texts = [data.texts[i] for i in ids]
     vectors = embed_cached(encoder, texts, REPO / "var" / "cache", progress=True)
-    started = time.perf_counter()
-    words = len(Speller().build(texts).vocabulary)
-    build_s = time.perf_counter() - started
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        on = paragraph_corpus(ids, texts, vectors, model=encoder.name, spelling=True)
-    off = dataclasses.replace(on, speller=Speller())
+        off = paragraph_corpus(ids, texts, vectors, model=encoder.name, spelling=False)
+    started = time.perf_counter()
+    speller = Speller().build(texts)  # as Corpus.from_snapshot builds it, timed
+    build_s = time.perf_counter() - started
+    words = len(speller.vocabulary)
+    on = dataclasses.replace(off, speller=speller)
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     changed: dict[str, float] = {}
     for name, questions in (("clean", clean), ("one typo", typos)):
-        for speller, corpus in (("off", off), ("on", on)):
-            key = f"{name}/{speller}"
-            print(f"ranking {key} ...", file=sys.stderr)
-            results[key] = measure(corpus, questions, settings, encoder, reranker)
-            changed[key] = sum(on.speller.correct(q.text) != q.text for q in questions) / len(
-                questions
-            )
-    command = "python -m bench.spelling " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(results, changed, command.strip(), len(clean))
+        changed[name] = sum(speller.correct(q.text) != q.text for q in questions) / len(questions)
+        for label, corpus in (("off", off), ("on", on)):
+            print(f"ranking {name}, speller {label} ...", file=sys.stderr)
+            runs = rank_queries(corpus, encoder, questions, MODES, settings, reranker=reranker)
+            results[f"{name}/{label}"] = bench_scores(questions, runs)
+    text = markdown(results, changed, report_command("bench.spelling", argv), len(clean))
     text += (
         f"\n\nBuilding the speller over the {len(texts):,} paragraphs ({words:,} distinct words) "
         f"took {build_s:.2f} s; it is built with the corpus, at start-up and after a change."
     )
-    print(text)
-    if args.write:
-        update_report_file(REPORT, {"spelling": text})
+    publish(text, "spelling", args.write)
     return 0
 
 

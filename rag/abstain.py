@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from rag.chunk import CHUNKER_VERSION
 from rag.errors import ModelError
+from rag.load import fold
 from rag.settings import Settings
 from rag.types import Hit
 
@@ -68,9 +68,7 @@ _TOKEN = re.compile(r"[^\W_]+")
 
 
 def _folded_words(text: str) -> set[str]:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return set(_TOKEN.findall(plain))
+    return set(_TOKEN.findall(fold(text)))
 
 
 def question_names(question: str) -> list[str]:

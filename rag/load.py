@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -66,6 +67,13 @@ def parse_meta(raw: Mapping[str, Any], source: str) -> DocumentMeta:
                 raise DocumentError(f"{source}: metadata field {key!r} must be a string")
         values[key] = value.strip()
     return DocumentMeta(**values)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form of ``text`` ("Álava" -> "alava"), runs of white
+    space made one space: for matching names and words as readers type them."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
 
 
 def is_valid_unicode(text: str) -> bool:

@@ -8,7 +8,6 @@ so a search in flight always sees one consistent version.
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 from index.persist import IndexSnapshot
 from index.store import FaissIndex, chunk_key
 from rag.errors import InvalidParameter, UnknownFilter
-from rag.load import validate_doc_id
+from rag.load import fold, validate_doc_id
 from rag.settings import Fusion, RetrievalMode
 from rag.spell import Speller
 from rag.types import Chunk, Document, Hit
@@ -152,12 +151,6 @@ class Corpus:
         return slice(int(self.sentence_offsets[position]), int(self.sentence_offsets[position + 1]))
 
 
-def _fold(text: str) -> str:
-    """Case- and accent-insensitive form for matching names."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
-
-
 def resolve_filter(
     corpus: Corpus, doc_ids: Iterable[str] | None = None, author: str | None = None
 ) -> np.ndarray | None:
@@ -174,10 +167,10 @@ def resolve_filter(
             raise UnknownFilter(f"unknown document id(s): {', '.join(map(repr, unknown))}")
         allowed_docs &= set(wanted)
     if author is not None:
-        folded = _fold(author)
+        folded = fold(author)
         if not folded:
             raise UnknownFilter("author is empty: leave it out to search every author")
-        by_author = {d.id for d in corpus.documents.values() if folded in _fold(d.meta.author)}
+        by_author = {d.id for d in corpus.documents.values() if folded in fold(d.meta.author)}
         if not by_author:
             raise UnknownFilter(f"no document by an author matching {author!r}")
         allowed_docs &= by_author

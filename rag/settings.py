@@ -130,8 +130,8 @@ class Settings(BaseSettings):
         le=512,
         description="Token limit of a (question, passage) pair. 512 (the model's own) rather "
         "than 256 reads the end of long passages: on every source of `python -m "
-        "bench.rerank_stop` Recall@1 is as good or better (mean +0.005), and a short passage "
-        "costs no more (pairs are not padded).",
+        "bench.rerank_stop` Recall@1 is as good or better than with RAG_RERANK_MAX_LENGTH=256 "
+        "(mean 0.722 against 0.717), and a short passage costs no more (pairs are not padded).",
     )
 
     # Quoting and abstention.

@@ -24,11 +24,12 @@ on clean ones (docs/benchmarks.md).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
+
+from rag.load import fold
 
 MIN_LENGTH = 5
 MAX_EDITS = 1
@@ -42,12 +43,6 @@ def english_words() -> frozenset[str]:
 
     text = files("symspellpy").joinpath("frequency_dictionary_en_82_765.txt").read_text("utf-8")
     return frozenset(line.split(" ", 1)[0] for line in text.splitlines() if line)
-
-
-def _fold(text: str) -> str:
-    """Lower case without accents ("Á" -> "a")."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 class Speller:
@@ -89,7 +84,7 @@ class Speller:
         found = self._symspell.lookup(lower, Verbosity.CLOSEST, max_edit_distance=MAX_EDITS)
         # People seldom get the first letter wrong; a change there is mostly a name the
         # corpus does not hold ("Astor" is not "Pastor").
-        same_start = [f for f in found if _fold(str(f.term))[:1] == _fold(lower)[:1]]
+        same_start = [f for f in found if fold(str(f.term))[:1] == fold(lower)[:1]]
         if not same_start:
             return None
         term = str(max(same_start, key=lambda f: f.count).term)
