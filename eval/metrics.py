@@ -145,6 +145,32 @@ def ranking_scores(
     return {m: {q: float(s) for q, s in run.scores[m].items()} for m in metrics}
 
 
+def mean_interval(
+    values: Sequence[float], confidence: float = 0.95, *, seed: int = 0
+) -> tuple[float, float]:
+    """A bootstrap interval (percentile, 2,000 resamples, fixed ``seed``) for the mean of
+    per-question ``values``: how far a sample's figure may sit from the figure over all
+    questions. A target missed by less than half the interval's width is within the sample's
+    noise."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        raise ValueError("an interval needs at least one value")
+    if np.all(data == data[0]):
+        return float(data[0]), float(data[0])
+    result = bootstrap(
+        (data,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=2000,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 

@@ -13,6 +13,7 @@ from eval.metrics import (
     answer_hit,
     first_gold_rank,
     iou,
+    mean_interval,
     ranking_scores,
     recall_curve,
     span_iou,
@@ -112,3 +113,21 @@ def test_per_category_and_curve() -> None:
     assert summary.by_category["unanswerable"]["abstention_recall"] == 1.0
     assert summary.overall["recall@1"] == pytest.approx(0.5)
     assert recall_curve(items, [1, 2]) == {1: pytest.approx(0.5), 2: pytest.approx(1.0)}
+
+
+def test_mean_interval_brackets_the_mean_and_narrows_with_more_questions() -> None:
+    import scipy.stats as st
+
+    small = [1.0] * 53 + [0.0] * 47  # 100 questions, 53 found
+    large = small * 10  # the same rate on 1,000
+    lo, hi = mean_interval(small)
+    assert lo < 0.53 < hi
+    wilson = st.binomtest(53, 100).proportion_ci(method="wilson")
+    assert abs(lo - wilson.low) < 0.03 and abs(hi - wilson.high) < 0.03
+    lo10, hi10 = mean_interval(large)
+    assert lo < lo10 < 0.53 < hi10 < hi
+    assert (hi10 - lo10) < (hi - lo) / 2.5  # about 1/sqrt(10) as wide
+    assert mean_interval(small) == mean_interval(small)  # seeded: the report does not drift
+    assert mean_interval([1.0, 1.0]) == (1.0, 1.0)
+    with pytest.raises(ValueError):
+        mean_interval([])

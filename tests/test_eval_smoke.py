@@ -15,6 +15,8 @@ import pytest
 from eval.bench import (
     BenchQuery,
     bench_checks,
+    bench_intervals,
+    bench_markdown,
     choose_paragraphs,
     paragraph_corpus,
     rank_queries,
@@ -62,6 +64,12 @@ def test_bench_helpers_on_a_tiny_corpus(tmp_path: Path, encoder) -> None:
     corpus = paragraph_corpus(ids, [texts[i] for i in ids], vectors, model=encoder.name)
     runs = rank_queries(corpus, encoder, queries, ["bm25", "dense", "hybrid"], Settings())
     assert all(runs[m]["q2"][0] == "p2" for m in runs)
+    spans = bench_intervals(queries, runs)
+    for source in ("all", "wiki", "reddit"):
+        for mode in runs:
+            lo, hi = spans[source][mode]["recall@1"]
+            assert 0.0 <= lo <= hi <= 1.0
+    assert spans["reddit"]["hybrid"]["recall@1"] == (1.0, 1.0)  # one question, found
     qrels = tmp_path / "test.tsv"
     qrels.write_text("query-id\tcorpus-id\tscore\nq1\tp1\t1\nq1\tp9\t1\nq2\tp2\t0\n")
     assert read_qrels(qrels) == {"q1": ["p1", "p9"]}
@@ -81,6 +89,23 @@ def test_bench_checks() -> None:
         "shreddit: hybrid R@5 > bm25 and dense": True,
         "shreddit: hybrid R@5 >= 0.62": False,
     }
+    assert all(c["interval"] is None for c in bench_checks(scores))
+    intervals = {"shreddit": {"hybrid": {"recall@5": (0.556, 0.641)}}}
+    checks_with = bench_checks(scores, intervals)
+    assert [c["interval"] for c in checks_with] == [(0.556, 0.641)] * 2
+    meta = {
+        "paragraphs": 3,
+        "distractors": False,
+        "paragraph_subset": None,
+        "questions": 500,
+        "per_source": {"shreddit": 500},
+        "seed": 13,
+        "model": "m",
+        "rrf_k": 60,
+        "candidates": 50,
+    }
+    text = bench_markdown({"meta": meta, "scores": {}, "checks": checks_with}, "cmd", "today")
+    assert "| shreddit: hybrid R@5 >= 0.62 | 0.600 | 0.556–0.641 | **no** |" in text
 
 
 def test_a_real_benchmark_sample_loads() -> None:
