@@ -36,6 +36,7 @@ from rag.errors import (
 from rag.load import is_valid_unicode, load_data_dir
 from rag.query import retrieval_text, validate_history
 from rag.quote import (
+    NOTHING_INDEXED,
     Choice,
     WindowScores,
     abstention_reason,
@@ -391,6 +392,8 @@ def answer(
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
     learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None
     confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, learned)
+    if not corpus.chunks:
+        reason = NOTHING_INDEXED
     if not abstain and choice is not None:
         reason = None
     return Answer(

@@ -246,6 +246,13 @@ def build_passages(
     )
 
 
+#: The reason given when nothing at all is indexed: the fix is on the operator's side.
+NOTHING_INDEXED = (
+    "No articles are indexed yet: add .txt or .md articles to the data folder (setting "
+    "RAG_DATA_DIR) and rebuild the index, or upload them with PUT /documents/{doc_id}."
+)
+
+
 def abstention_reason(best_support: float, threshold: float, n_hits: int) -> str | None:
     """Why there is no answer, or None when the best support clears the threshold."""
     if n_hits == 0:

@@ -164,3 +164,16 @@ def test_manifest_records_what_the_index_was_built_with(tmp_path, encoder, small
     assert manifest["documents"] == {d.id: d.sha256 for d in small_docs}
     assert manifest["counts"]["documents"] == len(small_docs)
     assert {"chunker_version", "faiss_version", "files"} <= set(manifest)
+
+
+def test_an_empty_index_says_that_nothing_is_indexed(tmp_path: Path, encoder) -> None:  # type: ignore[no-untyped-def]
+    """A service started on an empty data folder tells the operator what to do, rather than
+    that the articles do not answer."""
+    settings = _settings(tmp_path)
+    settings.data_dir.mkdir()
+    build_index(settings, encoder)
+    corpus = load_corpus(settings, encoder)
+    result = answer(corpus, encoder, "What did Merz say about German troops?", settings=settings)
+    assert result.abstained and result.answer is None and result.passages == ()
+    assert result.reason is not None and "No articles are indexed" in result.reason
+    assert "RAG_DATA_DIR" in result.reason
