@@ -90,6 +90,13 @@ def test_bench_checks() -> None:
         "shreddit: hybrid R@5 >= 0.62": False,
     }
     assert all(c["interval"] is None for c in bench_checks(scores))
+    # A run of the accurate mode alone (`rag eval --bench ... --mode accurate`) still checks
+    # its targets; the hybrid comparisons need the other modes.
+    alone = {"all": {}, "shreddit": {"accurate": {"recall@1": 0.53, "recall@5": 0.63}}}
+    assert {c["check"]: c["met"] for c in bench_checks(alone)} == {
+        "shreddit: accurate recall@1 >= 0.55": False,
+        "shreddit: accurate recall@5 >= 0.66": False,
+    }
     intervals = {"shreddit": {"hybrid": {"recall@5": (0.556, 0.641)}}}
     checks_with = bench_checks(scores, intervals)
     assert [c["interval"] for c in checks_with] == [(0.556, 0.641)] * 2
