@@ -95,6 +95,7 @@ def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Seq
         f"{settings.dense_weight}/{settings.rrf_k}",
         f"{settings.rerank_candidates}/{settings.rerank_max_length}/{settings.top_k}",
         f"{settings.rerank_first}/{settings.rerank_stop}",
+        f"{settings.rerank_window_words}/{settings.rerank_window_margin}",
         *sorted(ids),
     ]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]

@@ -273,6 +273,8 @@ def rank_queries(
                     keep=n,
                     first=settings.rerank_first,
                     stop=settings.rerank_stop,
+                    window_words=settings.rerank_window_words,
+                    window_margin=settings.rerank_window_margin,
                 )
                 hits = reranked + hits[n:]
             runs[mode][q.id] = [h.chunk.doc_id for h in hits[:DEPTH]]
@@ -384,6 +386,8 @@ def run_bench(
             "rerank_candidates": settings.rerank_candidates,
             "rerank_first": settings.rerank_first,
             "rerank_stop": settings.rerank_stop,
+            "rerank_window_words": settings.rerank_window_words,
+            "rerank_window_margin": settings.rerank_window_margin,
         },
         "scores": scores,
         "intervals": intervals,
@@ -472,8 +476,14 @@ def bench_markdown(result: Mapping[str, Any], command: str, date: str) -> str:
         f"fusion: {describe_fusion(meta)} over {meta['candidates']} candidates per list; "
         f"accurate re-ranks the first {meta.get('rerank_candidates', 10)} fused candidates"
         + (
-            f", stopping after {meta['rerank_first']} when one scores {meta['rerank_stop']:g}."
+            f", stopping after {meta['rerank_first']} when one scores {meta['rerank_stop']:g}"
             if meta.get("rerank_stop") is not None
+            else ""
+        )
+        + (
+            f"; the two best are re-read in {meta['rerank_window_words']}-word windows when "
+            f"within {meta['rerank_window_margin']:g} logits of each other."
+            if meta.get("rerank_window_words")
             else "."
         ),
         "",

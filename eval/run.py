@@ -749,6 +749,7 @@ SECTION_ORDER = (
     "first-stage",
     "rerank",
     "rerank-stop",
+    "rerank-windows",
     "answer-window",
     "spelling",
     "bench",

@@ -376,6 +376,8 @@ def answer(
             keep=k,
             first=settings.rerank_first,
             stop=settings.rerank_stop,
+            window_words=settings.rerank_window_words,
+            window_margin=settings.rerank_window_margin,
         )
         windows = window_scores(corpus, reranker, readings, hits)
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]

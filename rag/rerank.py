@@ -150,6 +150,51 @@ def make_reranker(settings: Settings) -> CrossEncoderReranker | None:
     return CrossEncoderReranker(settings.reranker, max_length=settings.rerank_max_length)
 
 
+#: How many of the best-scored passages may be re-read in windows (:func:`rerank_hits`).
+WINDOW_TOP = 2
+
+
+def passage_windows(text: str, words: int) -> list[str]:
+    """Overlapping windows of ``words`` words, each starting half a window after the one
+    before, of a passage longer than one and a half windows; none for a shorter passage (or
+    ``words`` 0), which the cross-encoder reads whole anyway. Whitespace is normalised: the
+    windows are read, never quoted."""
+    tokens = text.split()
+    if words <= 0 or len(tokens) <= words * 3 // 2:
+        return []
+    step = max(1, words // 2)
+    return [" ".join(tokens[i : i + words]) for i in range(0, len(tokens) - step, step)]
+
+
+def _windowed(
+    reranker: Reranker,
+    queries: Sequence[str],
+    hits: Sequence[Hit],
+    scores: np.ndarray,
+    words: int,
+    margin: float,
+) -> np.ndarray:
+    """``scores`` with the :data:`WINDOW_TOP` best passages re-read in windows when their
+    logits lie within ``margin`` of each other: each then scores the mean of its whole-passage
+    logit and its best window's. The cross-encoder was trained on short passages; on a long
+    one, the window that holds the answer tells the two apart better than the whole."""
+    order = np.argsort(-scores, kind="stable")[:WINDOW_TOP]
+    if len(order) > 1 and float(scores[order[0]] - scores[order[1]]) >= margin:
+        return scores
+    windows = {int(i): passage_windows(hits[i].chunk.text, words) for i in order}
+    texts = [w for i in windows for w in windows[i]]
+    if not texts:
+        return scores
+    read = np.mean([reranker.score(q, texts) for q in queries], axis=0)
+    out = scores.astype(np.float32, copy=True)
+    at = 0
+    for i, parts in windows.items():
+        if parts:
+            out[i] = (float(scores[i]) + float(read[at : at + len(parts)].max())) / 2
+            at += len(parts)
+    return out
+
+
 def rerank_hits(
     reranker: Reranker,
     query: str | Sequence[str],
@@ -158,6 +203,8 @@ def rerank_hits(
     *,
     first: int | None = None,
     stop: float | None = None,
+    window_words: int = 0,
+    window_margin: float = 2.0,
 ) -> list[Hit]:
     """The ``keep`` best of ``hits`` by cross-encoder score (averaged over the queries when
     several are given), best first, each carrying its ``rerank_score``. Ties keep the
@@ -167,7 +214,11 @@ def rerank_hits(
     and when the best of them scores ``stop`` or more the others are not read at all; they
     follow the read ones in retrieval order, without a ``rerank_score``. A first-stage top
     that the cross-encoder finds clearly relevant is rarely beaten further down, and reading
-    fewer passages is what makes the accurate mode fast (``python -m bench.rerank_stop``)."""
+    fewer passages is what makes the accurate mode fast (``python -m bench.rerank_stop``).
+
+    With ``window_words`` the two best passages are also read in windows of that many words
+    when the cross-encoder scores them within ``window_margin`` of each other (see
+    :func:`_windowed`; ``python -m bench.rerank_windows``)."""
     if not hits:
         return []
     queries = [query] if isinstance(query, str) else list(query)
@@ -180,6 +231,8 @@ def rerank_hits(
     scores = read(hits[:early])
     if stop is not None and early < len(hits) and float(scores.max()) < stop:
         scores = np.concatenate([scores, read(hits[early:])])
+    if window_words:
+        scores = _windowed(reranker, queries, hits, scores, window_words, window_margin)
     order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
     ranked = [replace(hits[i], rerank_score=float(scores[i])) for i in order]
     return (ranked + list(hits[len(scores) :]))[:keep]

@@ -116,6 +116,19 @@ class Settings(BaseSettings):
         "bench.rerank_stop` (questions outside the reported samples, eval/report.md), and "
         "69% of questions stop after 4 passages.",
     )
+    rerank_window_words: int = Field(
+        60,
+        ge=0,
+        le=400,
+        description="When the cross-encoder scores the two best passages within "
+        "rerank_window_margin of each other, each of them longer than one and a half windows "
+        "is also read in overlapping windows of this many words, and scores the mean of its "
+        "whole-passage and best-window logits (0: off). On the tuning questions of `python -m "
+        "bench.rerank_windows` (eval/report.md) Recall@1 rises on every source.",
+    )
+    rerank_window_margin: float = Field(
+        2.0, ge=0.0, description="See rerank_window_words (a logit difference)."
+    )
     pair_margin: float = Field(
         0.0,
         description="Accurate mode quotes two adjacent sentences when the cross-encoder "

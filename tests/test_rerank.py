@@ -17,7 +17,14 @@ import pytest
 from eval.squad import SquadArticle
 from rag.errors import ModelError
 from rag.onnx_encoder import BGE_QUERY_INSTRUCTION, BUNDLED_BGE, OnnxEncoder
-from rag.rerank import BUNDLED_RERANKER, CrossEncoderReranker, Reranker, available, rerank_hits
+from rag.rerank import (
+    BUNDLED_RERANKER,
+    CrossEncoderReranker,
+    Reranker,
+    available,
+    passage_windows,
+    rerank_hits,
+)
 from rag.retrieve import LexicalIndex
 from rag.types import Chunk, Hit
 
@@ -276,3 +283,65 @@ def test_the_stop_applies_to_the_mean_over_the_readings():
     ranked = rerank_hits(fake, ["with context", "as asked"], hits, keep=3, first=1, stop=2.0)
     assert len(fake.read) == 2 * 3  # 1.5 < 2: both readings went on to the rest
     assert [h.rerank_score for h in ranked] == [4.5, 1.5, 0.0]
+
+
+def test_passage_windows_overlap_by_half_and_skip_short_passages():
+    text = " ".join(f"w{i}" for i in range(10))
+    assert passage_windows(text, 4) == [
+        "w0 w1 w2 w3",
+        "w2 w3 w4 w5",
+        "w4 w5 w6 w7",
+        "w6 w7 w8 w9",
+    ]
+    assert passage_windows(text, 7) == []  # 10 words <= 1.5 windows: read whole
+    assert passage_windows(text, 0) == []
+    every = passage_windows(" ".join(f"w{i}" for i in range(101)), 60)
+    assert every[-1].endswith("w100") and len(every) == 3  # the end is always read
+
+
+class KeywordReranker:
+    """Scores a text by how often it holds "answer", minus a thousandth per word: a short
+    window holding the answer outscores the long passage around it."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return "keyword"
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        self.read.extend(passages)
+        return np.array(
+            [p.split().count("answer") - len(p.split()) / 1000 for p in passages],
+            dtype=np.float32,
+        )
+
+
+def _hit(i: int, text: str) -> Hit:
+    return Hit(chunk=Chunk(f"c{i}", "doc", i + 1, 0, 0, 1, text, ()), score=1.0 - i / 10)
+
+
+def test_close_passages_are_re_read_in_windows_and_a_focused_answer_wins():
+    filler = " ".join(["filler"] * 90)
+    diffuse = _hit(0, f"answer {filler} answer")  # two mentions, far apart: 1.908
+    focused = _hit(1, f"answer answer {filler}")  # together, in one window: 1.908 as well
+    fake = KeywordReranker()
+    plain = rerank_hits(fake, "q", [diffuse, focused], keep=2)
+    assert [h.chunk.id for h in plain] == ["c0", "c1"]  # a tie keeps retrieval order
+    fake = KeywordReranker()
+    ranked = rerank_hits(fake, "q", [diffuse, focused], keep=2, window_words=20)
+    assert [h.chunk.id for h in ranked] == ["c1", "c0"]
+    assert ranked[0].rerank_score == pytest.approx((1.908 + 1.98) / 2, abs=1e-4)
+    assert len(fake.read) == 2 + 2 * len(passage_windows(diffuse.chunk.text, 20))
+
+
+def test_windows_are_not_read_when_the_best_passage_is_clearly_ahead():
+    filler = " ".join(["filler"] * 90)
+    hits = [_hit(0, f"answer answer answer {filler}"), _hit(1, f"answer {filler}")]
+    fake = KeywordReranker()
+    ranked = rerank_hits(fake, "q", hits, keep=2, window_words=20, window_margin=1.0)
+    assert len(fake.read) == 2 and [h.chunk.id for h in ranked] == ["c0", "c1"]
+    fake = KeywordReranker()
+    rerank_hits(fake, "q", hits, keep=2, window_words=20, window_margin=5.0)
+    assert len(fake.read) > 2  # within 5 logits: both re-read
