@@ -117,14 +117,17 @@ class Settings(BaseSettings):
         "69% of questions stop after 4 passages.",
     )
     rerank_window_words: int = Field(
-        60,
+        0,
         ge=0,
         le=400,
         description="When the cross-encoder scores the two best passages within "
         "rerank_window_margin of each other, each of them longer than one and a half windows "
         "is also read in overlapping windows of this many words, and scores the mean of its "
-        "whole-passage and best-window logits (0: off). On the tuning questions of `python -m "
-        "bench.rerank_windows` (eval/report.md) Recall@1 rises on every source.",
+        "whole-passage and best-window logits (0: off, the default). At 60, `python -m "
+        "bench.rerank_windows` (eval/report.md) finds Recall@1 as good or better on every "
+        "source of questions outside the reported samples (mean 0.727 -> 0.736), for about "
+        "10 ms more per accurate answer: off by default while accurate mode's latency budget "
+        "is spent (docs/benchmarks.md).",
     )
     rerank_window_margin: float = Field(
         2.0, ge=0.0, description="See rerank_window_words (a logit difference)."

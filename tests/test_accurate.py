@@ -333,3 +333,38 @@ def test_an_unmentioned_name_lowers_the_answers_confidence(
     assert named.signals["names_found"] == 1.0
     assert stranger.signals["names_found"] < 1.0
     assert stranger.confidence < named.confidence
+
+
+def test_window_re_reading_changes_only_the_close_calls(
+    squad_corpus, encoder, reranker, squad_settings
+):  # type: ignore[no-untyped-def]
+    """RAG_RERANK_WINDOW_WORDS=60 on real questions: where the cross-encoder already separates
+    the two best passages by the margin, nothing changes; where it does not, the two are
+    re-read (their scores change), and every quote stays exact."""
+    from eval.dataset import DEFAULT_QUESTIONS, load_question_set
+    from eval.squad import DEFAULT_PATH
+
+    qset = load_question_set(DEFAULT_QUESTIONS, squad_path=DEFAULT_PATH)
+    questions = [q.question for q in qset.questions if q.doc_id == "squad2-Islamism"][:24]
+    on = squad_settings.model_copy(update={"rerank_window_words": 60})
+    assert squad_settings.rerank_window_words == 0  # off by default
+    re_read = 0
+    for question in questions:
+        plain = answer(squad_corpus, encoder, question, settings=squad_settings, reranker=reranker)
+        windowed = answer(squad_corpus, encoder, question, settings=on, reranker=reranker)
+        before = [p.hit.rerank_score for p in plain.passages]
+        after = {p.hit.chunk.id: p.hit.rerank_score for p in windowed.passages}
+        assert before[0] is not None and before[1] is not None
+        if before[0] - before[1] >= on.rerank_window_margin:
+            assert [p.hit.chunk.id for p in windowed.passages] == [
+                p.hit.chunk.id for p in plain.passages
+            ]
+            assert list(after.values()) == before
+        elif any(after.get(p.hit.chunk.id) != p.hit.rerank_score for p in plain.passages[:2]):
+            re_read += 1
+        for passage in windowed.passages:
+            for quote in passage.quotes:
+                assert (
+                    squad_corpus.documents[quote.doc_id].text[quote.start : quote.end] == quote.text
+                )
+    assert re_read > 0

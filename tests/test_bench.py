@@ -76,3 +76,27 @@ def test_the_explanation_questions_of_the_answer_window_bench() -> None:
         assert EXPLANATION.match(q), q
     for q in ("How many troops were there?", "Who led the expedition?", "However big?"):
         assert not EXPLANATION.match(q), q
+
+
+def test_the_window_bench_scores_each_text_once_and_counts_every_read() -> None:
+    from bench.rerank_windows import MemoReranker
+
+    class Counting:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.scored: list[str] = []
+
+        def score(self, query: str, passages: list[str]) -> np.ndarray:
+            self.scored.extend(passages)
+            return np.array([float(len(p)) for p in passages], dtype=np.float32)
+
+    inner = Counting()
+    memo = MemoReranker(inner)
+    first = memo.score("q", ["a", "bb", "a"])
+    again = memo.score("q", ["bb", "ccc"])
+    np.testing.assert_array_equal(first, [1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(again, [2.0, 3.0])
+    assert inner.scored == ["a", "bb", "ccc"]  # each text once
+    assert memo.asked == 5  # what the rules asked for: their cost
+    assert memo.score("other question", ["a"])[0] == 1.0 and inner.scored[-1] == "a"
