@@ -24,7 +24,7 @@ import argparse
 import random
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,6 +184,40 @@ def replay(s: Scored, first: int, stop: float | None) -> tuple[list[str], int]:
     return [s.ids[i] for i in order] + list(s.ids[n:]), n
 
 
+def recall_by_source(
+    found: Mapping[str, Sequence[tuple[bool, bool]]],
+) -> tuple[dict[str, tuple[float, float]], float]:
+    """Per source, (Recall@1, Recall@5) from each question's (top hit relevant, any of the
+    top 5 relevant); and Recall@1 averaged over the sources."""
+    cells = {
+        src: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
+        for src, v in found.items()
+    }
+    return cells, float(np.mean([r1 for r1, _ in cells.values()]))
+
+
+def rule_row(row: Mapping[str, object], sources: Sequence[str]) -> str:
+    """A table row's rule, Recall@1 / Recall@5 cells and mean Recall@1 (open at the end)."""
+    cells = row["sources"]
+    assert isinstance(cells, dict)
+    return (
+        f"| {row['rule']} | "
+        + " | ".join(f"{cells[s][0]:.3f} / {cells[s][1]:.3f}" for s in sources)
+        + f" | {row['r1']:.3f} |"
+    )
+
+
+def tuning_parser(prog: str, description: str | None, squad2: int) -> argparse.ArgumentParser:
+    """The options of the benchmarks that replay a rule on the tuning questions."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--per-source", type=int, default=300, help="retrieval_bench")
+    parser.add_argument("--squad2", type=int, default=squad2, help="SQuAD 2.0 questions")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--bench", type=Path, default=RETRIEVAL_BENCH, help="retrieval_bench")
+    parser.add_argument("--write", action="store_true", help="update eval/report.md")
+    return parser
+
+
 def table(scored: Sequence[Scored]) -> list[dict[str, object]]:
     sources = sorted({s.source for s in scored})
     full_cost = sum(sum(s.tokens) for s in scored)
@@ -197,14 +231,12 @@ def table(scored: Sequence[Scored]) -> list[dict[str, object]]:
             read.append(n)
             cost += sum(s.tokens[:n])
             stopped += n < len(s.ids)
+        cells, r1 = recall_by_source(per)
         rows.append(
             {
                 "rule": "read all" if stop is None else f"first {first}, stop at {stop:g}",
-                "sources": {
-                    src: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
-                    for src, v in per.items()
-                },
-                "r1": float(np.mean([np.mean([a for a, _ in v]) for v in per.values()])),
+                "sources": cells,
+                "r1": r1,
                 "read": float(np.mean(read)),
                 "cost": cost / full_cost,
                 "stopped": stopped / len(scored),
@@ -234,24 +266,14 @@ def markdown(rows: Sequence[dict[str, object]], command: str, n: int) -> str:
         "|---|" + "---:|" * (len(sources) + 4),
     ]
     for r in rows:
-        cells = r["sources"]
-        assert isinstance(cells, dict)
         lines.append(
-            f"| {r['rule']} | "
-            + " | ".join(f"{cells[s][0]:.3f} / {cells[s][1]:.3f}" for s in sources)
-            + f" | {r['r1']:.3f} | {r['read']:.2f} | {r['cost']:.2f} | {r['stopped']:.2f} |"
+            rule_row(r, sources) + f" {r['read']:.2f} | {r['cost']:.2f} | {r['stopped']:.2f} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.rerank_stop", description=__doc__)
-    parser.add_argument("--per-source", type=int, default=300, help="retrieval_bench")
-    parser.add_argument("--squad2", type=int, default=600, help="SQuAD 2.0 questions")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--bench", type=Path, default=RETRIEVAL_BENCH, help="retrieval_bench")
-    parser.add_argument("--write", action="store_true", help="update eval/report.md")
-    args = parser.parse_args(argv)
+    args = tuning_parser("python -m bench.rerank_stop", __doc__, 600).parse_args(argv)
     if not (args.bench / "queries.jsonl").is_file() or not SQUAD2.is_file():
         print(f"skipped: no {args.bench} or {SQUAD2} (../shared/benchmarks absent)")
         return 0

@@ -16,7 +16,6 @@ The table gives Recall@1 / Recall@5 per source and the windows read per question
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import warnings
@@ -27,8 +26,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bench.common import RETRIEVAL_BENCH, load_models, publish, report_command
-from bench.rerank_stop import first_candidates, squad2_outside_own, tuning_questions
+from bench.common import load_models, publish, report_command
+from bench.rerank_stop import (
+    first_candidates,
+    recall_by_source,
+    rule_row,
+    squad2_outside_own,
+    tuning_parser,
+    tuning_questions,
+)
 from eval.bench import embed_cached, load_bench, paragraph_corpus
 from eval.dataset import paragraph_id
 from eval.run import REPO
@@ -142,19 +148,14 @@ def run_rules(cases: Sequence[Case], reranker: Reranker) -> list[dict[str, objec
             )
     rows = []
     for rule in RULES:
-        per = found[rule]
         words, margin = rule
+        cells, r1 = recall_by_source(found[rule])
+        when = "always" if math.isinf(margin) else f"within {margin:g}"
         rows.append(
             {
-                "rule": "no windows"
-                if words == 0
-                else f"{words} words, "
-                + ("always" if math.isinf(margin) else f"within {margin:g}"),
-                "sources": {
-                    s: (float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
-                    for s, v in per.items()
-                },
-                "r1": float(np.mean([np.mean([a for a, _ in v]) for v in per.values()])),
+                "rule": "no windows" if words == 0 else f"{words} words, {when}",
+                "sources": cells,
+                "r1": r1,
                 "windows": windows_read[rule] / len(cases),
             }
         )
@@ -179,25 +180,12 @@ def markdown(rows: Sequence[dict[str, object]], command: str, n: int) -> str:
         "| rule | " + " | ".join(sources) + " | R@1 mean | windows |",
         "|---|" + "---:|" * (len(sources) + 2),
     ]
-    for r in rows:
-        cells = r["sources"]
-        assert isinstance(cells, dict)
-        lines.append(
-            f"| {r['rule']} | "
-            + " | ".join(f"{cells[s][0]:.3f} / {cells[s][1]:.3f}" for s in sources)
-            + f" | {r['r1']:.3f} | {r['windows']:.2f} |"
-        )
+    lines += [rule_row(r, sources) + f" {r['windows']:.2f} |" for r in rows]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.rerank_windows", description=__doc__)
-    parser.add_argument("--per-source", type=int, default=300, help="retrieval_bench")
-    parser.add_argument("--squad2", type=int, default=300, help="SQuAD 2.0 questions")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--bench", type=Path, default=RETRIEVAL_BENCH, help="retrieval_bench")
-    parser.add_argument("--write", action="store_true", help="update eval/report.md")
-    args = parser.parse_args(argv)
+    args = tuning_parser("python -m bench.rerank_windows", __doc__, 300).parse_args(argv)
     if not (args.bench / "queries.jsonl").is_file() or not SQUAD2.is_file():
         print(f"skipped: no {args.bench} or {SQUAD2} (../shared/benchmarks absent)")
         return 0
