@@ -112,9 +112,10 @@ def read_all(
     )
 
 
-def score_bench(
-    root: Path, per_source: int, seed: int, encoder: Encoder, reranker: CrossEncoderReranker
-) -> list[Scored]:
+def bench_candidates(
+    root: Path, per_source: int, seed: int, encoder: Encoder
+) -> tuple[list[BenchQuery], list[list[Hit]]]:
+    """The tuning questions of retrieval_bench and their fused candidates over its corpus."""
     settings = Settings()
     data = load_bench(root)
     questions = tuning_questions(data.queries, per_source, seed)
@@ -126,7 +127,13 @@ def score_bench(
         corpus = paragraph_corpus(
             ids, texts, vectors, model=encoder.name, stemming=settings.bm25_stemming
         )
-    hits = first_candidates(corpus, encoder, settings, [q.text for q in questions])
+    return questions, first_candidates(corpus, encoder, settings, [q.text for q in questions])
+
+
+def score_bench(
+    root: Path, per_source: int, seed: int, encoder: Encoder, reranker: CrossEncoderReranker
+) -> list[Scored]:
+    questions, hits = bench_candidates(root, per_source, seed, encoder)
     return [
         read_all(reranker, q.text, h, q.source, frozenset(q.relevant), lambda x: x.chunk.doc_id)
         for q, h in tqdm(list(zip(questions, hits, strict=True)), desc="scoring bench")
@@ -156,12 +163,23 @@ def squad2_outside_own(
     return questions, corpus
 
 
+def squad2_candidates(
+    path: Path, n: int, seed: int, encoder: Encoder
+) -> tuple[list[SquadQuestion], list[list[Hit]]]:
+    """:func:`squad2_outside_own`'s questions and their fused candidates."""
+    settings = Settings()
+    questions, corpus = squad2_outside_own(path, n, seed, encoder, settings)
+    return questions, first_candidates(corpus, encoder, settings, [q.question for q in questions])
+
+
+def squad2_key(hit: Hit) -> str:
+    return paragraph_id(hit.chunk.doc_id, hit.chunk.paragraph)
+
+
 def score_squad2(
     path: Path, n: int, seed: int, encoder: Encoder, reranker: CrossEncoderReranker
 ) -> list[Scored]:
-    settings = Settings()
-    questions, corpus = squad2_outside_own(path, n, seed, encoder, settings)
-    hits = first_candidates(corpus, encoder, settings, [q.question for q in questions])
+    questions, hits = squad2_candidates(path, n, seed, encoder)
     return [
         read_all(
             reranker,
@@ -169,7 +187,7 @@ def score_squad2(
             h,
             "squad2",
             frozenset({paragraph_id(q.doc_id, q.paragraph)}),
-            lambda x: paragraph_id(x.chunk.doc_id, x.chunk.paragraph),
+            squad2_key,
         )
         for q, h in tqdm(list(zip(questions, hits, strict=True)), desc="scoring squad2")
     ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +27,14 @@ from tqdm import tqdm
 
 from bench.common import load_models, publish, report_command
 from bench.rerank_stop import (
-    first_candidates,
+    bench_candidates,
     recall_by_source,
     rule_row,
-    squad2_outside_own,
+    squad2_candidates,
+    squad2_key,
     tuning_parser,
-    tuning_questions,
 )
-from eval.bench import embed_cached, load_bench, paragraph_corpus
 from eval.dataset import paragraph_id
-from eval.run import REPO
 from eval.squad import DEFAULT_PATH as SQUAD2
 from rag.embed import Encoder
 from rag.rerank import Reranker, rerank_hits
@@ -82,18 +79,7 @@ class Case:
 
 
 def bench_cases(root: Path, per_source: int, seed: int, encoder: Encoder) -> list[Case]:
-    settings = Settings()
-    data = load_bench(root)
-    questions = tuning_questions(data.queries, per_source, seed)
-    ids = list(data.texts)
-    texts = [data.texts[i] for i in ids]
-    vectors = embed_cached(encoder, texts, REPO / "var" / "cache", progress=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        corpus = paragraph_corpus(
-            ids, texts, vectors, model=encoder.name, stemming=settings.bm25_stemming
-        )
-    hits = first_candidates(corpus, encoder, settings, [q.text for q in questions])
+    questions, hits = bench_candidates(root, per_source, seed, encoder)
     return [
         Case(q.source, q.text, frozenset(q.relevant), tuple(h), lambda x: x.chunk.doc_id)
         for q, h in zip(questions, hits, strict=True)
@@ -101,16 +87,14 @@ def bench_cases(root: Path, per_source: int, seed: int, encoder: Encoder) -> lis
 
 
 def squad2_cases(path: Path, n: int, seed: int, encoder: Encoder) -> list[Case]:
-    settings = Settings()
-    questions, corpus = squad2_outside_own(path, n, seed, encoder, settings)
-    hits = first_candidates(corpus, encoder, settings, [q.question for q in questions])
+    questions, hits = squad2_candidates(path, n, seed, encoder)
     return [
         Case(
             "squad2",
             q.question,
             frozenset({paragraph_id(q.doc_id, q.paragraph)}),
             tuple(h),
-            lambda x: paragraph_id(x.chunk.doc_id, x.chunk.paragraph),
+            squad2_key,
         )
         for q, h in zip(questions, hits, strict=True)
     ]
