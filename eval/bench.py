@@ -281,22 +281,8 @@ def rank_queries(
     return runs
 
 
-def bench_scores(
-    queries: Sequence[BenchQuery], runs: Mapping[str, Mapping[str, list[str]]]
-) -> dict[str, dict[str, dict[str, float]]]:
-    """``source -> mode -> metric -> mean``, plus the source ``all``."""
-    qrels = {q.id: q.relevant for q in queries}
-    sources = ["all", *sorted({q.source for q in queries})]
-    result: dict[str, dict[str, dict[str, float]]] = {s: {} for s in sources}
-    for mode, run in runs.items():
-        per_query = ranking_scores(qrels, run, BENCH_METRICS)
-        for source in sources:
-            ids = [q.id for q in queries if source in ("all", q.source)]
-            result[source][mode] = {
-                m: round(float(np.mean([per_query[m][i] for i in ids])), 4) for m in BENCH_METRICS
-            }
-    return result
-
+#: ``source -> mode -> metric -> per-question values`` (the source ``all`` included).
+SourceValues = dict[str, dict[str, dict[str, list[float]]]]
 
 #: The metrics whose targets get a bootstrap interval in the report.
 INTERVAL_METRICS: tuple[str, ...] = ("recall@1", "recall@5")
@@ -304,26 +290,63 @@ INTERVAL_METRICS: tuple[str, ...] = ("recall@1", "recall@5")
 Intervals = Mapping[str, Mapping[str, Mapping[str, tuple[float, float]]]]
 
 
+def source_values(
+    queries: Sequence[BenchQuery],
+    runs: Mapping[str, Mapping[str, list[str]]],
+    metrics: Sequence[str] = BENCH_METRICS,
+) -> SourceValues:
+    """Each question's score per metric (ranx, once per mode), grouped by source and mode."""
+    qrels = {q.id: q.relevant for q in queries}
+    sources = ["all", *sorted({q.source for q in queries})]
+    result: SourceValues = {s: {} for s in sources}
+    for mode, run in runs.items():
+        per_query = ranking_scores(qrels, run, metrics)
+        for source in sources:
+            ids = [q.id for q in queries if source in ("all", q.source)]
+            result[source][mode] = {m: [per_query[m][i] for i in ids] for m in metrics}
+    return result
+
+
+def means_of(values: SourceValues) -> dict[str, dict[str, dict[str, float]]]:
+    return {
+        source: {
+            mode: {m: round(float(np.mean(v)), 4) for m, v in metrics.items()}
+            for mode, metrics in modes.items()
+        }
+        for source, modes in values.items()
+    }
+
+
+def intervals_of(
+    values: SourceValues, metrics: Sequence[str] = INTERVAL_METRICS
+) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
+    """95% bootstrap intervals of the means of ``metrics``, so that a target missed on a
+    500-question sample can be told apart from a target missed by the system."""
+    result: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
+    for source, modes in values.items():
+        result[source] = {}
+        for mode, by_metric in modes.items():
+            spans = {m: mean_interval(by_metric[m]) for m in metrics}
+            result[source][mode] = {
+                m: (round(lo, 4), round(hi, 4)) for m, (lo, hi) in spans.items()
+            }
+    return result
+
+
+def bench_scores(
+    queries: Sequence[BenchQuery], runs: Mapping[str, Mapping[str, list[str]]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``source -> mode -> metric -> mean``, plus the source ``all``."""
+    return means_of(source_values(queries, runs))
+
+
 def bench_intervals(
     queries: Sequence[BenchQuery],
     runs: Mapping[str, Mapping[str, list[str]]],
     metrics: Sequence[str] = INTERVAL_METRICS,
 ) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
-    """``source -> mode -> metric -> (low, high)``: 95% bootstrap intervals of the means that
-    :func:`bench_scores` reports, so that a target missed on a 500-question sample can be told
-    apart from a target missed by the system."""
-    qrels = {q.id: q.relevant for q in queries}
-    sources = ["all", *sorted({q.source for q in queries})]
-    result: dict[str, dict[str, dict[str, tuple[float, float]]]] = {s: {} for s in sources}
-    for mode, run in runs.items():
-        per_query = ranking_scores(qrels, run, metrics)
-        for source in sources:
-            ids = [q.id for q in queries if source in ("all", q.source)]
-            spans = {m: mean_interval([per_query[m][i] for i in ids]) for m in metrics}
-            result[source][mode] = {
-                m: (round(lo, 4), round(hi, 4)) for m, (lo, hi) in spans.items()
-            }
-    return result
+    """``source -> mode -> metric -> (low, high)``: :func:`intervals_of` the questions' scores."""
+    return intervals_of(source_values(queries, runs, metrics), metrics)
 
 
 def run_bench(
@@ -365,8 +388,9 @@ def run_bench(
     runs = rank_queries(
         corpus, encoder, queries, modes, settings, progress=progress, reranker=reranker
     )
-    scores = bench_scores(queries, runs)
-    intervals = bench_intervals(queries, runs)
+    values = source_values(queries, runs)  # ranx once per mode, for means and intervals
+    scores = means_of(values)
+    intervals = intervals_of(values)
     return {
         "meta": {
             "paragraphs": len(ids),
