@@ -87,23 +87,23 @@ def require_shared() -> None:
 
 
 def eval_questions() -> list[str]:
-    """The evaluation set's questions (eval/questions.jsonl), in file order."""
-    from eval.dataset import DEFAULT_QUESTIONS, parse_questions
+    """The stand-in evaluation set's questions (eval/questions-squad.jsonl), in file order."""
+    from eval.dataset import SQUAD_QUESTIONS, parse_questions
 
-    return [q.question for q in parse_questions(DEFAULT_QUESTIONS)]
+    return [q.question for q in parse_questions(SQUAD_QUESTIONS)]
 
 
 def prepare_corpus(root: Path = WORK / "corpus") -> tuple[Path, Path]:
     """The corpus the benchmarks serve: the SQuAD 2.0 stand-in articles that the evaluation
     questions are about (the seed article is not in the repository). Returns (data_dir,
     index_dir); the index is built by the caller's encoder when missing."""
-    from eval.dataset import DEFAULT_QUESTIONS, parse_questions, resolve_documents
+    from eval.dataset import SQUAD_QUESTIONS, parse_questions, resolve_documents
     from rag.load import write_article
 
     require_shared()
     data_dir, index_dir = root / "data", root / "index"
     if not data_dir.is_dir():
-        ids = [q.doc_id for q in parse_questions(DEFAULT_QUESTIONS) if q.doc_id]
+        ids = [q.doc_id for q in parse_questions(SQUAD_QUESTIONS) if q.doc_id]
         docs = resolve_documents(ids, squad_path=SQUAD2, data_dir=None)
         tmp = root / "data.tmp"
         tmp.mkdir(parents=True, exist_ok=True)

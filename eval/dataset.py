@@ -35,7 +35,10 @@ from rag.types import Document, Span
 
 CATEGORIES: tuple[str, ...] = (
     "factual",
+    "paraphrase",
     "speaker",
+    "yes_no",
+    "according_to_author",
     "multi_sentence",
     "author_source",
     "misspelled",
@@ -44,7 +47,9 @@ CATEGORIES: tuple[str, ...] = (
 )
 UNANSWERABLE = "unanswerable"
 SQUAD_PREFIX = "squad2-"
+#: The seed-article set (the product's own questions) and the SQuAD stand-in set (breadth).
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
+SQUAD_QUESTIONS = Path(__file__).resolve().parent / "questions-squad.jsonl"
 
 _FIELDS = frozenset(
     {

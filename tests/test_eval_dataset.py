@@ -10,6 +10,7 @@ import pytest
 from eval.dataset import (
     CATEGORIES,
     DEFAULT_QUESTIONS,
+    SQUAD_QUESTIONS,
     DatasetError,
     load_question_set,
     locate,
@@ -26,6 +27,7 @@ TEXT = (
     "The second paragraph is about Paris.\n"
 )
 DOC = Document(id="doc-a", text=TEXT)
+DATA = Path(__file__).resolve().parent.parent / "data"
 P1 = TEXT.index("Merz")
 ANSWER = "the troops would stay"
 START = TEXT.index(ANSWER)
@@ -141,17 +143,24 @@ def test_locate_finds_a_unique_span_or_refuses() -> None:
     assert TEXT[inside.start : inside.end] == "would" and inside.start > TEXT.index("Berlin")
 
 
-def test_the_committed_question_set_is_valid_and_complete() -> None:
+def test_the_committed_question_sets_are_valid_and_complete() -> None:
     if not SQUAD2_PATH.is_file():
         pytest.skip(f"external benchmark not found at {SQUAD2_PATH} (../shared missing)")
-    qset = load_question_set(DEFAULT_QUESTIONS, squad_path=SQUAD2_PATH)
-    questions = qset.questions
-    categories = {q.category for q in questions}
-    assert len(questions) >= 80
-    assert sum(1 for q in questions if not q.answerable) >= 15
-    assert categories <= set(CATEGORIES)
-    # author_source is left out for the stand-in articles (no author); all others are there.
-    assert categories >= set(CATEGORIES) - {"author_source"}
+    seed = load_question_set(DEFAULT_QUESTIONS, squad_path=SQUAD2_PATH, data_dir=DATA)
+    questions = seed.questions
+    assert set(seed.documents) == {"sasse-coalition-of-the-willing"}
+    assert len(questions) >= 120
+    unanswerable = [q for q in questions if not q.answerable]
+    assert len(unanswerable) >= 30
+    # Most unanswerable questions are near the topic, not off it.
+    assert sum(q.note.startswith("near") for q in unanswerable) > len(unanswerable) / 2
+    assert {q.category for q in questions} == set(CATEGORIES)
     assert all(q.previous for q in questions if q.category == "follow_up")
+
+    squad = load_question_set(SQUAD_QUESTIONS, squad_path=SQUAD2_PATH)
+    assert len(squad.questions) >= 80
+    assert sum(1 for q in squad.questions if not q.answerable) >= 15
+    assert {q.category for q in squad.questions} <= set(CATEGORIES)
+    assert all(q.previous for q in squad.questions if q.category == "follow_up")
     # Unit tests index Normans and Scottish_Parliament: the set must not be about them.
-    assert not {"squad2-Normans", "squad2-Scottish_Parliament"} & set(qset.documents)
+    assert not {"squad2-Normans", "squad2-Scottish_Parliament"} & set(squad.documents)
