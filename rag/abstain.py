@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +27,6 @@ import numpy as np
 
 from rag.chunk import CHUNKER_VERSION
 from rag.errors import ModelError
-from rag.load import fold
 from rag.settings import Settings
 from rag.types import Hit
 
@@ -37,21 +35,11 @@ log = logging.getLogger(__name__)
 #: Where the shipped parameters live: one file per answer mode.
 SHIPPED_DIR = Path(__file__).resolve().parent / "abstention"
 
-FAST_SIGNALS: tuple[str, ...] = (
-    "support",
-    "cosine",
-    "lexical",
-    "dense_top",
-    "dense_margin",
-    "bm25_agrees",
-    "names_found",
-)
-ACCURATE_SIGNALS: tuple[str, ...] = (
-    *FAST_SIGNALS,
-    "rerank_top",
-    "rerank_margin",
-    "sentence_rerank",
-)
+#: The signals each mode's model weighs: how relevant the best passage and the answer read,
+#: and whether the passage holds the names the question asks about. Lexical overlap is left
+#: out on purpose: a question worded differently from the article is no reason to refuse.
+FAST_SIGNALS: tuple[str, ...] = ("dense_top", "cosine", "support", "names_found")
+ACCURATE_SIGNALS: tuple[str, ...] = ("rerank_top", "sentence_rerank", "names_found")
 
 
 class AbstentionMismatch(ModelError):
@@ -64,33 +52,6 @@ def shipped_path(mode: str, directory: Path = SHIPPED_DIR) -> Path:
     return directory / f"{mode}.json"
 
 
-_TOKEN = re.compile(r"[^\W_]+")
-
-
-def _folded_words(text: str) -> set[str]:
-    return set(_TOKEN.findall(fold(text)))
-
-
-def question_names(question: str) -> list[str]:
-    """The words of ``question`` that name something: capitalised words other than the first
-    (proper nouns, as readers write them) and numbers ("1999", "1990s")."""
-    words = _TOKEN.findall(question)
-    return [
-        w for i, w in enumerate(words) if w[0].isdigit() or (i > 0 and w[0].isupper() and w != "I")
-    ]
-
-
-def names_found(question: str, passage: str) -> float:
-    """Share of the question's names (:func:`question_names`) that the passage holds; 1.0 when
-    it names nothing. A question about someone the passage never mentions ("What did Benjamin
-    Franklin say ...?") is seldom answered by it, however close the rest of it reads."""
-    names = question_names(question)
-    if not names:
-        return 1.0
-    held = _folded_words(passage)
-    return sum(bool(_folded_words(n) <= held) for n in names) / len(names)
-
-
 def signals(
     hits: Sequence[Hit],
     support: float,
@@ -99,6 +60,7 @@ def signals(
     sentence_rerank: float | None = None,
     *,
     names: float = 1.0,
+    type_found: bool = True,
 ) -> dict[str, float]:
     """The signals of one answer, by name (accurate ones only when the hits were reranked).
 
@@ -124,6 +86,8 @@ def signals(
             and top.dense_rank <= 3
         ),
         "names_found": names,
+        # Whether the answer holds the kind of answer asked for (rag.question).
+        "type_found": float(type_found),
     }
     reranked = [h.rerank_score for h in hits if h.rerank_score is not None]
     if reranked:

@@ -113,6 +113,86 @@ def make_session(model_file: Path, *, threads: int | None = None) -> Any:
         raise ModelError(f"cannot load ONNX model {model_file}: {exc}") from exc
 
 
+def exact_integer_model(model_file: Path, cache_dir: Path) -> Path:
+    """A copy of a dynamically quantised (int8) model whose integer matrix products run as
+    exact float32 arithmetic, made once under ``cache_dir``, keyed by the model's hash.
+
+    onnxruntime computes ``MatMulInteger`` with the CPU's int8 instructions, and they differ:
+    with AVX-512 VNNI the products are summed exactly, while AVX2 sums pairs in saturating
+    16-bit lanes, so the same model scores the same pair differently on the two kinds of
+    machine (enough to flip a borderline answer). Here each ``MatMulInteger`` becomes a
+    float32 ``MatMul`` of the same integer values: every product and partial sum of the
+    u8 x s8 operands is an integer well inside float32's exact range (|sum| < 2**24 for
+    these layer widths), so the result is the exact integer result on every CPU, equal to
+    the VNNI one. Everything else (activation quantisation, scales) is left as it is. It
+    runs at float32 speed, so evaluation uses it and serving keeps the native kernels."""
+    import hashlib
+
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+    target = cache_dir / f"exact-int-{digest}" / "model.onnx"
+    if target.is_file():
+        return target
+    try:
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as exc:
+        raise ModelError(f"onnx is missing; {INSTALL_HINT}") from exc
+    model = onnx.load(str(model_file))
+    graph = model.graph
+    values = {i.name: i for i in graph.initializer}
+    constants = {
+        n.output[0]: next(a.t for a in n.attribute if a.name == "value")
+        for n in graph.node
+        if n.op_type == "Constant" and any(a.name == "value" for a in n.attribute)
+    }
+
+    def array(name: str) -> Any:
+        tensor = values.get(name) or constants.get(name)
+        if tensor is None:
+            raise ModelError(f"{model_file}: MatMulInteger weight {name!r} is not a constant")
+        return numpy_helper.to_array(tensor)
+
+    nodes: list[Any] = []
+    added: list[Any] = []
+    for node in graph.node:
+        if node.op_type != "MatMulInteger":
+            nodes.append(node)
+            continue
+        a, b, a_zero, b_zero = (*node.input, "", "", "")[:4]
+        weights = array(b).astype(np.float32)
+        if b_zero:
+            weights = weights - array(b_zero).astype(np.float32)
+        name = node.name or node.output[0]
+        added.append(numpy_helper.from_array(weights, f"{name}/exact_weights"))
+        left = f"{name}/exact_a"
+        nodes.append(helper.make_node("Cast", [a], [left], to=TensorProto.FLOAT))
+        if a_zero:
+            nodes.append(helper.make_node("Cast", [a_zero], [f"{name}/exact_az"], to=1))
+            nodes.append(helper.make_node("Sub", [left, f"{name}/exact_az"], [f"{left}0"]))
+            left = f"{left}0"
+        nodes.append(
+            helper.make_node("MatMul", [left, f"{name}/exact_weights"], [f"{name}/exact_mm"])
+        )
+        nodes.append(
+            helper.make_node("Cast", [f"{name}/exact_mm"], [node.output[0]], to=TensorProto.INT32)
+        )
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {i for n in nodes for i in n.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + added)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".model.{os.getpid()}.tmp")
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
 def load_tokenizer(folder: Path, *, max_length: int | None) -> Any:
     """A ``tokenizers.Tokenizer`` from ``folder/tokenizer.json``: no padding (batches are padded
     by the caller), truncated to ``max_length`` tokens (special tokens included) unless None."""

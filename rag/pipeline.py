@@ -23,7 +23,7 @@ from index.persist import (
     writer_lock,
 )
 from index.store import FaissIndex, chunk_key
-from rag.abstain import AbstentionModel, names_found, signals
+from rag.abstain import AbstentionModel, signals
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
 from rag.errors import (
@@ -35,6 +35,13 @@ from rag.errors import (
 )
 from rag.load import is_valid_unicode, load_data_dir
 from rag.query import retrieval_text, validate_history
+from rag.question import (
+    answer_type_found,
+    kind_missing,
+    names_found,
+    refers_to_author,
+    with_author,
+)
 from rag.quote import (
     NOTHING_INDEXED,
     Choice,
@@ -42,6 +49,7 @@ from rag.quote import (
     abstention_reason,
     answer_quote,
     build_passages,
+    choice_text,
     choose_answer,
     sentence_evidence,
     sentence_windows,
@@ -348,21 +356,37 @@ def answer(
     # the answer is to the question as asked.
     searched = corpus.speller.correct(text)
     query = retrieval_text(searched, [corpus.speller.correct(e) for e in earlier])
-    query_vec = encoder.encode([query], kind="query")[0]
-    query_terms = corpus.lexical.terms(query)
     depth = max(k, settings.rerank_candidates) if chosen == "accurate" else k
-    hits = retrieve(
-        corpus,
-        query_vec,
-        query_terms,
-        mode=retrieval or settings.retrieval_mode,
-        top_k=depth,
-        candidates=settings.candidates,
-        rrf_k=settings.rrf_k,
-        fusion=settings.fusion,
-        dense_weight=settings.dense_weight,
-        allowed=allowed,
-    )
+
+    def first_stage(query: str) -> tuple[np.ndarray, list[Hit]]:
+        vec = encoder.encode([query], kind="query")[0]
+        found = retrieve(
+            corpus,
+            vec,
+            corpus.lexical.terms(query),
+            mode=retrieval or settings.retrieval_mode,
+            top_k=depth,
+            candidates=settings.candidates,
+            rrf_k=settings.rrf_k,
+            fusion=settings.fusion,
+            dense_weight=settings.dense_weight,
+            allowed=allowed,
+        )
+        return vec, found
+
+    # "The author" / "the writer" is the author of the article that answers: the one whose
+    # document the question finds (or the only author there is), named as her bio line does.
+    author = ""
+    if refers_to_author(query):
+        authors = corpus.authors(allowed)
+        author = authors[0] if len(authors) == 1 else ""
+        if not author and len(authors) > 1:
+            _vec, found = first_stage(query)
+            author = corpus.documents[found[0].chunk.doc_id].meta.author if found else ""
+        query = with_author(query, author)
+        searched = with_author(searched, author)
+    query_vec, hits = first_stage(query)
+    query_terms = corpus.lexical.terms(query)
     windows = None
     if chosen == "accurate" and reranker is not None:
         # A follow-up is read both with its context (the earlier question, then this one)
@@ -388,12 +412,19 @@ def answer(
         else signals(
             hits,
             *choice.evidence,
-            names=names_found(searched, hits[choice.passage].chunk.text),
+            names=names_found(
+                searched,
+                hits[choice.passage].chunk.text,
+                also=[corpus.documents[hits[choice.passage].chunk.doc_id].meta.author],
+            ),
+            type_found=answer_type_found(searched, choice_text(corpus, hits, choice)),
         )
     )
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
     learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None
     confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, learned)
+    if choice is not None and reason is None and (missing := kind_missing(searched, values)):
+        confidence, reason = 0.0, missing
     if not corpus.chunks:
         reason = NOTHING_INDEXED
     if not abstain and choice is not None:

@@ -237,6 +237,11 @@ def answer_quote(corpus: Corpus, hits: list[Hit], choice: Choice) -> Quote:
     return _quote(chunk, doc_text, start, end, choice.support)
 
 
+def choice_text(corpus: Corpus, hits: list[Hit], choice: Choice) -> str:
+    """The text the choice would quote."""
+    return answer_quote(corpus, hits, choice).text
+
+
 def build_passages(
     corpus: Corpus, hits: list[Hit], supports: list[np.ndarray], max_quotes: int
 ) -> tuple[Passage, ...]:

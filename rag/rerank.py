@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from rag.errors import ModelError
 from rag.onnx_encoder import (
+    exact_integer_model,
     length_sorted_batches,
     load_tokenizer,
     make_session,
@@ -56,6 +58,9 @@ class CrossEncoderReranker:
     ``batch_size`` defaults to 1: the int8 model scales its activations per batch, so in a
     batch a pair's score moves (by up to ~0.3 logit) with its neighbours and their padding;
     one pair a run makes every score reproducible, and on CPU is as fast for paragraphs.
+    ``exact`` runs the integer products as exact float32 arithmetic
+    (:func:`~rag.onnx_encoder.exact_integer_model`): the same scores on every CPU, at float32
+    speed; the evaluation gate uses it.
 
     The batches run ``workers`` at a time (default: the CPUs this process may use), each on
     ``threads`` intra-op threads (default 1). For one (question, passage) pair, onnxruntime's
@@ -72,6 +77,8 @@ class CrossEncoderReranker:
         token_budget: int = 512,
         threads: int = 1,
         workers: int | None = None,
+        exact: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         if max_length < 8:
             raise ValueError("max_length must be at least 8 tokens")
@@ -85,6 +92,8 @@ class CrossEncoderReranker:
         self._token_budget = token_budget
         self._threads = threads
         self._workers = workers
+        self._exact = exact
+        self._cache_dir = cache_dir
         self._pool: ThreadPoolExecutor | None = None
         self._session: Any = None
         self._tokenizer: Any = None
@@ -96,7 +105,12 @@ class CrossEncoderReranker:
             return self
         folder = resolve_onnx_model(self._location)
         tokenizer = load_tokenizer(folder, max_length=self._max_length)
-        session = make_session(folder / "model.onnx", threads=self._threads)
+        model_file = folder / "model.onnx"
+        if self._exact:
+            from rag.embed import default_model_cache
+
+            model_file = exact_integer_model(model_file, self._cache_dir or default_model_cache())
+        session = make_session(model_file, threads=self._threads)
         self._input_names = [i.name for i in session.get_inputs()]
         workers = self._workers or usable_cpus()
         if workers > 1:
@@ -141,13 +155,18 @@ class CrossEncoderReranker:
         return scores
 
 
-def make_reranker(settings: Settings) -> CrossEncoderReranker | None:
+def make_reranker(settings: Settings, *, exact: bool = False) -> CrossEncoderReranker | None:
     """The configured reranker, not yet loaded (cheap); None when ``settings.reranker`` is
     empty. Call ``load()`` on it, which raises :class:`ModelError` with a hint if the model
-    is missing."""
+    is missing. ``exact``: the same scores on every CPU (see :class:`CrossEncoderReranker`)."""
     if not settings.reranker:
         return None
-    return CrossEncoderReranker(settings.reranker, max_length=settings.rerank_max_length)
+    return CrossEncoderReranker(
+        settings.reranker,
+        max_length=settings.rerank_max_length,
+        exact=exact,
+        cache_dir=settings.model_cache_dir,
+    )
 
 
 #: How many of the best-scored passages may be re-read in windows (:func:`rerank_hits`).

@@ -144,6 +144,16 @@ class Corpus:
             speller=speller,
         )
 
+    def authors(self, allowed: np.ndarray | None = None) -> list[str]:
+        """The distinct authors of the documents (of the ``allowed`` chunk positions), in
+        document order; documents with no known author are left out."""
+        if allowed is None:
+            docs: Iterable[str] = self.documents
+        else:
+            docs = dict.fromkeys(self.chunks[int(i)].doc_id for i in allowed)
+        names = (self.documents[d].meta.author for d in docs)
+        return list(dict.fromkeys(a for a in names if a))
+
     def position_of(self, chunk: Chunk) -> int:
         return self.positions[chunk_key(chunk.id)]
 

@@ -23,13 +23,12 @@ from rag.abstain import (
     fit,
     load_abstention,
     models_for,
-    names_found,
-    question_names,
     shipped_path,
 )
 from rag.chunk import CHUNKER_VERSION
 from rag.errors import ModelError, RerankerUnavailable
 from rag.pipeline import answer, resolve_mode
+from rag.question import names_found, question_names
 from rag.quote import WindowScores, choose_answer, sentence_evidence
 from rag.rerank import BUNDLED_RERANKER, CrossEncoderReranker, make_reranker
 from rag.settings import Settings, get_settings
@@ -311,7 +310,7 @@ def test_names_found_is_the_share_of_the_questions_names_in_the_passage() -> Non
 def test_an_unmentioned_name_lowers_the_answers_confidence(
     squad_corpus, squad_settings, encoder, reranker
 ) -> None:
-    # The learned model weighs the signal positively (learned on SQuAD 2.0, not written here).
+    # The learned model weighs the signal positively (learned on the seed set, not written here).
     models = models_for(squad_settings, encoder=encoder.query_name, reranker=reranker.name)
     learned = models["accurate"]
     assert learned.coef[learned.features.index("names_found")] > 0
@@ -341,10 +340,10 @@ def test_window_re_reading_changes_only_the_close_calls(
     """RAG_RERANK_WINDOW_WORDS=60 on real questions: where the cross-encoder already separates
     the two best passages by the margin, nothing changes; where it does not, the two are
     re-read (their scores change), and every quote stays exact."""
-    from eval.dataset import DEFAULT_QUESTIONS, load_question_set
+    from eval.dataset import SQUAD_QUESTIONS, load_question_set
     from eval.squad import DEFAULT_PATH
 
-    qset = load_question_set(DEFAULT_QUESTIONS, squad_path=DEFAULT_PATH)
+    qset = load_question_set(SQUAD_QUESTIONS, squad_path=DEFAULT_PATH)
     questions = [q.question for q in qset.questions if q.doc_id == "squad2-Islamism"][:24]
     on = squad_settings.model_copy(update={"rerank_window_words": 60})
     assert squad_settings.rerank_window_words == 0  # off by default

@@ -1,0 +1,343 @@
+"""What a question asks for, read before and after retrieval (pure functions, no models).
+
+Three readings of a question that the answer layer needs and that embeddings and BM25 do not
+give it:
+
+* **The author.** Commentary readers ask about "the author", "the writer" or "the columnist",
+  and an article never calls its author that: its bio line names her. :func:`with_author`
+  rewrites such a question with the author's name from the document's metadata, so that it
+  can be matched against what the article says ("Who is the author?" -> "Who is Gwendolyn
+  Sasse?"). Nothing is rewritten for display: the question shown and answered is unchanged.
+* **Names and their other names.** A question that names someone or something the article
+  never mentions is seldom answered by it ("What did Macron say ...?"). But commentary names
+  governments by their capital ("Berlin", "Moscow") or people ("the Germans"), so a name
+  counts as present when the passage holds it or another name of the same country (its
+  name, capital, demonym or usual alternative spellings, from the ``countryinfo`` package's
+  data), and the author's own name counts as present in every passage of her article (her
+  own voice). :func:`names_found` is the share of the question's names present.
+* **The kind of answer.** "How many ...?" asks for a number and "When ...?" / "What year
+  ...?" for a time; a passage on the topic that holds no number or no time does not answer
+  it, however relevant it reads. :func:`expected_answer` and :func:`answer_type_found`
+  check that, and nothing finer: other question words ("who", "where", "what") leave the
+  kind of answer open, because commentary answers them with phrases ("European leaders",
+  "Nato countries bordering Ukraine") that no type check recognises reliably.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+AnswerKind = Literal["number", "time"]
+
+# --------------------------------------------------------------------------- the author
+
+#: A reference to the article's author, as readers write it.
+_AUTHOR_REFERENCE = re.compile(
+    r"(?:\b(?:the|this|that|our)\s+|^\s*)(?:article'?s\s+|piece'?s\s+|op-?ed'?s\s+|column'?s\s+|"
+    r"essay'?s\s+|commentary'?s\s+)?"
+    r"(?:author|writer|columnist|commentator|analyst|essayist|op-?ed\s+writer)\b",
+    re.IGNORECASE,
+)
+_WHO_WROTE = re.compile(
+    r"\bwho\s+(?:wrote|has\s+written|penned|authored|is\s+behind)\b|\bwritten\s+by\s+whom\b",
+    re.IGNORECASE,
+)
+
+
+_OPINION_VERBS = (
+    r"think|thinks|believe|believes|argue|argues|say|says|said|write|writes|wrote|describe|"
+    r"describes|call|calls|see|sees|view|views|consider|considers|suggest|suggests|claim|claims|"
+    r"mean|means|feel|feels|make|makes|assess|assesses|conclude|concludes|expect|expects|fear|"
+    r"fears|hope|hopes|find|finds|regard|regards|predict|predicts|doubt|doubts|warn|warns|note|"
+    r"notes|criticise|criticises|criticize|criticizes|judge|judges|characteri[sz]e|"
+    r"characteri[sz]es|want|wants|recommend|recommends|propose|proposes|point|points|stress|"
+    r"stresses|emphasi[sz]e|emphasi[sz]es|mention|mentions|identify|identifies|explain|explains"
+)
+#: The author as the one who speaks: "according to the writer", "what does the author think
+#: of ...", "in the author's view". Such a question asks what the article says, not who wrote it.
+_AUTHOR_SPEAKS = re.compile(
+    rf"\baccording\s+to\s+{_AUTHOR_REFERENCE.pattern}|"
+    rf"{_AUTHOR_REFERENCE.pattern}\s+(?:\w+\s+){{0,2}}(?:{_OPINION_VERBS})\b|"
+    rf"{_AUTHOR_REFERENCE.pattern}'?s?'?\s+(?:\w+\s+)?(?:view|views|opinion|take|assessment|"
+    r"judgement|judgment|argument|arguments|position|verdict|conclusion|point|points|thesis|"
+    r"claim|worry|concern|fear|hope|criticism|analysis|reading|prediction|words)\b|"
+    rf"\bin\s+{_AUTHOR_REFERENCE.pattern}'?s?'?\s+(?:view|opinion|eyes|words|assessment)\b",
+    re.IGNORECASE,
+)
+
+
+def author_speaks(question: str) -> bool:
+    """Whether the author is named as the one who speaks or thinks ("according to the
+    writer, ..."): the question is then about what the article says."""
+    return _AUTHOR_SPEAKS.search(question) is not None
+
+
+def refers_to_author(question: str) -> bool:
+    """Whether the question asks about the article's author without naming her."""
+    return bool(_AUTHOR_REFERENCE.search(question) or _WHO_WROTE.search(question))
+
+
+def with_author(question: str, author: str) -> str:
+    """The question with its references to the author replaced by ``author``'s name (and,
+    for "who wrote ...?", the name added); unchanged when it has none, when the author is
+    only the one who speaks (:func:`author_speaks`: the question is about the article's
+    content, and her name would draw the search to her bio line), or ``author`` is empty."""
+    if not author.strip() or not refers_to_author(question) or author_speaks(question):
+        return question
+    rewritten = _AUTHOR_REFERENCE.sub(author, question)
+    if _WHO_WROTE.search(rewritten):
+        rewritten = f"{rewritten.rstrip()} {author}"
+    return rewritten
+
+
+# --------------------------------------------------------------------------- names
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form of ``text``, white space runs made one space."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
+
+
+def folded_words(text: str) -> set[str]:
+    return set(_TOKEN.findall(fold(text)))
+
+
+#: Question words that are capitalised because they start a clause or are titles, not names.
+_NOT_NAMES = frozenset(
+    {
+        "i",
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "which",
+        "when",
+        "where",
+        "why",
+        "how",
+        "according",
+        "in",
+        "on",
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "if",
+        "has",
+        "have",
+        "had",
+        "can",
+        "could",
+        "would",
+        "will",
+        "should",
+        "tell",
+        "give",
+        "list",
+        "name",
+        "explain",
+        "describe",
+        "summarize",
+        "summarise",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "president",
+        "chancellor",
+        "prime",
+        "minister",
+        "says",
+        "said",
+    }
+)
+
+
+def question_names(question: str) -> list[str]:
+    """The words of ``question`` that name something: capitalised words other than the first
+    and other than question or title words (proper nouns as readers write them), and
+    numbers ("1999", "35")."""
+    words = _TOKEN.findall(question)
+    return [
+        w
+        for i, w in enumerate(words)
+        if w[0].isdigit() or (i > 0 and w[0].isupper() and w.casefold() not in _NOT_NAMES)
+    ]
+
+
+#: Usual short forms that ``countryinfo``'s alternative spellings only hold inside longer
+#: names ("United States of America", "Great Britain").
+_SHORT_FORMS = {"united states": ("America",), "united kingdom": ("Britain",)}
+#: Seats of government that commentary names instead of the country ("the Kremlin said").
+_SEATS = {
+    "russia": ("Kremlin",),
+    "united states": ("White House", "Pentagon"),
+    "united kingdom": ("Downing Street", "Whitehall"),
+    "france": ("Elysee",),
+    "germany": ("Bundestag", "Bundesregierung"),
+}
+
+
+@lru_cache(maxsize=1)
+def country_aliases() -> dict[str, frozenset[str]]:
+    """Folded name -> every folded name of the same country: its name, capital (first word:
+    "Washington"), demonym, and its alternative spellings of letters (ISO codes of two or
+    three capitals are kept only for "US", "UK" and "EU"-like forms that prose uses)."""
+    groups: list[set[str]] = []
+    data = resources.files("countryinfo") / "data"
+    for entry in sorted(data.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".json"):
+            continue
+        raw = json.loads(entry.read_text(encoding="utf-8"))
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        names = {name}
+        capital = raw.get("capital")
+        if isinstance(capital, str) and capital:
+            names.add(capital)
+            names.add(capital.split()[0])
+        demonym = raw.get("demonym")
+        if isinstance(demonym, str) and demonym:
+            names.add(demonym)
+        for alt in raw.get("altSpellings") or []:
+            if not isinstance(alt, str) or not alt.isascii():
+                continue
+            if alt.isupper() and alt not in ("US", "UK", "USA"):
+                continue  # ISO codes ("DE", "DEU") are not how prose names a country
+            names.add(alt)
+        names.update(_SHORT_FORMS.get(fold(name), ()))
+        names.update(_SEATS.get(fold(name), ()))
+        groups.append({fold(n) for n in names if n.strip()})
+    out: dict[str, set[str]] = {}
+    for group in groups:
+        for member in group:
+            out.setdefault(member, set()).update(group)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def _present(name: str, words: set[str], text: str) -> bool:
+    folded = fold(name)
+    parts = folded.split()
+    if not parts:
+        return False
+    if len(parts) == 1:
+        return parts[0] in words
+    return f" {folded} " in f" {text} "
+
+
+def name_present(name: str, passage: str, *, also: Iterable[str] = ()) -> bool:
+    """Whether ``passage`` holds ``name``, another name of the same country, or ``name`` is
+    one of the words of ``also`` (names that count as present, such as the author's)."""
+    words = folded_words(passage)
+    text = " ".join(_TOKEN.findall(fold(passage)))
+    folded = fold(name)
+    if _present(folded, words, text):
+        return True
+    if any(folded in folded_words(a) for a in also):
+        return True
+    return any(_present(alias, words, text) for alias in country_aliases().get(folded, ()))
+
+
+def names_found(question: str, passage: str, *, also: Iterable[str] = ()) -> float:
+    """Share of the question's names (:func:`question_names`) that the passage holds (see
+    :func:`name_present`); 1.0 when the question names nothing."""
+    names = question_names(question)
+    if not names:
+        return 1.0
+    extra = tuple(also)
+    return sum(name_present(n, passage, also=extra) for n in names) / len(names)
+
+
+def missing_names(question: str, passage: str, *, also: Iterable[str] = ()) -> list[str]:
+    """The question's names that the passage does not hold, in question order."""
+    extra = tuple(also)
+    return [n for n in question_names(question) if not name_present(n, passage, also=extra)]
+
+
+# --------------------------------------------------------------------------- answer kinds
+
+_ASKS_NUMBER = re.compile(
+    r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:number|percentage|share|proportion|amount|sum)\b|"
+    r"\bhow\s+(?:large|big|high|long|far|old)\s+(?:is|was|are|were|will|would)\b",
+    re.IGNORECASE,
+)
+_ASKS_TIME = re.compile(
+    r"^\s*(?:and\s+|but\s+|so\s+)?when\b|\bwhat\s+(?:year|date|day|month|time)\b|"
+    r"\bwhich\s+(?:year|date|day|month)\b|\bin\s+what\s+year\b|\bhow\s+long\s+ago\b|"
+    r"\bsince\s+when\b|\buntil\s+when\b|\bby\s+when\b",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    r"eighty|ninety|hundred|hundreds|thousand|thousands|million|millions|billion|billions|"
+    r"dozen|dozens|half|twice|double|single|both|several|few|many|majority|minority|"
+    r"percent|per\s+cent"
+)
+_HAS_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
+_MONTHS = (
+    r"january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_HAS_TIME = re.compile(
+    rf"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:{_MONTHS})\b|"
+    r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|"
+    r"tomorrow|tonight|ago|recent|recently|since|until|till|after|before|during|throughout|"
+    r"following|spring|summer|autumn|winter|decade|decades|century|centuries)\b|"
+    r"\b(?:last|next|this|that|coming|past|previous)\s+(?:week|month|year|decade|weekend|"
+    r"spring|summer|autumn|winter)\b|\bat\s+the\s+(?:end|start|beginning|close)\s+of\b|"
+    r"\b(?:in|within|for|over)\s+(?:\w+\s+){0,2}(?:days|weeks|months|years)\b",
+    re.IGNORECASE,
+)
+
+
+def expected_answer(question: str) -> AnswerKind | None:
+    """``number`` for "how many/much ...", ``time`` for "when ...", "what year ...";
+    else None (any answer may do)."""
+    if _ASKS_NUMBER.search(question):
+        return "number"
+    if _ASKS_TIME.search(question):
+        return "time"
+    return None
+
+
+def answer_type_found(question: str, answer: str) -> bool:
+    """Whether ``answer`` holds the kind of answer the question asks for (always true when
+    it asks for no particular kind)."""
+    kind = expected_answer(question)
+    if kind == "number":
+        return _HAS_NUMBER.search(answer) is not None
+    if kind == "time":
+        return _HAS_TIME.search(answer) is not None
+    return True
+
+
+def kind_missing(question: str, signals: Mapping[str, float]) -> str | None:
+    """Why to refuse when the chosen answer lacks the kind of answer asked for (the
+    ``type_found`` signal is 0), else None."""
+    if signals.get("type_found", 1.0) >= 1.0:
+        return None
+    kind = expected_answer(question)
+    what = "a number" if kind == "number" else "a date or time"
+    return (
+        f"The articles do not appear to answer this: the question asks for {what}, and the "
+        "passage that comes closest gives none."
+    )
