@@ -1,7 +1,8 @@
 /*
  * The demo page: shows an article (the first one, or ?doc=ID) paragraph by paragraph beside
  * the <commentary-chat> widget, and highlights a quote when the widget asks to show it
- * (the "commentary-chat:show-span" event). Article text is inserted as text nodes only.
+ * (the "commentary-chat:show-span" event), taking the keyboard focus there. Article text is
+ * inserted as text nodes only.
  */
 (() => {
   "use strict";
@@ -37,9 +38,18 @@
     }
   }
 
+  /** The article's name, as the widget gives it (its title, else author and opening words). */
+  function label(doc) {
+    const chat = customElements.get("commentary-chat");
+    if (chat && chat.documentLabel) return chat.documentLabel(doc);
+    return doc.title || [doc.author, doc.text.trim().split("\n")[0].slice(0, 48)].filter(Boolean).join(": ");
+  }
+
   function render(doc) {
     const u16 = utf16Index(doc.text);
-    title.textContent = doc.title || doc.id;
+    const name = label(doc);
+    title.textContent = name;
+    document.title = `${name} · Commentary QA demo`;
     const by = [doc.author, doc.affiliation, doc.publisher, doc.published].filter(Boolean).join(" · ");
     byline.replaceChildren(by);
     let url = null;
@@ -103,8 +113,9 @@
       if (!current || current.id !== id) await show(id);
       const marks = highlight(start, end);
       if (!marks.length) return;
-      const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
-      marks[0].scrollIntoView({ block: "center", behavior: smooth ? "smooth" : "auto" });
+      // The reader follows the passage: scrolled to, and focused (tabindex="-1"), so that the
+      // keyboard and screen reader go on from there, not from a button left behind.
+      customElements.get("commentary-chat").reveal(marks[0]);
       status.textContent = `Highlighted in the article, paragraph ${paragraph}.`;
     } catch (err) {
       status.textContent = `Could not show the passage: ${err.message}`;

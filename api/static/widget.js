@@ -17,6 +17,20 @@
  *   code point offsets into the document text (GET {endpoint}/documents/{doc_id}). A page that
  *   shows the span calls event.preventDefault(); otherwise, when the document has a source URL,
  *   the link opens it with a text fragment (#:~:text=...) that highlights the quote there.
+ *   A page that shows the span must also move the keyboard focus to it, or the reader is left
+ *   on a button far from what was shown (on a phone, off-screen):
+ *     customElements.get("commentary-chat").reveal(markElement)
+ *   makes the element focusable (tabindex="-1"), scrolls it into view and focuses it.
+ *
+ * Static helpers (customElements.get("commentary-chat").NAME)
+ *   reveal(element)        as above.
+ *   documentLabel(doc)     how an article is named to the reader: its title, else its author and
+ *                          its opening words ("Gwendolyn Sasse: An end to Russia’s war…"), never
+ *                          its id.
+ *   textFragmentUrl(url, quote)
+ *
+ * Questions asked while an answer is loading wait their turn (at most MAX_QUEUED of them); the
+ * reader is told so, on screen and in the live region.
  *
  * Text from the service is only ever inserted as text nodes (highlights are <mark> elements
  * made with createElement): never as HTML. The conversation is kept in sessionStorage.
@@ -33,10 +47,15 @@
   const MAX_HISTORY = 5;
   const TIMEOUT_MS = 60000;
   const STORE_KEY = "commentary-chat:v1:";
+  const MAX_QUEUED = 3; // questions that may wait while an answer loads
+  const LABEL_CHARS = 48; // the opening words that name an untitled article
 
   const CSS = `
 :host { all: initial; display: block; box-sizing: border-box; width: 100%; max-width: 40rem;
-  --accent: #0b5cad; --mark: #ffe27a; --muted: #57606a; --line: #d0d7de; }
+  --accent: #0b5cad; --mark: #ffe27a; --muted: #57606a; --line: #d0d7de;
+  /* Focus ring: at least 4.5:1 against every background it is drawn on (#fff, #f6f8fa,
+   * #f3f4f6, #fff1f0); WCAG 1.4.11 asks for 3:1. */
+  --focus: #1a6dd1; }
 :host([hidden]) { display: none; }
 *, *::before, *::after { box-sizing: border-box; }
 .chat { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -57,7 +76,7 @@ header button { white-space: nowrap; }
 .reply { align-self: stretch; background: #f3f4f6; border-bottom-left-radius: 3px; }
 .reply p { margin: 0 0 .35rem; }
 .error { background: #fff1f0; border: 1px solid #f5c2c0; }
-.pending { color: var(--muted); }
+.pending, .queued { color: var(--muted); }
 .pending::after { content: ""; display: inline-block; width: 1.2em; text-align: left;
   animation: dots 1.2s steps(4, end) infinite; }
 @keyframes dots { 0% { content: ""; } 25% { content: "."; } 50% { content: ".."; }
@@ -73,7 +92,7 @@ button, .show { font: inherit; font-size: .85rem; cursor: pointer; border-radius
   border: 1px solid var(--line); background: #fff; color: var(--accent); padding: .25rem .6rem;
   text-decoration: none; display: inline-block; }
 button:hover, .show:hover { background: #eef4fb; }
-:focus-visible { outline: 3px solid #6aa5e6; outline-offset: 1px; }
+:focus-visible { outline: 3px solid var(--focus); outline-offset: 1px; }
 details { margin-top: .45rem; }
 summary { cursor: pointer; color: var(--accent); font-size: .9rem; }
 .passages { margin: .4rem 0 0; padding: 0; list-style: none; display: flex;
@@ -85,10 +104,19 @@ input { flex: 1; min-width: 0; font: inherit; padding: .45rem .6rem; border-radi
 form button { font-size: .95rem; background: var(--accent); color: #fff;
   border-color: var(--accent); padding: .45rem .9rem; }
 form button:hover { background: #094a8c; }
-form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
+.notice { margin: 0; padding: .45rem .8rem; border-top: 1px solid var(--line); background: #fff8e1;
+  font-size: .9rem; }
+.notice:empty { display: none; }
 .sr-only { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0;
   overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 @media (prefers-reduced-motion: reduce) { .pending::after { animation: none; content: "..."; } }
+/* A short viewport (a landscape phone, or 400% zoom: 1280x1024 shows 320x256 CSS px): a box of
+ * fixed height would leave the conversation a sliver between the header and the question box.
+ * The widget then grows with the conversation and scrolls with the page, as a whole. */
+@media (max-height: 30rem) {
+  .chat { height: auto; max-height: none; }
+  .log { flex: none; overflow: visible; }
+}
 `;
 
   // ---------------------------------------------------------------------------- helpers
@@ -173,6 +201,66 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
     return `${url}${url.includes("#") ? "" : "#"}:~:text=${directive}`;
   }
 
+  /** The opening words of `text` (its first line), cut at a word boundary after at most
+   * LABEL_CHARS characters, with an ellipsis when cut. */
+  function openingWords(text) {
+    const line = String(text || "").trim().split("\n")[0].trim();
+    if ([...line].length <= LABEL_CHARS) return line;
+    let out = "";
+    for (const word of line.split(/\s+/)) {
+      const next = out ? `${out} ${word}` : word;
+      if (out && [...next].length > LABEL_CHARS) break;
+      out = next;
+    }
+    return `${out.replace(/[\s,;:.\u2013\u2014-]+$/u, "")}…`;
+  }
+
+  /** How an article is named to the reader: its title; without one, its author and opening
+   * words ("Gwendolyn Sasse: An end to Russia’s war against Ukraine is still…"); never its id. */
+  function documentLabel(doc) {
+    const title = String(doc.title || "").trim();
+    if (title) return title;
+    const author = String(doc.author || "").trim();
+    const opening = openingWords(doc.text);
+    if (author && opening) return `${author}: ${opening}`;
+    return author || opening || "Untitled article";
+  }
+
+  /** The article in a button's name: “Title”, else "the article by Author", else its opening. */
+  function articleName(doc) {
+    const title = String(doc.title || "").trim();
+    if (title) return `“${title}”`;
+    const author = String(doc.author || "").trim();
+    return author ? `the article by ${author}` : `“${openingWords(doc.text) || "an untitled article"}”`;
+  }
+
+  const QUOTES = new WeakMap(); // a "Show in article" control -> the quote it shows
+
+  /** Two "Show in article" controls in one reply that would share a name (two passages of one
+   * paragraph) get the opening words of their quotes added, so that each name is its own. */
+  function uniqueNames(reply) {
+    const byName = new Map();
+    for (const el of reply.querySelectorAll(".show[aria-label]")) {
+      const name = el.getAttribute("aria-label");
+      byName.set(name, [...(byName.get(name) || []), el]);
+    }
+    for (const [name, els] of byName) {
+      if (els.length < 2) continue;
+      for (const el of els) el.setAttribute("aria-label", `${name}, “${openingWords(QUOTES.get(el))}”`);
+    }
+    return reply;
+  }
+
+  /** Takes the keyboard focus to `element` (a passage a page highlighted): makes it focusable
+   * without putting it in the tab order, scrolls it into view and focuses it. */
+  function reveal(element) {
+    if (!element || typeof element.focus !== "function") return;
+    if (!element.hasAttribute("tabindex") && element.tabIndex < 0) element.setAttribute("tabindex", "-1");
+    const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+    element.scrollIntoView({ block: "center", behavior: smooth ? "smooth" : "auto" });
+    element.focus({ preventScroll: true });
+  }
+
   class ChatError extends Error {
     constructor(kind, { status = 0, detail = "", retryAfter = null } = {}) {
       super(kind);
@@ -203,6 +291,7 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
       this.docs = new Map(); // doc id -> promise of {doc, u16}
       this.views = new WeakMap(); // turn -> its <li>
       this.busy = false;
+      this.queue = []; // turns waiting for the one loading
       this.root = this.attachShadow({ mode: "open" });
       adoptStyles(this.root);
     }
@@ -211,10 +300,19 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
       return textFragmentUrl(url, quote);
     }
 
+    static documentLabel(doc) {
+      return documentLabel(doc);
+    }
+
+    static reveal(element) {
+      reveal(element);
+    }
+
     connectedCallback() {
       if (this.log) return;
       this.log = h("ol", { class: "log", "aria-label": "Conversation" });
       this.status = h("p", { class: "sr-only", role: "status", "aria-live": "polite" });
+      this.notice = h("p", { class: "notice" }); // shown; the status region says it aloud
       this.input = h("input", {
         id: "question", type: "text", autocomplete: "off", enterkeyhint: "send",
         maxlength: "1000", placeholder: "Ask a question about the article",
@@ -229,7 +327,7 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
       this.root.append(
         h("section", { class: "chat", "aria-labelledby": "title" },
           h("header", null, h("h2", { id: "title" }, title), this.clear),
-          this.log, this.status, form),
+          this.log, this.status, this.notice, form),
       );
       this.restore();
     }
@@ -301,23 +399,43 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
 
     // ---------------------------------------------------------------- the conversation
 
+    /** Asks the question in the box: at once, or after the answer being loaded (queued);
+     * when too many already wait, refuses in words, shown and announced, and keeps the text. */
     submit() {
       const question = this.input.value.trim();
-      if (!question || this.busy) return;
+      if (!question) return;
+      if (this.busy && this.queue.length >= MAX_QUEUED) {
+        this.tell(`Please wait: ${this.queue.length} questions are already waiting for the answer being loaded. Your question is still in the box; send it again once an answer arrives.`);
+        return;
+      }
+      this.tell("");
       const history = this.turns.map((t) => t.question).slice(-MAX_HISTORY);
       const turn = { question, history, state: "pending" };
       this.turns.push(turn);
       this.input.value = "";
-      this.renderTurn(turn);
-      this.run(turn);
+      this.renderTurn(turn, true);
+      if (this.busy) this.enqueue(turn);
+      else this.run(turn);
     }
 
-    async run(turn) {
+    /** Keeps `turn` to be asked once the answer being loaded has arrived. */
+    enqueue(turn) {
+      Object.assign(turn, { state: "queued", response: undefined, error: undefined });
+      this.queue.push(turn);
+      this.save();
+      this.renderReply(turn, null, { live: true });
+      const ahead = this.queue.length === 1 ? "the answer being loaded" : "the answers before it";
+      this.announce(`Your question will be asked after ${ahead}: ${turn.question}`);
+    }
+
+    async run(turn, { chained = false } = {}) {
       this.setBusy(true);
       Object.assign(turn, { state: "pending", response: undefined, error: undefined });
       this.save();
-      this.renderReply(turn, null);
-      this.announce("Looking for an answer…");
+      // A queued question starts as the answer before it arrives: let that be seen and heard.
+      const last = turn === this.turns[this.turns.length - 1];
+      this.renderReply(turn, null, { live: true, follow: last && !chained });
+      if (!chained) this.announce("Looking for an answer…");
       let docs = null;
       try {
         const body = { question: turn.question };
@@ -334,9 +452,11 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         Object.assign(turn, { state: "error", error: { message: error.readable } });
       }
       this.save();
-      this.renderReply(turn, docs);
+      this.renderReply(turn, docs, { live: true, follow: true });
       this.announce(this.summary(turn, docs));
-      this.setBusy(false);
+      const next = this.queue.shift();
+      if (next) this.run(next, { chained: true });
+      else this.setBusy(false);
     }
 
     async documentsFor(response) {
@@ -347,13 +467,15 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
     }
 
     retry(turn) {
-      if (this.busy) return;
       this.input.focus();
-      this.run(turn);
+      if (this.busy) this.enqueue(turn);
+      else this.run(turn);
     }
 
     reset() {
       if (this.busy) return;
+      this.tell("");
+      this.queue = [];
       this.turns = [];
       this.save();
       this.log.replaceChildren(this.emptyNote());
@@ -363,13 +485,18 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
 
     setBusy(busy) {
       this.busy = busy;
-      this.send.setAttribute("aria-disabled", String(busy));
       this.clear.disabled = busy;
       this.log.setAttribute("aria-busy", String(busy));
     }
 
     announce(text) {
       this.status.textContent = text;
+    }
+
+    /** A note under the conversation, shown and announced ("" removes it). */
+    tell(text) {
+      this.notice.textContent = text;
+      if (text) this.announce(text);
     }
 
     storageKey() {
@@ -408,7 +535,7 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         return;
       }
       for (const turn of this.turns) {
-        if (turn.state === "pending") {
+        if (turn.state === "pending" || turn.state === "queued") {
           Object.assign(turn, { state: "error", error: { message: "The page was reloaded before the answer arrived." } });
         }
         this.renderTurn(turn);
@@ -433,7 +560,17 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
       return h("li", { class: "empty" }, "Ask a question. Answers are exact quotes from the article.");
     }
 
-    renderTurn(turn) {
+    /** Brings a new turn's top into view: in the log; or, where the widget grows with the page
+     * (a short viewport), in the page, while the reader is in the widget (`live`). */
+    follow(li, live) {
+      if (getComputedStyle(this.log).overflowY !== "visible") {
+        this.log.scrollTop = li.offsetTop - 8;
+      } else if (live && this.root.activeElement) {
+        li.scrollIntoView({ block: "start" });
+      }
+    }
+
+    renderTurn(turn, live = false) {
       const empty = this.log.querySelector(".empty");
       if (empty) empty.remove();
       const li = h("li", { class: "turn" },
@@ -441,15 +578,17 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         h("div", { class: "bubble reply pending" }, "Loading"));
       this.views.set(turn, li);
       this.log.append(li);
-      this.log.scrollTop = li.offsetTop - 8;
+      this.follow(li, live);
     }
 
-    renderReply(turn, docs) {
+    renderReply(turn, docs, { live = false, follow = turn === this.turns[this.turns.length - 1] } = {}) {
       const li = this.views.get(turn);
       if (!li) return;
       let reply;
       if (turn.state === "pending") {
         reply = h("div", { class: "bubble reply pending" }, "Looking for an answer");
+      } else if (turn.state === "queued") {
+        reply = h("div", { class: "bubble reply queued" }, "Waiting: this question will be asked once the answer above has arrived.");
       } else if (turn.state === "error") {
         reply = h("div", { class: "bubble reply error" },
           h("p", null, turn.error.message),
@@ -462,7 +601,7 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         reply = this.answer(turn.response, docs);
       }
       li.lastElementChild.replaceWith(reply);
-      if (turn === this.turns[this.turns.length - 1]) this.log.scrollTop = li.offsetTop - 8;
+      if (follow) this.follow(li, live);
     }
 
     answer(response, docs) {
@@ -476,13 +615,13 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         ? highlighted(doc.text, u16(para.start), u16(para.end), [[s, e]])
         : h("mark", null, a.text); // the document changed since: show the quote alone
       const others = response.passages.filter((p) => !(p.doc_id === a.doc_id && p.start <= a.start && a.end <= p.end));
-      return h("div", { class: "bubble reply answer" },
+      return uniqueNames(h("div", { class: "bubble reply answer" },
         this.searchedNote(response),
         h("p", { class: "sr-only" }, "Answer:"),
         h("blockquote", { class: "quote" }, quote),
         this.source(doc, a),
         h("div", { class: "actions" }, this.showLink(doc, a)),
-        others.length ? this.passageList(`Other passages (${others.length})`, others, docs) : null);
+        others.length ? this.passageList(`Other passages (${others.length})`, others, docs) : null));
     }
 
     // The service corrected misspelled words before searching: say what it searched for.
@@ -494,10 +633,10 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
 
     abstention(response, docs) {
       const n = response.passages.length;
-      return h("div", { class: "bubble reply abstain" },
+      return uniqueNames(h("div", { class: "bubble reply abstain" },
         this.searchedNote(response),
         h("p", null, n ? "The article doesn't say. These passages come closest:" : "The article doesn't say, and no passage comes close."),
-        n ? this.passageList(`Nearest passages (${n})`, response.passages, docs) : null);
+        n ? this.passageList(`Nearest passages (${n})`, response.passages, docs) : null));
     }
 
     passageList(label, passages, docs) {
@@ -515,9 +654,10 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
     }
 
     source(doc, span) {
-      const title = doc.title || doc.id;
+      // Without a title, the label already starts with the author's name.
+      const byline = String(doc.title || "").trim() && doc.author ? ` by ${doc.author}` : "";
       return h("p", { class: "source" },
-        h("cite", null, title), doc.author ? ` by ${doc.author}` : "",
+        h("cite", null, documentLabel(doc)), byline,
         ` · paragraph ${span.paragraph}, characters ${span.start}–${span.end}`);
     }
 
@@ -529,9 +669,14 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
         const shown = !this.dispatchEvent(new CustomEvent(SHOW_EVENT, { bubbles: true, composed: true, cancelable: true, detail }));
         if (shown) event.preventDefault();
       };
+      // The visible words start the accessible name (WCAG 2.5.3), which says which passage.
+      const name = `Show in article: paragraph ${span.paragraph} of ${articleName(doc)}`;
       const url = safeHttpUrl(doc.url);
-      if (!url) return h("button", { type: "button", class: "show", onclick }, "Show in article");
-      return h("a", { class: "show", href: textFragmentUrl(url, span.text), target: "_blank", rel: "noopener noreferrer", onclick }, "Show in article");
+      const link = url
+        ? h("a", { class: "show", href: textFragmentUrl(url, span.text), target: "_blank", rel: "noopener noreferrer", "aria-label": name, onclick }, "Show in article")
+        : h("button", { type: "button", class: "show", "aria-label": name, onclick }, "Show in article");
+      QUOTES.set(link, span.text);
+      return link;
     }
 
     summary(turn, docs) {
@@ -539,7 +684,7 @@ form button[aria-disabled="true"] { opacity: .6; cursor: progress; }
       const r = turn.response;
       if (r.abstained || !r.answer) return `The article doesn't say. ${r.passages.length} nearest passages offered.`;
       const doc = docs.get(r.answer.doc_id).doc;
-      return `Answer from ${doc.title || doc.id}, paragraph ${r.answer.paragraph}: ${r.answer.text}`;
+      return `Answer from ${documentLabel(doc)}, paragraph ${r.answer.paragraph}: ${r.answer.text}`;
     }
   }
 
