@@ -37,7 +37,7 @@ from rag.load import is_valid_unicode, load_data_dir
 from rag.query import retrieval_text, validate_history
 from rag.question import (
     answer_type_found,
-    kind_missing,
+    lacks,
     names_found,
     refers_to_author,
     with_author,
@@ -406,25 +406,26 @@ def answer(
         windows = window_scores(corpus, reranker, readings, hits)
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
     choice = choose_answer(corpus, hits, evidence, windows, settings.pair_margin)
-    values = (
-        {}
-        if choice is None
-        else signals(
+    values: dict[str, float] = {}
+    if choice is not None:
+        document = corpus.documents[hits[choice.passage].chunk.doc_id]
+        by = [document.meta.author]
+        values = signals(
             hits,
             *choice.evidence,
-            names=names_found(
-                searched,
-                hits[choice.passage].chunk.text,
-                also=[corpus.documents[hits[choice.passage].chunk.doc_id].meta.author],
-            ),
+            names=names_found(searched, hits[choice.passage].chunk.text, also=by),
             type_found=answer_type_found(searched, choice_text(corpus, hits, choice)),
+            names_in_article=names_found(searched, document.text, also=by),
         )
-    )
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
     learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None
     confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, learned)
-    if choice is not None and reason is None and (missing := kind_missing(searched, values)):
-        confidence, reason = 0.0, missing
+    if choice is not None and reason is None:
+        # What the article lacks, stated: the kind of answer asked for, or who it is about.
+        document = corpus.documents[hits[choice.passage].chunk.doc_id]
+        lacking = lacks(searched, values, document.text, also=[document.meta.author])
+        if lacking:
+            confidence, reason = 0.0, lacking
     if not corpus.chunks:
         reason = NOTHING_INDEXED
     if not abstain and choice is not None:

@@ -31,9 +31,9 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
-AnswerKind = Literal["number", "time"]
+AnswerKind = Literal["number", "time", "person"]
 
 # --------------------------------------------------------------------------- the author
 
@@ -216,7 +216,7 @@ def country_aliases() -> dict[str, frozenset[str]]:
             names.add(capital.split()[0])
         demonym = raw.get("demonym")
         if isinstance(demonym, str) and demonym:
-            names.add(demonym)
+            names.update((demonym, f"{demonym}s"))  # "German", "Germans"
         for alt in raw.get("altSpellings") or []:
             if not isinstance(alt, str) or not alt.isascii():
                 continue
@@ -243,17 +243,41 @@ def _present(name: str, words: set[str], text: str) -> bool:
     return f" {folded} " in f" {text} "
 
 
+@lru_cache(maxsize=1)
+def _edit_distance() -> Any:
+    from symspellpy.editdistance import DistanceAlgorithm, EditDistance
+
+    return EditDistance(DistanceAlgorithm.DAMERAU_OSA)
+
+
+def _misspelt(name: str, words: Iterable[str]) -> bool:
+    """Whether one of ``words`` is ``name`` mistyped: same first letter, one edit away (two
+    for names of eight letters or more). Names under four letters must match exactly."""
+    if len(name) < 4 or name.isdigit():
+        return False
+    limit = 2 if len(name) >= 8 else 1
+    compare = _edit_distance().compare
+    return any(
+        w[:1] == name[:1] and abs(len(w) - len(name)) <= limit and compare(name, w, limit) >= 0
+        for w in words
+    )
+
+
 def name_present(name: str, passage: str, *, also: Iterable[str] = ()) -> bool:
-    """Whether ``passage`` holds ``name``, another name of the same country, or ``name`` is
-    one of the words of ``also`` (names that count as present, such as the author's)."""
+    """Whether ``passage`` holds ``name`` (or a word it is a typo of: "Mertz", "Sase"),
+    another name of the same country, or ``name`` is one of the words of ``also`` (names
+    that count as present, such as the author's)."""
     words = folded_words(passage)
     text = " ".join(_TOKEN.findall(fold(passage)))
     folded = fold(name)
     if _present(folded, words, text):
         return True
-    if any(folded in folded_words(a) for a in also):
+    extra = {w for a in also for w in folded_words(a)}
+    if folded in extra:
         return True
-    return any(_present(alias, words, text) for alias in country_aliases().get(folded, ()))
+    if any(_present(alias, words, text) for alias in country_aliases().get(folded, ())):
+        return True
+    return " " not in folded and _misspelt(folded, words | extra)
 
 
 def names_found(question: str, passage: str, *, also: Iterable[str] = ()) -> float:
@@ -298,7 +322,7 @@ _MONTHS = (
     r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
 _HAS_TIME = re.compile(
-    rf"\b(?:1[5-9]\d\d|20\d\d)s?\b|\b(?:{_MONTHS})\b|"
+    rf"\b\d{{3,4}}s?\b|\b\d+(?:st|nd|rd|th)\b|\b(?:{_MONTHS})\b|"
     r"\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday|"
     r"tomorrow|tonight|ago|recent|recently|since|until|till|after|before|during|throughout|"
     r"following|spring|summer|autumn|winter|decade|decades|century|centuries)\b|"
@@ -309,13 +333,47 @@ _HAS_TIME = re.compile(
 )
 
 
+_ROLES = (
+    r"official|officials|minister|ministers|general|generals|diplomat|diplomats|envoy|envoys|"
+    r"spokesman|spokeswoman|spokesperson|ambassador|ambassadors|secretary|commander|"
+    r"commanders|politician|politicians|negotiator|negotiators|mediator|president|chancellor|"
+    r"premier|prime\s+minister|head\s+of\s+state|chief\s+of\s+staff"
+)
+#: "Which official ...?", "Who is Ukraine's defence minister?", "name of the chancellor":
+#: a question for a person named by a role, answered only by a name.
+_ASKS_PERSON = re.compile(
+    rf"\b(?:which|what)\s+(?:[\w-]+\s+){{0,2}}(?:{_ROLES})\b|"
+    rf"\bwho\s+(?:is|was|are|were|will\s+be)\s+(?:the\s+)?(?:[\w-]+'s\s+)?"
+    rf"(?:[\w-]+\s+)?(?:{_ROLES})\b|\bname\s+of\s+(?:the\s+)?(?:[\w-]+\s+){{0,2}}"
+    rf"(?:{_ROLES})\b",
+    re.IGNORECASE,
+)
+#: Two or more capitalised words in a row ("Friedrich Merz", "President Putin"): how prose
+#: names a person. Country names and the like are excluded where it is checked.
+_NAME_RUN = re.compile(r"\b[A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)+")
+_ARTICLE_WORDS = frozenset({"the", "a", "an", "this", "that", "as", "of", "in", "on", "and"})
+
+
+def _has_person_name(text: str) -> bool:
+    aliases = country_aliases()
+    for match in _NAME_RUN.finditer(text):
+        words = [w for w in match.group(0).split() if fold(w) not in _ARTICLE_WORDS]
+        named = [w for w in words if fold(w) not in aliases]
+        if len(words) >= 2 and named:
+            return True
+    return False
+
+
 def expected_answer(question: str) -> AnswerKind | None:
-    """``number`` for "how many/much ...", ``time`` for "when ...", "what year ...";
-    else None (any answer may do)."""
+    """``number`` for "how many/much ...", ``time`` for "when ...", "what year ...",
+    ``person`` for a person asked for by a role ("which official ...?"); else None (any
+    answer may do)."""
     if _ASKS_NUMBER.search(question):
         return "number"
     if _ASKS_TIME.search(question):
         return "time"
+    if _ASKS_PERSON.search(question):
+        return "person"
     return None
 
 
@@ -323,21 +381,37 @@ def answer_type_found(question: str, answer: str) -> bool:
     """Whether ``answer`` holds the kind of answer the question asks for (always true when
     it asks for no particular kind)."""
     kind = expected_answer(question)
+    # A number or year the question itself gives ("how many of the 35 countries ...?") is
+    # not its answer.
+    given = {fold(m.group(0)) for m in _HAS_NUMBER.finditer(question)}
     if kind == "number":
-        return _HAS_NUMBER.search(answer) is not None
+        return any(fold(m.group(0)) not in given for m in _HAS_NUMBER.finditer(answer))
     if kind == "time":
-        return _HAS_TIME.search(answer) is not None
+        return any(fold(m.group(0)) not in given for m in _HAS_TIME.finditer(answer))
+    if kind == "person":
+        return _has_person_name(answer)
     return True
 
 
-def kind_missing(question: str, signals: Mapping[str, float]) -> str | None:
-    """Why to refuse when the chosen answer lacks the kind of answer asked for (the
-    ``type_found`` signal is 0), else None."""
-    if signals.get("type_found", 1.0) >= 1.0:
-        return None
-    kind = expected_answer(question)
-    what = "a number" if kind == "number" else "a date or time"
-    return (
-        f"The articles do not appear to answer this: the question asks for {what}, and the "
-        "passage that comes closest gives none."
-    )
+def lacks(
+    question: str, signals: Mapping[str, float], document: str, *, also: Iterable[str] = ()
+) -> str | None:
+    """Why to refuse whatever the evidence scores, or None: the chosen answer lacks the kind
+    of answer asked for (the ``type_found`` signal is 0), or its article never mentions a
+    name the question asks about, nor another name of the same country
+    (``names_in_article`` below 1: an article that never names Macron does not say what
+    Macron said)."""
+    if signals.get("type_found", 1.0) < 1.0:
+        kind = expected_answer(question) or ""
+        what = {"number": "a number", "time": "a date or time", "person": "a person's name"}
+        return (
+            "The articles do not appear to answer this: the question asks for "
+            f"{what.get(kind, 'something specific')}, and the passage that comes closest "
+            "gives none."
+        )
+    if signals.get("names_in_article", 1.0) < 1.0:
+        return (
+            "The articles do not appear to answer this: the article that comes closest does "
+            "not mention " + ", ".join(missing_names(question, document, also=also)) + "."
+        )
+    return None

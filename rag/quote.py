@@ -27,6 +27,11 @@ from rag.types import Chunk, Hit, Passage, Quote, Span
 SEMANTIC_WEIGHT = 0.7
 #: A lower-ranked passage must beat the top passage's best sentence by this much per rank.
 RANK_PENALTY = 0.02
+#: Fast mode quotes the best sentence's better neighbour too when it is supported within this
+#: much of it (0: never). Chosen on the tuning half of the seed-article set (answer hit 0.61 ->
+#: 0.70 there, 0.66 -> 0.74 on the reported half; quotes 184 -> 212 characters on average);
+#: 0.3 found no more answers on the tuning half and quotes longer.
+FAST_PAIR_MARGIN = 0.2
 
 _ANAPHOR = re.compile(
     r"[\"“‘'(]?(?:he|she|they|it|his|her|their|its|this|that|these|those|such|"
@@ -199,7 +204,22 @@ def choose_answer(
             top = Candidate(passage=p, sentence=i, score=score)
     if top is None:
         return None
-    return _widened(corpus, hits, evidence, top.passage, top.sentence, top.sentence, top.sentence)
+    first, last = _with_close_neighbour(supports[top.passage], top.sentence, FAST_PAIR_MARGIN)
+    return _widened(corpus, hits, evidence, top.passage, top.sentence, first, last)
+
+
+def _with_close_neighbour(support: np.ndarray, best: int, margin: float) -> tuple[int, int]:
+    """``(first, last)``: the best sentence, and its better-supported neighbour when that one
+    scores within ``margin`` of it (an answer that runs over two sentences)."""
+    if margin <= 0:
+        return best, best
+    neighbours = [i for i in (best - 1, best + 1) if 0 <= i < len(support)]
+    if not neighbours:
+        return best, best
+    other = max(neighbours, key=lambda i: float(support[i]))
+    if float(support[other]) < float(support[best]) - margin:
+        return best, best
+    return min(best, other), max(best, other)
 
 
 def _widened(

@@ -59,7 +59,9 @@ class Speller:
         counts = Counter(w.lower() for text in texts for w in _WORD.findall(text))
         symspell = SymSpell(max_dictionary_edit_distance=MAX_EDITS, prefix_length=7)
         for word, count in counts.items():
-            if len(word) >= self._min_length:
+            # One letter shorter than the words corrected: "Mertz" is "Merz" with a letter
+            # added, and a deletion is one edit.
+            if len(word) >= self._min_length - MAX_EDITS:
                 symspell.create_dictionary_entry(word, count)
         self._known = frozenset(counts)
         self._symspell = symspell

@@ -367,3 +367,14 @@ def test_window_re_reading_changes_only_the_close_calls(
                     squad_corpus.documents[quote.doc_id].text[quote.start : quote.end] == quote.text
                 )
     assert re_read > 0
+
+
+def test_threshold_is_the_models_boundary_lowered_for_false_abstentions() -> None:
+    from rag.abstain import choose_threshold
+
+    answerable = np.array([True] * 20 + [False] * 5)
+    confident = np.array([0.9] * 20 + [0.1] * 5)
+    assert choose_threshold(confident, answerable, 0.05) == 0.5
+    # Two of twenty answerable questions below 0.5: lowered to refuse at most one of them.
+    shaky = np.array([0.2, 0.3] + [0.9] * 18 + [0.1] * 5)
+    assert choose_threshold(shaky, answerable, 0.05) == 0.2

@@ -72,3 +72,16 @@ def test_what_did_x_say_covers_both_sentences_of_the_statement(tmp_path: Path, e
     assert result.answer.text.startswith("The Finnish president, Alexander Stubb,")
     assert result.answer.text.endswith("not inside the war zone.")
     assert text[result.answer.start : result.answer.end] == result.answer.text
+
+
+def test_fast_mode_takes_the_neighbour_that_reads_almost_as_well() -> None:
+    import numpy as np
+
+    from rag.quote import _with_close_neighbour
+
+    support = np.array([0.2, 0.7, 0.6, 0.1], dtype=np.float32)
+    assert _with_close_neighbour(support, 1, 0.2) == (1, 2)
+    assert _with_close_neighbour(support, 1, 0.05) == (1, 1)
+    assert _with_close_neighbour(support, 1, 0.0) == (1, 1)
+    assert _with_close_neighbour(np.array([0.5], dtype=np.float32), 0, 0.2) == (0, 0)
+    assert _with_close_neighbour(np.array([0.5, 0.45], dtype=np.float32), 1, 0.2) == (0, 1)
