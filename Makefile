@@ -35,10 +35,12 @@ chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-# The retrieval gate fails on a regression against eval/baseline.json; the external
-# benchmarks run on small samples (each skips with a message when ../shared is absent).
+# The retrieval gate fails on a regression against the baselines of both question sets (the
+# seed article's, eval/baseline.json, and the SQuAD stand-ins', eval/baseline-squad.json); the
+# external benchmarks run on small samples (each skips with a message when ../shared is absent).
 test: lint chromium
 	$(VENV)/bin/rag eval --check --quiet
+	$(VENV)/bin/rag eval --check --quiet --questions eval/questions-squad.jsonl
 	$(VENV)/bin/rag eval --bench ../shared/benchmarks/retrieval_bench --sample 75 --paragraphs 600 --mode bm25 --mode dense --mode hybrid --no-write --quiet
 	$(VENV)/bin/rag eval --squad2 ../shared/benchmarks/squad2_dev/dev-v2.0.json --sample 100 --articles 2 --mode hybrid --no-write --quiet
 	$(VENV)/bin/pytest -q

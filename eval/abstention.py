@@ -1,11 +1,16 @@
-"""Learn the abstention rule on real questions: ``rag eval --learn-abstention --squad2 FILE``.
+"""Learn the abstention rule on commentary questions: ``rag eval --learn-abstention``.
 
-Every SQuAD 2.0 dev article is indexed together; each question (answerable or not) is
-answered in both modes with abstention off, and the signals the pipeline saw are kept
-(:func:`rag.abstain.signals`). Articles are split in two by a hash of their id: a logistic
-model per mode is fitted on the questions of one part and reported on the other, so no
-article's questions are on both sides. The parameters are written to ``rag/abstention/`` with
-the models they belong to and the held-out figures.
+The seed-article question set (``eval/questions.jsonl``) is indexed; each question
+(answerable or not) is answered in both modes with abstention off, and the signals the
+pipeline saw are kept (:func:`rag.abstain.signals`). Questions are split in two by a hash of
+their id: a logistic model per mode is fitted, and its threshold chosen, on the tuning half
+only, and both are reported on the other half. The parameters are written to
+``rag/abstention/`` with the models they belong to and the held-out figures.
+
+SQuAD 2.0 no longer decides anything here: its adversarial unanswerable questions and
+encyclopedia paragraphs put the signals elsewhere than commentary does (a model fitted on
+them refused a third of the paraphrased commentary questions); it stays a reported figure
+(``rag eval --squad2``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.dataset import EvalQuestion
+from eval.dataset import EvalQuestion, QuestionSet
 from eval.run import in_calibration_part, index_dir_for, one_thread, open_eval_corpus
 from rag.abstain import (
     ACCURATE_SIGNALS,
@@ -41,7 +46,9 @@ MODES = ("fast", "accurate")
 #: The shipped threshold keeps false abstentions on the training part's answerable questions
 #: at or below this share: refusing an answerable question costs the reader more than
 #: quoting a near miss, which they can check against the span.
-MAX_FALSE_ABSTENTION = 0.05
+#: Per mode, below the issue's ceilings (5% accurate, 8% fast) by a margin, so that the
+#: reported half, which the threshold never saw, stays under them.
+MAX_FALSE_ABSTENTION = {"fast": 0.05, "accurate": 0.03}
 FEATURES = {"fast": FAST_SIGNALS, "accurate": ACCURATE_SIGNALS}
 
 
@@ -77,6 +84,7 @@ def collect(
                     settings=settings,
                     mode=mode,
                     reranker=reranker,
+                    history=list(q.previous) or None,
                     abstain=False,
                 )
                 seen[mode] = dict(result.signals)
@@ -84,13 +92,25 @@ def collect(
     return rows
 
 
+def pipeline_digest() -> str:
+    """A hash of the pipeline's source (rag/*.py): cached signals are not reused once the code
+    that computes them changes."""
+    rag_dir = Path(__file__).resolve().parent.parent / "rag"
+    digest = hashlib.sha256()
+    for path in sorted(rag_dir.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Sequence[str]) -> str:
     parts = [
+        pipeline_digest(),
         encoder.query_name,
         reranker.name,
         CHUNKER_VERSION,
         str(settings.pair_margin),
         ",".join(ACCURATE_SIGNALS),  # a new signal needs new rows
+        "names_in_article",
         f"{settings.retrieval_mode}/{settings.candidates}/{settings.fusion}",
         f"{settings.dense_weight}/{settings.rrf_k}",
         f"{settings.rerank_candidates}/{settings.rerank_max_length}/{settings.top_k}",
@@ -129,7 +149,12 @@ def decision_metrics(model: AbstentionModel, rows: Sequence[Row]) -> dict[str, f
     """Accuracy of the answer/abstain decision, and abstention recall, precision and false
     abstentions, over ``rows``."""
     usable = [r for r in rows if r.signals.get(model.mode)]
-    refused = [r for r in usable if model.probability(r.signals[model.mode]) < model.threshold]
+    refused = [
+        r
+        for r in usable
+        if vetoed(r.signals[model.mode])
+        or model.probability(r.signals[model.mode]) < model.threshold
+    ]
     refused_ids = {r.id for r in refused}
     answerable = [r for r in usable if r.answerable]
     unanswerable = [r for r in usable if not r.answerable]
@@ -151,6 +176,11 @@ def decision_metrics(model: AbstentionModel, rows: Sequence[Row]) -> dict[str, f
     }
 
 
+def vetoed(signals: Mapping[str, float]) -> bool:
+    """Whether the answer is refused before the model is asked (see rag.question.lacks)."""
+    return signals.get("type_found", 1.0) < 1.0 or signals.get("names_in_article", 1.0) < 1.0
+
+
 def learn(
     rows: Sequence[Row],
     encoder: Encoder,
@@ -160,11 +190,13 @@ def learn(
     command: str,
 ) -> dict[str, tuple[AbstentionModel, dict[str, Any]]]:
     """Per mode: the model fitted on the training articles, and its figures on both parts."""
-    train = [r for r in rows if in_calibration_part(r.doc_id)]
-    held = [r for r in rows if not in_calibration_part(r.doc_id)]
+    train = [r for r in rows if in_calibration_part(r.id)]
+    held = [r for r in rows if not in_calibration_part(r.id)]
     out: dict[str, tuple[AbstentionModel, dict[str, Any]]] = {}
     for mode in MODES:
-        usable = [r for r in train if r.signals.get(mode)]
+        # The refusals that rag.question.lacks makes whatever the evidence says are not the
+        # model's to learn: it is fitted, and its threshold chosen, on the others.
+        usable = [r for r in train if r.signals.get(mode) and not vetoed(r.signals[mode])]
         model = fit(
             [r.signals[mode] for r in usable],
             [r.answerable for r in usable],
@@ -173,7 +205,7 @@ def learn(
             encoder=encoder.query_name,
             reranker=reranker.name if mode == "accurate" else "",
             chunker_version=CHUNKER_VERSION,
-            max_false_abstention=MAX_FALSE_ABSTENTION,
+            max_false_abstention=MAX_FALSE_ABSTENTION[mode],
         )
         balanced = AbstentionModel(**{**model.__dict__, "threshold": 0.5})
         figures = {
@@ -185,10 +217,11 @@ def learn(
             "command": command,
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "data": source,
-            "split": "articles whose id hashes even train, the others are held out",
+            "split": "questions whose id hashes even (the tuning half) fit the weights and "
+            "the threshold; the others (the reported half) are held out",
             "retrieval": "hybrid (the rule applies to hybrid retrieval only)",
-            "train_articles": len({r.doc_id for r in train}),
-            "held_out_articles": len({r.doc_id for r in held}),
+            "veto": "an answer without the kind of answer asked for (a number, a time) is "
+            "refused whatever the model says (rag.question.answer_type_found)",
             **figures,
         }
         out[mode] = (
@@ -209,14 +242,16 @@ def write_models(models: Mapping[str, AbstentionModel], directory: Path = SHIPPE
 
 def markdown(learned: Mapping[str, tuple[AbstentionModel, Mapping[str, Any]]], command: str) -> str:
     lines = [
-        "## Learned abstention (SQuAD 2.0 dev)",
+        "## Learned abstention (seed-article question set, tuning half)",
         "",
-        f"Command: `{command}`. Every SQuAD 2.0 dev article is indexed together; a logistic "
-        "model per mode over the pipeline's signals is fitted on the questions of half of the "
-        "articles and measured on the other half (held out). The shipped threshold keeps false "
-        f"abstentions on the training part's answerable questions at or below "
-        f"{MAX_FALSE_ABSTENTION:.0%}; the `held-out at 0.5` rows show the most accurate "
-        "decision on this balanced data instead.",
+        f"Command: `{command}`. A logistic model per mode over the pipeline's signals is "
+        "fitted on the tuning half of the seed-article question set (question ids hashing "
+        "even) and measured on the reported half (held out). The shipped threshold keeps "
+        "false abstentions on the tuning half's answerable questions at or below "
+        + ", ".join(f"{MAX_FALSE_ABSTENTION[m]:.0%} ({m})" for m in MODES)
+        + "; the `held-out at 0.5` rows show the decision at an even threshold instead. An "
+        "answer that lacks the kind of answer asked for (a number, a time) is refused "
+        "before the model is asked.",
         "",
         "| mode | part | questions | accuracy | abst. recall | abst. precision | false abst. |",
         "|---|---|---|---|---|---|---|",
@@ -256,34 +291,30 @@ def sample_questions(
 
 
 def run_learning(
-    path: Path,
+    qset: QuestionSet,
     encoder: Encoder,
     reranker: Reranker,
     settings: Settings,
     cache_dir: Path,
     *,
-    sample: int | None,
-    seed: int,
     command: str,
     progress: bool = False,
 ) -> dict[str, tuple[AbstentionModel, dict[str, Any]]]:
-    from eval.bench import squad2_questions
-    from eval.squad import load_squad2
-
-    articles = load_squad2(path)
-    questions = sample_questions(squad2_questions(articles, None, seed), sample, seed)
-    key = cache_key(encoder, reranker, settings, [q.id for q in questions])
+    """Collect every question's signals in both modes (cached by models, settings and
+    question ids), fit on the tuning half, report on the other."""
+    questions = list(qset.questions)
+    key = cache_key(encoder, reranker, settings, [q.id + q.question for q in questions])
     cached = cache_dir / "abstention" / f"signals-{key}.jsonl"
     if cached.is_file():
         rows = load_rows(cached)
     else:
         corpus = open_eval_corpus(
-            [a.document for a in articles],
+            list(qset.documents.values()),
             encoder,
             settings,
-            index_dir_for(cache_dir / "squad2-all", encoder),
+            index_dir_for(cache_dir, encoder),
             progress=progress,
         )
         rows = collect(questions, corpus, encoder, reranker, settings, progress=progress)
         save_rows(cached, rows)
-    return learn(rows, encoder, reranker, source=str(path.name), command=command)
+    return learn(rows, encoder, reranker, source=str(qset.path.name), command=command)

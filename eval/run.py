@@ -57,15 +57,24 @@ CURVE_KS = tuple(range(1, RANKING_DEPTH + 1))
 DEFAULT_TOLERANCE = 0.02
 MAX_FALSE_ABSTENTION = 0.05
 
-#: The issue's targets for the own question set: (mode, metric) -> (comparison, value).
+#: Issue 14's targets, on the reported half of the seed-article set: (mode, metric) ->
+#: (comparison, value). ``hybrid`` is the fast answer mode (hybrid retrieval, no reranker).
 TARGETS: dict[tuple[str, str], tuple[str, float]] = {
+    ("accurate", "recall@1"): (">=", 0.93),
+    ("accurate", "answer_hit"): (">=", 0.85),
+    ("accurate", "false_abstention"): ("<=", 0.05),
+    ("accurate", "abstention_recall"): (">=", 0.90),
+    ("accurate", "quote_exactness"): (">=", 1.0),
     ("hybrid", "recall@1"): (">=", 0.85),
-    ("hybrid", "recall@3"): (">=", 0.97),
-    ("hybrid", "answer_hit"): (">=", 0.80),
+    ("hybrid", "answer_hit"): (">=", 0.75),
+    ("hybrid", "false_abstention"): ("<=", 0.08),
+    ("hybrid", "abstention_recall"): (">=", 0.85),
     ("hybrid", "quote_exactness"): (">=", 1.0),
-    ("hybrid", "abstention_recall"): (">=", 0.80),
-    ("hybrid", "false_abstention"): ("<=", 0.05),
 }
+#: The gate tolerates this many questions' worth of change in every metric (at least
+#: DEFAULT_TOLERANCE): int8 and float kernels round differently on different CPUs, and one
+#: borderline question flipping is noise to the people who run the gate, not a regression.
+TOLERATED_QUESTIONS = 2
 #: Quote exactness is not a trade-off in any mode: every returned text must be exact.
 EXACT_FLOOR = 1.0
 
@@ -366,11 +375,18 @@ def build_report(
             "recall_curve": {str(k): round(v, 4) for k, v in recall_curve(items, CURVE_KS).items()},
         }
         questions[mode] = {o.id: status_json(o, threshold) for o in items}
+    # The targets are read on the reported half: the questions no threshold was chosen on.
+    reported: dict[str, Any] = {}
+    for mode, items in outcomes.items():
+        held = [o for o in items if not in_calibration_part(o.id)]
+        if held:
+            reported[mode] = _metrics_json(summarize_by_category(held, threshold).overall)
     report: dict[str, Any] = {
         "meta": dict(meta),
         "modes": modes,
+        "reported_half": reported,
         "questions": questions,
-        "targets": target_rows({m: v["overall"] for m, v in modes.items()}),
+        "targets": target_rows(reported),
     }
     if calibration is not None:
         report["calibration"] = calibration_json(calibration)
@@ -428,23 +444,24 @@ DENOMINATOR = {
 
 
 def metric_tolerance(metric: str, denominators: Mapping[str, int], tolerance: float) -> float:
-    """The tolerated change: ``tolerance``, but never less than one question's worth (one
-    flipped question out of 18 unanswerable ones is noise, not a regression); none for quote
-    exactness."""
+    """The tolerated change: ``tolerance``, but never less than
+    :data:`TOLERATED_QUESTIONS` questions' worth (a flipped question out of 40 unanswerable
+    ones is noise, not a regression); none for quote exactness."""
     if metric == "quote_exactness":
         return 0.0
     n = denominators.get(DENOMINATOR.get(metric, "answerable"), 0)
-    one_question = math.ceil(10_000 / n) / 10_000 if n else 0.0
-    return max(tolerance, one_question)
+    worth = math.ceil(TOLERATED_QUESTIONS * 10_000 / n) / 10_000 if n else 0.0
+    return max(tolerance, worth)
 
 
 def make_baseline(report: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Per mode and metric: the value, a floor (or a ceiling for lower-is-better metrics) and
     the tolerated drop; per question its status.
 
-    The floor is the issue's target where the target is met, else the current value minus
-    the tolerance (at least one question's worth, see :func:`metric_tolerance`); quote
-    exactness has floor 1.0 and no tolerance in every mode."""
+    The floor is the current value minus the tolerance (at least
+    :data:`TOLERATED_QUESTIONS` questions' worth, see :func:`metric_tolerance`), so that no
+    single flipped question fails the gate; quote exactness has floor 1.0 and no tolerance
+    in every mode. The issue's targets are reported beside the figures, not gated."""
     modes: dict[str, dict[str, dict[str, Any]]] = {}
     for mode, data in report["modes"].items():
         entries: dict[str, dict[str, Any]] = {}
@@ -457,8 +474,6 @@ def make_baseline(report: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANC
             target = TARGETS.get((mode, metric))
             if metric == "quote_exactness":
                 bound = EXACT_FLOOR
-            elif target is not None and _meets(value, *target):
-                bound = target[1]
             entry = {"value": value, "tolerance": tol}
             entry["ceiling" if lower else "floor"] = round(bound, 4)
             if target is not None:
@@ -677,11 +692,17 @@ def failing_questions(
     wrong = [(qid, s) for qid, s in statuses.items() if not s["right"]]
     if not wrong:
         return ["Every question is right."]
-    lines = ["| id | category | question | gold rank | result |", "|---|---|---|---:|---|"]
+    lines = [
+        "| id | half | category | question | gold rank | result |",
+        "|---|---|---|---|---:|---|",
+    ]
     for qid, s in wrong:
         q = questions.get(qid)
         text = q.question.replace("|", "\\|") if q else ""
-        lines.append(f"| {qid} | {s['category']} | {text} | {s['rank'] or '–'} | {_describe(s)} |")
+        half = "tuning" if in_calibration_part(qid) else "reported"
+        lines.append(
+            f"| {qid} | {half} | {s['category']} | {text} | {s['rank'] or '–'} | {_describe(s)} |"
+        )
     return lines
 
 
@@ -690,7 +711,7 @@ def markdown_report(
 ) -> str:
     meta = report["meta"]
     lines = [
-        "## Own question set",
+        f"## Question set `{meta['questions']}`",
         "",
         f"Command: `{meta['command']}` — run {meta['date']}, model `{meta['model']}`, "
         f"abstention thresholds {describe_thresholds(meta['abstain_threshold'])} (learned "
@@ -706,8 +727,27 @@ def markdown_report(
     ]
     if plot_name:
         lines += [f"![Paragraph Recall@k per retrieval mode]({plot_name})", ""]
-    lines += ["### Targets (issue 4)", "", "| mode | metric | target | measured | met |"]
-    lines.append("|---|---|---|---:|---|")
+    half = report.get("reported_half", {})
+    if half:
+        lines += [
+            "### Reported half",
+            "",
+            "The same metrics on the reported half only (question ids hashing odd): every "
+            "threshold, including the learned abstention, was chosen on the other half.",
+            "",
+            *metrics_table(half.items(), "mode"),
+            "",
+        ]
+    cpu = meta.get("cpu", {})
+    if cpu:
+        lines += [f"CPU: {cpu.get('model', '?')}; flags {', '.join(cpu.get('flags', []))}.", ""]
+    if report["targets"]:
+        lines += [
+            "### Targets (issue 14, reported half)",
+            "",
+            "| mode | metric | target | measured | met |",
+            "|---|---|---|---:|---|",
+        ]
     for row in report["targets"]:
         lines.append(
             f"| {row['mode']} | {row['metric']} | {row['op']} {row['target']} | "
@@ -715,12 +755,15 @@ def markdown_report(
         )
     lines += [
         "",
-        "Regression gate: `rag eval --check` reruns the set and compares it with "
-        "`eval/baseline.json`, which holds per mode and metric the value, a floor (the target "
-        "where it is met, else the value minus the tolerance; a ceiling for false abstention) "
-        "and the tolerance (0.02, but at least one question's worth of the metric); quote "
-        "exactness must stay 1.0 in every mode. It exits 1 when a metric falls below its "
-        "floor or drops by more than its tolerance, and lists the questions whose result "
+        "Regression gate: `rag eval --check` reruns the set and compares it with its "
+        "baseline (`eval/baseline.json` for this set, `eval/baseline-squad.json` for the "
+        "stand-in set), which holds per mode and metric the value, a floor (the value minus "
+        "the tolerance; a ceiling for false abstention) and the tolerance (0.02, but at least "
+        f"{TOLERATED_QUESTIONS} questions' worth of the metric, so one question that flips on "
+        "another CPU cannot fail it); quote exactness must stay 1.0 in every mode. The "
+        "reranker runs with exact integer arithmetic and questions are encoded in float32, so "
+        "the figures are the same on CPUs with and without AVX-512 VNNI. It exits 1 when a "
+        "metric falls below its floor, and lists the questions whose result "
         "changed. `rag eval --update-baseline` rewrites the baseline.",
         "",
     ]
@@ -728,15 +771,15 @@ def markdown_report(
         lines += [f"### By category: {mode}", ""]
         lines += metrics_table(data["by_category"].items(), "category", counts=data["counts"])
         lines.append("")
-    default_mode = meta.get("default_mode", "hybrid")
-    if default_mode in report["questions"]:
-        lines += [f"### Questions not right in {default_mode} mode", ""]
+    for mode in report["questions"]:
+        lines += [f"### Questions not right in {mode} mode", ""]
         lines += [
             "Right means: gold paragraph ranked first and the answer span contains the gold "
-            "span (answerable), or an abstention (unanswerable).",
+            "span (answerable), or an abstention (unanswerable). The `half` column says "
+            "whether the question is in the tuning or the reported half.",
             "",
         ]
-        lines += failing_questions(report, default_mode, questions)
+        lines += failing_questions(report, mode, questions)
         lines.append("")
     return "\n".join(lines)
 
@@ -744,6 +787,7 @@ def markdown_report(
 SECTION = re.compile(r"<!-- begin:(?P<name>[\w-]+) -->\n.*?<!-- end:(?P=name) -->\n", re.DOTALL)
 SECTION_ORDER = (
     "own",
+    "own-squad",
     "calibration",
     "abstention",
     "first-stage",
@@ -760,10 +804,10 @@ SECTION_ORDER = (
 REPORT_HEADER = """# Evaluation report
 
 Produced by `rag eval` (eval/). Each section below is rewritten by the command it names and
-keeps the others as they were. The question set is written by hand about stand-in articles
-(SQuAD 2.0 dev Wikipedia articles, read from `../shared/benchmarks` at run time) until the seed
-article is in `data/`; the `author_source` category has no questions yet, because Wikipedia
-articles have no author or byline to ask about.
+keeps the others as they were. The product's own question set (`eval/questions.jsonl`) is
+written by hand about the seed article in `data/`; a second set (`eval/questions-squad.jsonl`)
+about SQuAD 2.0 dev Wikipedia articles (read from `../shared/benchmarks` at run time) keeps the
+breadth. Both are gated by `rag eval --check`.
 
 """
 
@@ -864,6 +908,23 @@ def describe_thresholds(thresholds: Any) -> str:
     return str(thresholds)
 
 
+def cpu_description() -> dict[str, Any]:
+    """The CPU the figures were measured on: its model name and the instruction sets that
+    change int8 and float kernels (AVX2, FMA, AVX-512, VNNI)."""
+    model, flags = "", set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni")
+    return {"model": model, "flags": [f for f in wanted if f in flags]}
+
+
 def report_meta(run: SetRun, command: str, encoder: Encoder) -> dict[str, Any]:
     questions = run.qset.questions
     categories = {c: sum(1 for q in questions if q.category == c) for c in CATEGORIES}
@@ -882,4 +943,6 @@ def report_meta(run: SetRun, command: str, encoder: Encoder) -> dict[str, Any]:
         "categories": categories,
         "documents": sorted(run.qset.documents),
         "modes": list(run.outcomes),
+        "cpu": cpu_description(),
+        "split": "sha256(id) even: tuning half (thresholds chosen here); odd: reported half",
     }

@@ -23,7 +23,7 @@ from eval.bench import (
     read_qrels,
     sample_queries,
 )
-from eval.dataset import DEFAULT_QUESTIONS, load_question_set
+from eval.dataset import SQUAD_QUESTIONS, load_question_set
 from eval.metrics import summarize
 from eval.run import run_questions
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
@@ -32,7 +32,7 @@ from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 def test_the_question_set_runs_and_every_quote_is_exact(squad_corpus, encoder) -> None:
     from rag.settings import Settings
 
-    qset = load_question_set(DEFAULT_QUESTIONS, squad_path=SQUAD2_PATH)
+    qset = load_question_set(SQUAD_QUESTIONS, squad_path=SQUAD2_PATH)
     questions = [q for q in qset.questions if q.doc_id in (None, "squad2-Islamism")]
     assert len(questions) > 40
     settings = Settings()
