@@ -308,7 +308,7 @@ def cmd_own(args: argparse.Namespace, command: str) -> int:
     )
     default_mode = _default_mode(settings)
     calibration = None
-    if default_mode in run.outcomes:
+    if default_mode in run.outcomes and not name:  # thresholds are chosen on the seed set
         options = R.answer_options(default_mode)
         rule = "learned" if options["mode"] in abstention else "threshold"
         calibration = R.calibrate(run.outcomes[default_mode], default_mode, rule)

@@ -194,7 +194,12 @@ def evaluate_question(
         )
 
     ranking = ask(RANKING_DEPTH)
-    result = ask(None)
+    # In accurate mode the answer and its confidence come from the reranked top passage and
+    # the cross-encoder's scores, the same whatever top_k (the reranker reads
+    # max(top_k, rerank_candidates) candidates either way), so one call serves both; fast
+    # mode weighs every returned passage, so it is asked again with the service's top_k.
+    same = mode == ACCURATE and max(settings.top_k, settings.rerank_candidates) >= RANKING_DEPTH
+    result = ranking if same else ask(None)
     quote = result.answer
     return Outcome(
         id=question.id,
@@ -665,7 +670,9 @@ def calibration_markdown(c: Mapping[str, Any]) -> list[str]:
     )
     where = (
         f"It is the `threshold` of `rag/abstention/{c['mode']}.json`; the shipped value is "
-        "the one learned on SQuAD 2.0 (below), kept unless this part says otherwise."
+        "the one `rag eval --learn-abstention` chose with the model (below), on the same "
+        "tuning half; this section shows what a threshold pushed to the false-abstention "
+        "limit would do instead."
         if learned
         else f"Setting line: `abstain_threshold: float = Field({c['threshold']:.2f}, ...)` in "
         f"`rag/settings.py` (or `RAG_ABSTAIN_THRESHOLD={c['threshold']:.2f}`)."

@@ -358,12 +358,13 @@ def answer(
     query = retrieval_text(searched, [corpus.speller.correct(e) for e in earlier])
     depth = max(k, settings.rerank_candidates) if chosen == "accurate" else k
 
-    def first_stage(query: str) -> tuple[np.ndarray, list[Hit]]:
+    def first_stage(query: str) -> tuple[np.ndarray, np.ndarray, list[Hit]]:
         vec = encoder.encode([query], kind="query")[0]
+        terms = corpus.lexical.terms(query)
         found = retrieve(
             corpus,
             vec,
-            corpus.lexical.terms(query),
+            terms,
             mode=retrieval or settings.retrieval_mode,
             top_k=depth,
             candidates=settings.candidates,
@@ -372,7 +373,7 @@ def answer(
             dense_weight=settings.dense_weight,
             allowed=allowed,
         )
-        return vec, found
+        return vec, terms, found
 
     # "The author" / "the writer" is the author of the article that answers: the one whose
     # document the question finds (or the only author there is), named as her bio line does.
@@ -381,12 +382,11 @@ def answer(
         authors = corpus.authors(allowed)
         author = authors[0] if len(authors) == 1 else ""
         if not author and len(authors) > 1:
-            _vec, found = first_stage(query)
+            _vec, _terms, found = first_stage(query)
             author = corpus.documents[found[0].chunk.doc_id].meta.author if found else ""
         query = with_author(query, author)
         searched = with_author(searched, author)
-    query_vec, hits = first_stage(query)
-    query_terms = corpus.lexical.terms(query)
+    query_vec, query_terms, hits = first_stage(query)
     windows = None
     if chosen == "accurate" and reranker is not None:
         # A follow-up is read both with its context (the earlier question, then this one)
@@ -407,9 +407,9 @@ def answer(
     evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
     choice = choose_answer(corpus, hits, evidence, windows, settings.pair_margin)
     values: dict[str, float] = {}
-    if choice is not None:
-        document = corpus.documents[hits[choice.passage].chunk.doc_id]
-        by = [document.meta.author]
+    document = corpus.documents[hits[choice.passage].chunk.doc_id] if choice else None
+    by = [document.meta.author] if document else []
+    if choice is not None and document is not None:
         values = signals(
             hits,
             *choice.evidence,
@@ -420,10 +420,9 @@ def answer(
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
     learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None
     confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, learned)
-    if choice is not None and reason is None:
+    if document is not None and reason is None:
         # What the article lacks, stated: the kind of answer asked for, or who it is about.
-        document = corpus.documents[hits[choice.passage].chunk.doc_id]
-        lacking = lacks(searched, values, document.text, also=[document.meta.author])
+        lacking = lacks(searched, values, document.text, also=by)
         if lacking:
             confidence, reason = 0.0, lacking
     if not corpus.chunks:

@@ -55,7 +55,7 @@ def test_onnx_batches_do_not_change_vectors(
 def test_int8_questions_stay_close_and_passages_stay_exact(
     encoders: tuple[SentenceTransformerEncoder, ...],
 ) -> None:
-    """With query_int8 (the default setting) only questions run on the int8 copy: passages,
+    """With query_int8 (a setting, off by default) only questions run on the int8 copy: passages,
     and so an index, are the fp32 ones; questions stay within cosine 0.98 of fp32; and the
     change shows in ``query_name``, which the learned abstention checks, never in ``name``."""
     fp32, _ = encoders
