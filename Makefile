@@ -41,8 +41,8 @@ chromium:
 test: lint chromium
 	$(VENV)/bin/rag eval --check --quiet
 	$(VENV)/bin/rag eval --check --quiet --questions eval/questions-squad.jsonl
-	$(VENV)/bin/rag eval --bench ../shared/benchmarks/retrieval_bench --sample 75 --paragraphs 600 --mode bm25 --mode dense --mode hybrid --no-write --quiet
-	$(VENV)/bin/rag eval --squad2 ../shared/benchmarks/squad2_dev/dev-v2.0.json --sample 100 --articles 2 --mode hybrid --no-write --quiet
+	$(VENV)/bin/rag eval --bench ../shared/benchmarks/retrieval_bench --sample 40 --paragraphs 400 --mode bm25 --mode dense --mode hybrid --no-write --quiet
+	$(VENV)/bin/rag eval --squad2 ../shared/benchmarks/squad2_dev/dev-v2.0.json --sample 50 --articles 2 --mode hybrid --no-write --quiet
 	$(VENV)/bin/pytest -q
 
 # Benchmarks (docs/benchmarks.md): not part of `make test`. The HTTP load test drives the

@@ -59,7 +59,11 @@ def run_tests() -> dict[str, Any]:
     shutil.rmtree(FIGURES, ignore_errors=True)
     FIGURES.mkdir(parents=True)
     report = WORK / "junit.xml"
-    env = {**os.environ, "RAG_RELIABILITY_FIGURES": str(FIGURES)}
+    env = {
+        "RAG_RELIABILITY_KILL_CYCLES": "50",  # the documented figure; make test runs 20
+        **os.environ,
+        "RAG_RELIABILITY_FIGURES": str(FIGURES),
+    }
     cmd = [sys.executable, "-m", "pytest", "-q", f"--junitxml={report}", *TEST_FILES]
     print("$", " ".join(cmd), flush=True)
     started = time.monotonic()
