@@ -7,7 +7,8 @@ give it:
   and an article never calls its author that: its bio line names her. :func:`with_author`
   rewrites such a question with the author's name from the document's metadata, so that it
   can be matched against what the article says ("Who is the author?" -> "Who is Gwendolyn
-  Sasse?"). Nothing is rewritten for display: the question shown and answered is unchanged.
+  Sasse?"). The question shown and answered stays the reader's; the response's
+  ``searched_as`` says what was searched.
 * **Names and their other names.** A question that names someone or something the article
   never mentions is seldom answered by it ("What did Macron say ...?"). But commentary names
   governments by their capital ("Berlin", "Moscow") or people ("the Germans"), so a name
@@ -15,23 +16,28 @@ give it:
   name, capital, demonym or usual alternative spellings, from the ``countryinfo`` package's
   data), and the author's own name counts as present in every passage of her article (her
   own voice). :func:`names_found` is the share of the question's names present.
-* **The kind of answer.** "How many ...?" asks for a number and "When ...?" / "What year
-  ...?" for a time; a passage on the topic that holds no number or no time does not answer
-  it, however relevant it reads. :func:`expected_answer` and :func:`answer_type_found`
-  check that, and nothing finer: other question words ("who", "where", "what") leave the
-  kind of answer open, because commentary answers them with phrases ("European leaders",
-  "Nato countries bordering Ukraine") that no type check recognises reliably.
+* **The kind of answer.** "How many ...?" asks for a number, "When ...?" / "What year ...?"
+  for a time, and "Which official ...?" for a person's name; a passage on the topic that
+  holds none does not answer it, however relevant it reads. :func:`expected_answer` and
+  :func:`answer_type_found` check that, and nothing finer: other question words ("who",
+  "where", "what") leave the kind of answer open, because commentary answers them with
+  phrases ("European leaders", "Nato countries bordering Ukraine") that no type check
+  recognises reliably.
+
+:func:`lacks` turns the last two into a refusal with its reason, before any score is
+consulted (docs/abstention.md).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
+
+from rag.load import fold
 
 AnswerKind = Literal["number", "time", "person"]
 
@@ -99,12 +105,6 @@ def with_author(question: str, author: str) -> str:
 # --------------------------------------------------------------------------- names
 
 _TOKEN = re.compile(r"[^\W_]+")
-
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form of ``text``, white space runs made one space."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
 
 
 def folded_words(text: str) -> set[str]:

@@ -736,12 +736,7 @@ def test_loading_state_then_errors_with_a_retry(tab: Tab) -> None:
     expect(tab.chat.locator(".log")).to_have_attribute("aria-busy", "false")
     assert tab.shadow_focus() == "question"
 
-    page.route(
-        "**/ask",
-        lambda route: route.fulfill(
-            status=503, json={"error": {"code": "not_ready", "message": "loading"}}
-        ),
-    )
+    refuse_asks(page)
     reply.locator("button.retry").click()
     expect(reply).to_contain_text("unavailable right now (HTTP 503)")
     page.unroute("**/ask")
@@ -843,18 +838,23 @@ def test_a_question_sent_while_an_answer_loads_waits_its_turn(tab: Tab) -> None:
     page.unroute("**/ask")
 
 
-def test_focus_ring_has_3_to_1_contrast_wherever_it_is_drawn(tab: Tab) -> None:
-    """Every control of the widget (header, error reply, answer, passages, question box) and the
-    passage focused in the article: a visible ring whose computed colour has at least 3:1
-    against the computed background it is drawn on (WCAG 1.4.11)."""
-    tab.open()
-    page = tab.page
+def refuse_asks(page: Page) -> None:
+    """Every /ask of this page answers 503 (not ready): an error reply with its Retry."""
     page.route(
         "**/ask",
         lambda route: route.fulfill(
             status=503, json={"error": {"code": "not_ready", "message": "loading"}}
         ),
     )
+
+
+def test_focus_ring_has_3_to_1_contrast_wherever_it_is_drawn(tab: Tab) -> None:
+    """Every control of the widget (header, error reply, answer, passages, question box) and the
+    passage focused in the article: a visible ring whose computed colour has at least 3:1
+    against the computed background it is drawn on (WCAG 1.4.11)."""
+    tab.open()
+    page = tab.page
+    refuse_asks(page)
     failed = tab.ask(HERVE_QUESTION)  # an error reply, with its Retry button
     expect(failed.locator("button.retry")).to_be_visible()
     page.unroute("**/ask")
@@ -1037,12 +1037,7 @@ def test_no_axe_violations_after_an_answer(tab: Tab) -> None:
     a desktop and a phone."""
     tab.open()
     page = tab.page
-    page.route(
-        "**/ask",
-        lambda route: route.fulfill(
-            status=503, json={"error": {"code": "not_ready", "message": "loading"}}
-        ),
-    )
+    refuse_asks(page)
     tab.ask(HERVE_QUESTION)
     page.unroute("**/ask")
     reply = tab.ask(NORMANS_QUESTION)
