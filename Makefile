@@ -37,12 +37,9 @@ chromium:
 
 # The retrieval gate fails on a regression against the baselines of both question sets (the
 # seed article's, eval/baseline.json, and the SQuAD stand-ins', eval/baseline-squad.json); the
-# external benchmarks run on small samples (each skips with a message when ../shared is absent).
+# external benchmarks run end to end on small samples inside pytest (tests/test_eval_smoke.py).
 test: lint chromium
 	$(VENV)/bin/rag eval --check --quiet
-	$(VENV)/bin/rag eval --check --quiet --questions eval/questions-squad.jsonl
-	$(VENV)/bin/rag eval --bench ../shared/benchmarks/retrieval_bench --sample 40 --paragraphs 400 --mode bm25 --mode dense --mode hybrid --no-write --quiet
-	$(VENV)/bin/rag eval --squad2 ../shared/benchmarks/squad2_dev/dev-v2.0.json --sample 50 --articles 2 --mode hybrid --no-write --quiet
 	$(VENV)/bin/pytest -q
 
 # Benchmarks (docs/benchmarks.md): not part of `make test`. The HTTP load test drives the

@@ -4,10 +4,13 @@ calibration, and the external benchmarks.
 ``register(subparsers)`` adds the ``eval`` command to ``rag``'s parser; until it is wired in,
 run it as ``python -m eval.cli [options]``.
 
-* ``rag eval`` — run the set in each mode, print one table, write ``eval/report.md``,
-  ``eval/report.json`` and ``eval/recall_at_k.png``.
-* ``rag eval --check`` — compare with ``eval/baseline.json``; exit 1 on a regression and list
-  the questions whose result changed. Writes nothing. ``--update-baseline`` rewrites it.
+* ``rag eval`` — run both question sets (the seed article's, ``eval/questions.jsonl``, and
+  the SQuAD stand-ins', ``eval/questions-squad.jsonl``; ``--questions`` picks one) in each
+  mode, print one table per set, write ``eval/report.md``, ``eval/report[-squad].json`` and
+  ``eval/recall_at_k[-squad].png``.
+* ``rag eval --check`` — compare each set with its baseline (``eval/baseline.json``,
+  ``eval/baseline-squad.json``); exit 1 on a regression and list the questions whose result
+  changed. Writes nothing. ``--update-baseline`` rewrites them.
 * ``rag eval --calibrate`` — choose the abstention threshold on a calibration part of the set.
 * ``rag eval --bench DIR`` and ``rag eval --squad2 FILE`` — the external benchmarks.
 """
@@ -23,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eval.dataset import DEFAULT_QUESTIONS, DatasetError
+from eval.dataset import DEFAULT_QUESTIONS, SQUAD_QUESTIONS, DatasetError
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 
 EVAL_DIR = Path(__file__).resolve().parent
@@ -36,7 +39,12 @@ EXIT_FAIL = 1
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     own = p.add_argument_group("own question set")
-    own.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question file")
+    own.add_argument(
+        "--questions",
+        type=Path,
+        help="question file (default: both sets, eval/questions.jsonl about the seed article "
+        "and eval/questions-squad.jsonl about the stand-ins; --learn-abstention: the first)",
+    )
     own.add_argument(
         "--squad",
         type=Path,
@@ -260,13 +268,16 @@ def set_name(questions: Path) -> str:
 
 def cmd_own(args: argparse.Namespace, command: str) -> int:
     from eval import run as R
-    from eval.dataset import load_question_set
+    from eval.dataset import SQUAD_PREFIX, load_question_set, parse_questions
 
     name = set_name(args.questions)
     if args.baseline is None:
         args.baseline = EVAL_DIR / (f"baseline-{name}.json" if name else "baseline.json")
 
-    if not args.squad.is_file():
+    needs_squad = any(
+        (q.doc_id or "").startswith(SQUAD_PREFIX) for q in parse_questions(args.questions)
+    )
+    if needs_squad and not args.squad.is_file():
         print(f"skipped: the stand-in articles need {args.squad} (../shared/benchmarks absent)")
         return 0
     settings = _settings(args)
@@ -372,7 +383,8 @@ def cmd_learn_abstention(args: argparse.Namespace, command: str) -> int:
     if reranker is None:
         print("error: learning the accurate mode's rule needs the reranker", file=sys.stderr)
         return EXIT_FAIL
-    qset = load_question_set(args.questions, squad_path=args.squad, data_dir=settings.data_dir)
+    questions = args.questions or DEFAULT_QUESTIONS
+    qset = load_question_set(questions, squad_path=args.squad, data_dir=settings.data_dir)
     learned = run_learning(
         qset,
         _encoder(settings),
@@ -402,7 +414,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if args.squad2 is not None:
                 code |= cmd_squad2(args, command)
             return code
-        return cmd_own(args, command)
+        sets = [args.questions] if args.questions else [DEFAULT_QUESTIONS, SQUAD_QUESTIONS]
+        if args.baseline is not None and len(sets) > 1:
+            raise DatasetError("--baseline names one set's baseline: give --questions too")
+        code = 0
+        for path in sets:
+            if len(sets) > 1:
+                print(f"== {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+            code |= cmd_own(argparse.Namespace(**{**vars(args), "questions": path}), command)
+        return code
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAIL

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eval import cli
+from eval.dataset import SQUAD_QUESTIONS
 from eval.metrics import Outcome, TextSpan
 from eval.run import (
     build_report,
@@ -194,7 +195,7 @@ def test_register_adds_the_eval_command() -> None:
     [
         ["--bench", "/nonexistent/retrieval_bench"],
         ["--squad2", "/nonexistent/dev-v2.0.json"],
-        ["--squad", "/nonexistent/dev-v2.0.json", "--check"],
+        ["--squad", "/nonexistent/dev-v2.0.json", "--questions", str(SQUAD_QUESTIONS)],
     ],
 )
 def test_missing_shared_data_skips_with_a_message(argv: list[str], capsys) -> None:

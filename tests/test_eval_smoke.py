@@ -124,3 +124,38 @@ def test_a_real_benchmark_sample_loads() -> None:
     assert {"_id", "text", "source", "gold_pid"} <= set(first)
     qrels = read_qrels(root / "qrels" / "test.tsv")
     assert len(qrels) > 30_000 and qrels[first["_id"]] == [first["gold_pid"]]
+
+
+def test_the_benchmarks_run_end_to_end_on_small_real_samples(tmp_path: Path, encoder) -> None:
+    """`rag eval --bench` and `rag eval --squad2` on a few real questions each, in process: the
+    same paths as the reported runs (eval/report.md), at smoke-test size."""
+    from eval.bench import run_bench, run_squad2, squad2_markdown
+    from rag.settings import Settings
+
+    root = SQUAD2_PATH.parent.parent / "retrieval_bench"
+    if not (root / "corpus.jsonl").is_file() or not SQUAD2_PATH.is_file():
+        pytest.skip("external benchmarks not found (../shared missing)")
+    settings = Settings()
+    bench = run_bench(
+        root,
+        encoder,
+        settings,
+        ["bm25", "hybrid"],
+        tmp_path,
+        sample=8,
+        paragraphs=120,
+        distractors=False,
+        seed=13,
+    )
+    assert bench["meta"]["questions"] >= 8 and bench["meta"]["paragraphs"] == 120
+    for source, modes in bench["scores"].items():
+        assert 0.0 <= modes["hybrid"]["recall@5"] <= 1.0, source
+    assert bench["scores"]["all"]["hybrid"]["recall@5"] > 0.3  # a smoke floor only
+    assert "| mode |" in bench_markdown(bench, "cmd", "today")
+
+    squad = run_squad2(
+        SQUAD2_PATH, encoder, settings, ["hybrid"], tmp_path, sample=10, articles=1, seed=13
+    )
+    assert squad["meta"]["answerable"] == 10 and squad["meta"]["unanswerable"] == 10
+    assert squad["modes"]["hybrid"]["quote_exactness"] == 1.0
+    assert "| hybrid |" in squad2_markdown(squad, "cmd", "today")
