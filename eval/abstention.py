@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -275,20 +274,6 @@ def markdown(learned: Mapping[str, tuple[AbstentionModel, Mapping[str, Any]]], c
             f"standardised signals: {weights}."
         )
     return "\n".join(lines)
-
-
-def sample_questions(
-    questions: Sequence[EvalQuestion], sample: int | None, seed: int
-) -> list[EvalQuestion]:
-    if sample is None:
-        return list(questions)
-    rng = random.Random(seed)
-    answerable = [q for q in questions if q.answerable]
-    unanswerable = [q for q in questions if not q.answerable]
-    return [
-        *(answerable if len(answerable) <= sample else rng.sample(answerable, sample)),
-        *(unanswerable if len(unanswerable) <= sample else rng.sample(unanswerable, sample)),
-    ]
 
 
 def run_learning(

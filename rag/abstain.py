@@ -7,10 +7,12 @@ accurate mode the cross-encoder's passage and sentence logits and margin.
 :class:`AbstentionModel` turns them into the probability that the articles answer the
 question; below its threshold the service abstains.
 
-The parameters are learned by ``rag eval --learn-abstention`` on one part of the SQuAD 2.0 dev
-set (real answerable and unanswerable questions), reported on the other part, and shipped as
-JSON beside this module (``rag/abstention/<mode>.json``). They belong to the models that made
-the signals: loading refuses parameters learned with another encoder, reranker or chunker.
+Each mode's model weighs only a few of them (:data:`FAST_SIGNALS`, :data:`ACCURATE_SIGNALS`);
+what the article visibly lacks is refused before it is asked (:func:`rag.question.lacks`).
+The parameters are learned by ``rag eval --learn-abstention`` on the tuning half of the
+seed-article question set, reported on the other half, and shipped as JSON beside this module
+(``rag/abstention/<mode>.json``). They belong to the models that made the signals: loading
+refuses parameters learned with another encoder, reranker or chunker.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     )
     abstention: Literal["learned", "threshold"] = Field(
         "learned",
-        description="learned: abstain by the logistic model learned on SQuAD 2.0 for each "
+        description="learned: abstain by the logistic model learned on the seed set for each "
         "answer mode (rag/abstention/<mode>.json, used only with the models it was learned "
         "with); threshold: abstain when the best sentence's support is below "
         "abstain_threshold.",
