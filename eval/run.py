@@ -802,6 +802,7 @@ SECTION_ORDER = (
     "rerank-stop",
     "rerank-windows",
     "answer-window",
+    "fast-answer",
     "spelling",
     "bench",
     "bench-distractors",

@@ -263,21 +263,29 @@ def _misspelt(name: str, words: Iterable[str]) -> bool:
     )
 
 
+class _Folded:
+    """A text's folded words and word sequence, made once for every name looked up in it."""
+
+    def __init__(self, text: str, also: Iterable[str]) -> None:
+        self.words = folded_words(text)
+        self.text = " ".join(_TOKEN.findall(fold(text)))
+        self.extra = {w for a in also for w in folded_words(a)}
+
+    def holds(self, name: str) -> bool:
+        folded = fold(name)
+        if _present(folded, self.words, self.text) or folded in self.extra:
+            return True
+        aliases = country_aliases().get(folded, ())
+        if any(_present(alias, self.words, self.text) for alias in aliases):
+            return True
+        return " " not in folded and _misspelt(folded, self.words | self.extra)
+
+
 def name_present(name: str, passage: str, *, also: Iterable[str] = ()) -> bool:
     """Whether ``passage`` holds ``name`` (or a word it is a typo of: "Mertz", "Sase"),
     another name of the same country, or ``name`` is one of the words of ``also`` (names
     that count as present, such as the author's)."""
-    words = folded_words(passage)
-    text = " ".join(_TOKEN.findall(fold(passage)))
-    folded = fold(name)
-    if _present(folded, words, text):
-        return True
-    extra = {w for a in also for w in folded_words(a)}
-    if folded in extra:
-        return True
-    if any(_present(alias, words, text) for alias in country_aliases().get(folded, ())):
-        return True
-    return " " not in folded and _misspelt(folded, words | extra)
+    return _Folded(passage, also).holds(name)
 
 
 def names_found(question: str, passage: str, *, also: Iterable[str] = ()) -> float:
@@ -286,14 +294,15 @@ def names_found(question: str, passage: str, *, also: Iterable[str] = ()) -> flo
     names = question_names(question)
     if not names:
         return 1.0
-    extra = tuple(also)
-    return sum(name_present(n, passage, also=extra) for n in names) / len(names)
+    folded = _Folded(passage, also)
+    return sum(folded.holds(n) for n in names) / len(names)
 
 
 def missing_names(question: str, passage: str, *, also: Iterable[str] = ()) -> list[str]:
     """The question's names that the passage does not hold, in question order."""
-    extra = tuple(also)
-    return [n for n in question_names(question) if not name_present(n, passage, also=extra)]
+    names = question_names(question)
+    folded = _Folded(passage, also) if names else None
+    return [n for n in names if folded is not None and not folded.holds(n)]
 
 
 # --------------------------------------------------------------------------- answer kinds

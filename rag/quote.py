@@ -26,13 +26,12 @@ from rag.types import Chunk, Hit, Passage, Quote, Span
 #: Weight of meaning against lexical overlap in a sentence's support score.
 SEMANTIC_WEIGHT = 0.7
 #: A lower-ranked passage must beat the top passage's best sentence by this much per rank.
-#: 0.05 (was 0.02): the fused ranking deserves more trust than one sentence's score; on the
-#: tuning halves, fast answer hit 0.696 -> 0.714 (seed set) and 0.639 -> 0.705 (stand-ins).
+#: Fast mode quotes the best sentence's better neighbour too when it is supported within
+#: FAST_PAIR_MARGIN of it (0: never). Both chosen on the tuning halves of the two question
+#: sets by ``python -m bench.fast_answer`` (eval/report.md, section *Fast mode's answer
+#: choice*): at 0.05 and 0.2 fast answer hit is 0.714 (seed) and 0.705 (stand-ins), against
+#: 0.607 and 0.574 with neither; a margin of 0.3 quotes longer for no more on the seed set.
 RANK_PENALTY = 0.05
-#: Fast mode quotes the best sentence's better neighbour too when it is supported within this
-#: much of it (0: never). Chosen on the tuning half of the seed-article set (answer hit 0.61 ->
-#: 0.70 there, 0.66 -> 0.74 on the reported half; quotes 184 -> 212 characters on average);
-#: 0.3 found no more answers on the tuning half and quotes longer.
 FAST_PAIR_MARGIN = 0.2
 
 _ANAPHOR = re.compile(
