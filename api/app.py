@@ -72,6 +72,7 @@ def create_app(
         settings,
         ask_concurrency=api_settings.ask_concurrency,
         reload_interval=api_settings.reload_interval,
+        answer_cache_size=api_settings.answer_cache_size,
     )
 
     @asynccontextmanager
@@ -120,10 +121,10 @@ def create_app(
     app.add_middleware(AdmissionMiddleware, admission=admission)
     instrumentator = install_metrics(app, service)
     instrumentator.registry.register(AdmissionCollector(admission))
-    if settings.cors_origins:
+    if api_settings.cors_origins:
         app.add_middleware(
             JsonErrorCORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=api_settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
             expose_headers=[REQUEST_ID_HEADER, "Retry-After"],

@@ -10,8 +10,8 @@ from slowapi import Limiter
 from api.deps import StateDep
 from api.openapi import error_responses
 from api.schemas import CARD_QUESTION, AskRequest, AskResponse
+from core.types import Answer
 from rag.response import answer_dict
-from rag.types import Answer
 
 #: Response examples: a real answer (the SQuAD 2.0 "Normans" article, as indexed by the tests)
 #: and an abstention.

@@ -1,6 +1,6 @@
 """Settings of the HTTP service only, read from ``RAG_*`` environment variables.
 
-The pipeline's settings (paths, model, retrieval, ``admin_token``, ``cors_origins``) live in
+The pipeline's settings (paths, model, retrieval, limits) live in
 :class:`rag.settings.Settings`; this holds what only the server needs. Nothing is read at
 import time: call :func:`get_api_settings` (cached) or pass an ``ApiSettings`` explicitly.
 """
@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 
 from limits import parse_many
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,17 @@ class ApiSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
+
+    # Access.
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for document writes (PUT/DELETE /documents); unset: writes "
+        "are disabled. Never has a default.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed to call the API from a browser, as JSON: ["https://..."].',
+    )
 
     # Abuse protection.
     ask_rate_limit: str = Field(
@@ -73,6 +84,10 @@ class ApiSettings(BaseSettings):
         ge=0.0,
         description="Seconds between checks for an index changed by another "
         "process (other workers, `rag index`); 0 disables the check.",
+    )
+
+    answer_cache_size: int = Field(
+        1024, ge=0, description="Rendered answers kept for repeated questions (0: none)."
     )
 
     log_level: str = Field("info", description="Log level of the server and access log.")

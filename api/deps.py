@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.config import ApiSettings
 from api.errors import ApiError
 from api.schemas import DOC_ID_REGEX
 from api.state import Loaded, ServiceState
@@ -53,11 +54,12 @@ _bearer = HTTPBearer(
 
 
 def require_admin(
-    state: StateDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Allow the request only with ``Authorization: Bearer <RAG_ADMIN_TOKEN>``."""
-    configured = state.settings.admin_token
+    api_settings: ApiSettings = request.app.state.api_settings
+    configured = api_settings.admin_token
     expected = configured.get_secret_value() if configured is not None else ""
     if not expected:
         raise ApiError(

@@ -19,9 +19,9 @@ from api.schemas import (
     ParagraphOut,
 )
 from api.state import Loaded
-from rag.errors import DocumentNotFound
+from core.errors import DocumentNotFound
+from core.types import Document
 from rag.load import make_document, parse_meta
-from rag.types import Document
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 

@@ -17,7 +17,7 @@ from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from rag.errors import (
+from core.errors import (
     DocumentError,
     DocumentNotFound,
     IndexCorrupt,

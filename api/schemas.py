@@ -13,7 +13,7 @@ from pydantic import (
     field_validator,
 )
 
-from rag.errors import InvalidQuestion
+from core.errors import InvalidQuestion
 from rag.load import DOC_ID_PATTERN
 from rag.pipeline import MAX_TOP_K, validate_question
 from rag.query import MAX_HISTORY

@@ -24,23 +24,15 @@ import anyio
 import anyio.to_thread
 
 from api.cache import LRUCache, ask_key
+from core.errors import DocumentNotFound, IndexNotFound, NotReady, RagError
+from core.types import Answer, Document
 from index.persist import IndexSnapshot, read_manifest, writer_lock
-from rag.abstain import AbstentionModel, models_for
-from rag.embed import SentenceTransformerEncoder, make_encoder
-from rag.errors import DocumentNotFound, IndexNotFound, NotReady, RagError
+from rag.build import read_previous, remove_document, upsert_document
+from rag.embed import Encoder
+from rag.engine import Engine, Request
 from rag.load import replace_article, restore_articles
-from rag.pipeline import (
-    answer,
-    build_index,
-    load_corpus,
-    read_previous,
-    remove_document,
-    upsert_document,
-)
-from rag.rerank import CrossEncoderReranker, make_reranker
 from rag.retrieve import Corpus
-from rag.settings import Settings
-from rag.types import Answer, Document
+from rag.settings import AnswerMode, Settings
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +92,28 @@ class ServiceState:
         *,
         ask_concurrency: int = 1,
         reload_interval: float = 1.0,
-        encoder: SentenceTransformerEncoder | None = None,
+        answer_cache_size: int = 1024,
+        encoder: Encoder | None = None,
     ) -> None:
         self.settings = settings
-        self.encoder = encoder or make_encoder(settings)
-        self._reranker_config = make_reranker(settings)
-        #: The loaded cross-encoder, or None (fast mode only) when none is configured or it
-        #: could not be loaded (the reason is in ``reranker_error`` and the log).
-        self.reranker: CrossEncoderReranker | None = None
-        self.reranker_error: str | None = None
-        #: Learned abstention models by answer mode (loaded with the models they belong to).
-        self.abstention: dict[str, AbstentionModel] = {}
+        #: The models, loaded once by :meth:`run` (the cross-encoder when it can be: without
+        #: it, fast mode still works and the reason is in the log).
+        self.engine = Engine(settings, encoder=encoder)
         self.reload_interval = reload_interval
         self._ask_limiter = anyio.CapacityLimiter(ask_concurrency)
         #: Rendered answers by (generation, question, options, render): a repeated question
         #: skips the model; a new generation (a document change) misses every older entry.
-        self.answer_cache: LRUCache[object] = LRUCache(settings.answer_cache_size)
+        self.answer_cache: LRUCache[object] = LRUCache(answer_cache_size)
         self._write_lock = anyio.Lock()
         self._loaded: Loaded | None = None
         self._loading = True
         self.error: str | None = None
 
     # ------------------------------------------------------------------ reading
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.engine.encoder
 
     @property
     def loaded(self) -> Loaded | None:
@@ -146,7 +138,7 @@ class ServiceState:
         doc_ids: Iterable[str] | None = None,
         author: str | None = None,
         history: Sequence[str] | None = None,
-        mode: str | None = None,
+        mode: AnswerMode | None = None,
     ) -> T:
         """Answer ``question`` and ``render`` the answer, both in a worker thread (at most
         ``ask_concurrency`` at once), so that neither blocks the event loop. A question
@@ -170,20 +162,17 @@ class ServiceState:
         if cached is not None:
             return cached  # type: ignore[return-value]  # stored by this method: a T
 
+        request = Request(
+            question,
+            top_k=top_k,
+            doc_ids=doc_ids,
+            author=author,
+            mode=mode,
+            history=tuple(history or ()),
+        )
+
         def work() -> T:
-            result = answer(
-                loaded.corpus,
-                self.encoder,
-                question,
-                settings=self.settings,
-                top_k=top_k,
-                doc_ids=doc_ids,
-                author=author,
-                history=history,
-                mode=mode,
-                reranker=self.reranker,
-                abstention=self.abstention,
-            )
+            result = self.engine.ask(request, loaded.corpus)
             rendered = render(result)
             self.answer_cache.put(key, rendered)
             return rendered
@@ -208,8 +197,7 @@ class ServiceState:
             await self.watch()
 
     def _load(self) -> Loaded:
-        self.encoder.load()
-        self._load_reranker()
+        self.engine.load_models()
         try:
             loaded = self._reload()
         except IndexNotFound:
@@ -220,32 +208,15 @@ class ServiceState:
                 self.settings.index_dir,
                 self.settings.data_dir,
             )
-            build_index(self.settings, self.encoder)
+            self.engine.build_index()
             loaded = self._reload()
         gc.collect()  # once, before the loaded objects are frozen (see _swap)
         return loaded
 
-    def _load_reranker(self) -> None:
-        """Load the cross-encoder if one is configured; without it, fast mode still works."""
-        if self._reranker_config is None or self.reranker is not None:
-            return
-        try:
-            self.reranker = self._reranker_config.load()
-        except RagError as exc:
-            self.reranker_error = str(exc)
-            log.warning("accurate mode is unavailable: %s", exc)
-        else:
-            log.info("reranker loaded: %s", self.reranker.name)
-        self.abstention = models_for(
-            self.settings,
-            encoder=self.encoder.query_name,
-            reranker=self.reranker.name if self.reranker is not None else None,
-        )
-
     def _reload(self) -> Loaded:
-        self.encoder.load()
+        self.engine.load_models()
         with writer_lock(self.settings.index_dir, exclusive=False):
-            corpus = load_corpus(self.settings, self.encoder)
+            corpus = self.engine.read_corpus()
             generation = live_generation(self.settings.index_dir)
         return Loaded.of(corpus, generation or 0)
 
@@ -332,7 +303,13 @@ class ServiceState:
             return self._with_article_files(
                 document.id,
                 document,
-                lambda: upsert_document(self.settings.index_dir, previous, document, self.encoder),
+                lambda: upsert_document(
+                    self.settings.index_dir,
+                    previous,
+                    document,
+                    self.encoder,
+                    index_type=self.settings.index_type,
+                ),
             )
 
         await self._write(change)
@@ -347,7 +324,13 @@ class ServiceState:
             return self._with_article_files(
                 doc_id,
                 None,
-                lambda: remove_document(self.settings.index_dir, previous, doc_id, self.encoder),
+                lambda: remove_document(
+                    self.settings.index_dir,
+                    previous,
+                    doc_id,
+                    self.encoder,
+                    index_type=self.settings.index_type,
+                ),
             )
 
         await self._write(change)

@@ -77,7 +77,7 @@ def run(n: int, seed: int) -> dict[str, list[Row]]:
     questions, corpus = squad2_outside_own(SQUAD2, n, seed, encoder, settings)
     results: dict[str, list[Row]] = {}
     for margin in MARGINS:
-        local = settings.model_copy(update={"pair_margin": 1e9 if margin is None else margin})
+        local = settings.tuned(pair_margin=1e9 if margin is None else margin)
         rows = []
         for q in questions:
             a = answer(

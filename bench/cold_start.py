@@ -17,8 +17,8 @@ from bench.common import REPO, Server, corpus_settings, median, save
 
 
 def ensure_index(settings: Any) -> None:
+    from rag.build import build_index
     from rag.embed import make_encoder
-    from rag.pipeline import build_index
 
     if not settings.index_dir.is_dir():
         build_index(settings, make_encoder(settings).load())

@@ -54,8 +54,8 @@ def measure(
 
 
 def run(n: int = 1000, before_n: int = 200, accurate_n: int = 200) -> dict[str, Any]:
+    from rag.build import build_index, load_corpus
     from rag.embed import Backend, SentenceTransformerEncoder
-    from rag.pipeline import build_index, load_corpus
     from rag.rerank import make_reranker
 
     settings = corpus_settings()

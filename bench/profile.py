@@ -25,8 +25,9 @@ from bench.common import WORK, Server, corpus_settings, eval_questions
 def profile_in_process(backend: str, n: int) -> str:
     from pyinstrument import Profiler
 
+    from rag.build import build_index, load_corpus
     from rag.embed import SentenceTransformerEncoder
-    from rag.pipeline import answer, build_index, load_corpus
+    from rag.pipeline import answer
 
     settings = corpus_settings()
     encoder = SentenceTransformerEncoder(backend=backend).load()  # type: ignore[arg-type]

@@ -125,7 +125,7 @@ def served(data: Path, index: Path, settings: dict[str, str]) -> Iterator[str]:
         }
     )
     log = open(WORK / "load" / "server.log", "ab")  # noqa: SIM115 (the child keeps it)
-    cmd = [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -173,12 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batch_size=config.batch_size,
                 workers=config.workers,
             ).load()
-            tuned = settings.model_copy(
-                update={
-                    "rerank_candidates": config.candidates,
-                    "rerank_first": config.first or config.candidates,
-                    "rerank_stop": config.stop,
-                }
+            tuned = settings.model_copy(update={"rerank_candidates": config.candidates}).tuned(
+                rerank_first=config.first or config.candidates, rerank_stop=config.stop
             )
             rows.append(
                 measure(

@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.common import RETRIEVAL_BENCH, load_models, publish, report_command
+from core.types import Hit
 from eval.bench import BenchQuery, embed_cached, load_bench, paragraph_corpus, sample_queries
 from eval.dataset import load_question_set, paragraph_id
 from eval.run import REPO, index_dir_for, open_eval_corpus
@@ -41,7 +42,6 @@ from rag.embed import Encoder
 from rag.rerank import CrossEncoderReranker
 from rag.retrieve import Corpus, retrieve
 from rag.settings import Settings
-from rag.types import Hit
 
 #: The reported sample (``rag eval --bench``'s defaults), kept out of the tuning questions.
 REPORTED_SAMPLE, REPORTED_SEED = 500, 13
@@ -85,10 +85,10 @@ def first_candidates(
             corpus.lexical.terms(q),
             mode="hybrid",
             top_k=settings.rerank_candidates,
-            candidates=settings.candidates,
-            rrf_k=settings.rrf_k,
+            candidates=settings.tuning.candidates,
+            rrf_k=settings.tuning.rrf_k,
             fusion=settings.fusion,
-            dense_weight=settings.dense_weight,
+            dense_weight=settings.tuning.dense_weight,
         )
         for q, vec in zip(questions, vectors, strict=True)
     ]

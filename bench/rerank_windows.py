@@ -34,12 +34,12 @@ from bench.rerank_stop import (
     squad2_key,
     tuning_parser,
 )
+from core.types import Hit
 from eval.dataset import paragraph_id
 from eval.squad import DEFAULT_PATH as SQUAD2
 from rag.embed import Encoder
 from rag.rerank import Reranker, rerank_hits
 from rag.settings import Settings
-from rag.types import Hit
 
 #: (window words, margin); words 0 is the rule without windows, margin inf reads them always.
 RULES: tuple[tuple[int, float], ...] = (
@@ -117,8 +117,8 @@ def run_rules(cases: Sequence[Case], reranker: Reranker) -> list[dict[str, objec
                 case.question,
                 case.hits,
                 keep=len(case.hits),
-                first=settings.rerank_first,
-                stop=settings.rerank_stop,
+                first=settings.tuning.rerank_first,
+                stop=settings.tuning.rerank_stop,
                 window_words=words,
                 window_margin=margin,
             )

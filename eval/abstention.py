@@ -107,14 +107,14 @@ def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Seq
         encoder.query_name,
         reranker.name,
         CHUNKER_VERSION,
-        str(settings.pair_margin),
+        str(settings.tuning.pair_margin),
         ",".join(ACCURATE_SIGNALS),  # a new signal needs new rows
         "names_in_article",
-        f"{settings.retrieval_mode}/{settings.candidates}/{settings.fusion}",
-        f"{settings.dense_weight}/{settings.rrf_k}",
-        f"{settings.rerank_candidates}/{settings.rerank_max_length}/{settings.top_k}",
-        f"{settings.rerank_first}/{settings.rerank_stop}",
-        f"{settings.rerank_window_words}/{settings.rerank_window_margin}",
+        f"{settings.retrieval_mode}/{settings.tuning.candidates}/{settings.fusion}",
+        f"{settings.tuning.dense_weight}/{settings.tuning.rrf_k}",
+        f"{settings.rerank_candidates}/{settings.tuning.rerank_max_length}/{settings.top_k}",
+        f"{settings.tuning.rerank_first}/{settings.tuning.rerank_stop}",
+        f"{settings.tuning.rerank_window_words}/{settings.tuning.rerank_window_margin}",
         *sorted(ids),
     ]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from core.types import Chunk, Document
 from eval.dataset import EvalQuestion
 from eval.metrics import mean_interval, ranking_scores, summarize_by_category
 from eval.run import (
@@ -42,7 +43,6 @@ from rag.embed import Encoder
 from rag.rerank import Reranker, rerank_hits
 from rag.retrieve import Corpus, retrieve
 from rag.settings import Settings
-from rag.types import Chunk, Document
 
 BENCH_METRICS: tuple[str, ...] = ("recall@1", "recall@5", "mrr@10", "ndcg@10")
 SQUAD2_METRICS: tuple[str, ...] = (
@@ -257,10 +257,10 @@ def rank_queries(
                 terms,
                 mode=options["retrieval"],
                 top_k=max(DEPTH, settings.rerank_candidates),
-                candidates=settings.candidates,
-                rrf_k=settings.rrf_k,
+                candidates=settings.tuning.candidates,
+                rrf_k=settings.tuning.rrf_k,
                 fusion=settings.fusion,
-                dense_weight=settings.dense_weight,
+                dense_weight=settings.tuning.dense_weight,
             )
             if options["mode"] == "accurate":
                 if reranker is None:
@@ -271,10 +271,10 @@ def rank_queries(
                     text,
                     hits[:n],
                     keep=n,
-                    first=settings.rerank_first,
-                    stop=settings.rerank_stop,
-                    window_words=settings.rerank_window_words,
-                    window_margin=settings.rerank_window_margin,
+                    first=settings.tuning.rerank_first,
+                    stop=settings.tuning.rerank_stop,
+                    window_words=settings.tuning.rerank_window_words,
+                    window_margin=settings.tuning.rerank_window_margin,
                 )
                 hits = reranked + hits[n:]
             runs[mode][q.id] = [h.chunk.doc_id for h in hits[:DEPTH]]
@@ -403,15 +403,15 @@ def run_bench(
             "paragraph_subset": paragraphs,
             "seed": seed,
             "model": encoder.name,
-            "candidates": settings.candidates,
-            "rrf_k": settings.rrf_k,
+            "candidates": settings.tuning.candidates,
+            "rrf_k": settings.tuning.rrf_k,
             "fusion": settings.fusion,
-            "dense_weight": settings.dense_weight,
+            "dense_weight": settings.tuning.dense_weight,
             "rerank_candidates": settings.rerank_candidates,
-            "rerank_first": settings.rerank_first,
-            "rerank_stop": settings.rerank_stop,
-            "rerank_window_words": settings.rerank_window_words,
-            "rerank_window_margin": settings.rerank_window_margin,
+            "rerank_first": settings.tuning.rerank_first,
+            "rerank_stop": settings.tuning.rerank_stop,
+            "rerank_window_words": settings.tuning.rerank_window_words,
+            "rerank_window_margin": settings.tuning.rerank_window_margin,
         },
         "scores": scores,
         "intervals": intervals,

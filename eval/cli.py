@@ -433,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     args._argv = argv
-    from rag.errors import RagError
+    from core.errors import RagError
 
     try:
         return cmd_eval(args)

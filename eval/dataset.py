@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.types import Document, Span
 from rag.chunk import is_layout_noise, split_paragraphs
-from rag.types import Document, Span
 
 CATEGORIES: tuple[str, ...] = (
     "factual",

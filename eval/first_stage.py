@@ -180,7 +180,8 @@ def markdown(result: Mapping[str, Any], command: str) -> str:
         )
     s = Settings()
     lines.append(
-        f"- Defaults in `rag/settings.py`: fusion `{s.fusion}`, dense weight {s.dense_weight}, "
+        f"- Defaults in `rag/settings.py`: fusion `{s.fusion}`, "
+        f"dense weight {s.tuning.dense_weight}, "
         "the bundled MiniLM (bge-small's gain over it is about a hundredth of Recall@1 here)."
     )
     return "\n".join(lines)

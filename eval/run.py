@@ -23,6 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from core.types import Answer, Document
 from eval.dataset import CATEGORIES, EvalQuestion, QuestionSet, paragraph_id
 from eval.metrics import (
     ALL_METRICS,
@@ -42,12 +44,10 @@ from eval.metrics import (
 from rag.abstain import AbstentionModel
 from rag.chunk import CHUNKER_VERSION
 from rag.embed import Encoder
-from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
 from rag.rerank import BUNDLED_RERANKER, Reranker
 from rag.rerank import available as reranker_available
 from rag.retrieve import MODES, Corpus
 from rag.settings import Settings
-from rag.types import Answer, Document
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL_DIR = REPO / "eval"
@@ -130,7 +130,7 @@ def open_eval_corpus(
     progress: bool = False,
 ) -> Corpus:
     """A corpus holding exactly ``documents``, reusing the cached index when it matches."""
-    from rag.pipeline import build_index, load_corpus
+    from rag.build import build_index, load_corpus
 
     local = settings.model_copy(update={"index_dir": index_dir, "data_dir": index_dir.parent})
     wanted = {d.id: d.sha256 for d in documents}

@@ -1,7 +1,7 @@
 """SQuAD 2.0 articles as documents, and their questions with gold spans into those documents.
 
 Read from ``../shared/benchmarks/squad2_dev`` at run time; nothing of it is copied into the
-repository. Each Wikipedia article becomes one :class:`~rag.types.Document` whose paragraphs are
+repository. Each Wikipedia article becomes one :class:`~core.types.Document` whose paragraphs are
 joined by a blank line, so its paragraph *n* is the chunker's paragraph *n* and every gold
 answer offset maps to an exact span of the document text.
 """
@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.types import Document, DocumentMeta, Span
 from rag.load import slugify, write_article
-from rag.types import Document, DocumentMeta, Span
 
 PARAGRAPH_SEPARATOR = "\n\n"
 DEFAULT_PATH = (

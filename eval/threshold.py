@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.squad import DEFAULT_PATH, SquadQuestion, load_squad2
+from rag.build import build_index, load_corpus
 from rag.embed import SentenceTransformerEncoder
-from rag.pipeline import answer, build_index, load_corpus
+from rag.pipeline import answer
 from rag.retrieve import Corpus
 from rag.settings import Settings
 

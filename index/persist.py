@@ -38,9 +38,9 @@ from typing import Any
 import faiss
 import numpy as np
 
+from core.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from core.types import Chunk, Document, DocumentMeta, Span, sha256_text
 from index.store import FaissIndex, chunk_key
-from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
-from rag.types import Chunk, Document, DocumentMeta, Span, sha256_text
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The vector store: inner-product search over int64 ids, behind a small Protocol.
 
 Three FAISS structures sit behind :class:`FaissIndex`, chosen by corpus size (``auto``) or by
-the ``index_type`` setting (docs/benchmarks.md has the measurements behind the choice):
+the caller's ``index_type`` (docs/benchmarks.md has the measurements behind the choice):
 
 - ``flat``: ``IndexIDMap2(IndexFlatIP)``, exact. ``auto`` up to :data:`AUTO_FLAT_MAX`
   vectors, where an exact scan takes about a millisecond.
@@ -113,13 +113,6 @@ def build_faiss_index(dim: int) -> faiss.IndexIDMap2:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def default_index_type() -> IndexType:
-    """The ``index_type`` setting (``RAG_INDEX_TYPE``), read when an index is made."""
-    from rag.settings import get_settings
-
-    return get_settings().index_type
-
-
 def choose_kind(index_type: str, n: int) -> IndexKind:
     """The structure for ``n`` vectors: the requested one, or by size for ``auto``."""
     if index_type not in INDEX_TYPES:
@@ -216,17 +209,18 @@ def _as_vectors(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
 class FaissIndex:
     """:class:`VectorIndex` over a FAISS ``flat``, ``ivf`` or ``hnsw`` structure.
 
-    ``index_type`` is ``auto`` (by size: see :func:`choose_kind`), a structure's name, or None
-    for the ``index_type`` setting. With ``auto``, :meth:`add` moves the vectors to a new
-    structure when the size calls for another one (never back: removals keep the structure).
+    ``index_type`` is ``auto`` (by size: see :func:`choose_kind`) or a structure's name; the
+    caller passes it (the pipeline passes the ``index_type`` setting: nothing here reads
+    settings). With ``auto``, :meth:`add` moves the vectors to a new structure when the size
+    calls for another one (never back: removals keep the structure).
     Searches may run concurrently; ``add``/``remove`` must be serialised by the caller.
     """
 
-    def __init__(self, dim: int, index_type: IndexType | None = None) -> None:
+    def __init__(self, dim: int, index_type: IndexType = "auto") -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
         self._dim = dim
-        self._type: str = default_index_type() if index_type is None else index_type
+        self._type: str = index_type
         choose_kind(self._type, 0)  # validates the type
         # Empty: an exact index. The first add builds the requested structure, trained on
         # the vectors it receives (IVF lists and quantiser ranges need data).
@@ -424,9 +418,9 @@ class FaissIndex:
         return bytes(faiss.serialize_index(self._index).tobytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes, index_type: IndexType | None = None) -> FaissIndex:
+    def from_bytes(cls, data: bytes, index_type: IndexType = "auto") -> FaissIndex:
         """Inverse of :meth:`to_bytes`; ValueError if ``data`` is not such an index.
-        ``index_type`` (default: the setting) governs later growth, as in the constructor."""
+        ``index_type`` governs later growth, as in the constructor."""
         try:
             raw: Any = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except (RuntimeError, MemoryError) as exc:
@@ -440,7 +434,7 @@ class FaissIndex:
         obj._dim = int(raw.d)
         obj._index = raw
         obj._kind = kind
-        obj._type = default_index_type() if index_type is None else index_type
+        obj._type = index_type
         obj._trained_on = int(raw.ntotal)
         obj._hidden = 0
         if kind == "hnsw":

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import ModelError
+from core.types import Hit
 from rag.chunk import CHUNKER_VERSION
-from rag.errors import ModelError
+from rag.quote import Choice
 from rag.settings import Settings
-from rag.types import Hit
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,7 @@ def shipped_path(mode: str, directory: Path = SHIPPED_DIR) -> Path:
 
 def signals(
     hits: Sequence[Hit],
-    support: float,
-    cosine: float,
-    lexical: float,
-    sentence_rerank: float | None = None,
+    choice: Choice,
     *,
     names: float = 1.0,
     type_found: bool = True,
@@ -67,9 +65,15 @@ def signals(
 ) -> dict[str, float]:
     """The signals of one answer, by name (accurate ones only when the hits were reranked).
 
-    ``support``, ``cosine`` and ``lexical`` belong to the chosen answer sentence;
-    ``sentence_rerank`` is the cross-encoder's logit for it (accurate mode); ``names`` is
-    :func:`names_found` for the question and the answer's passage."""
+    ``choice`` is the chosen answer: its best sentence's support, cosine and lexical scores,
+    and (accurate mode) the cross-encoder's logit for it; ``names`` is
+    :func:`rag.question.names_found` for the question and the answer's passage."""
+    support, cosine, lexical, sentence_rerank = (
+        choice.support,
+        choice.cosine,
+        choice.lexical,
+        choice.rerank,
+    )
     dense = sorted((h.dense_score for h in hits if h.dense_score is not None), reverse=True)
     dense_top = dense[0] if dense else 0.0
     dense_second = dense[1] if len(dense) > 1 else 0.0

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from itertools import pairwise
 
-from rag.types import Chunk, Document, Span
+from core.types import Chunk, Document, Span
 
 #: Bump when chunking changes what is indexed: the persisted index records it and refuses to
 #: load under a different version.

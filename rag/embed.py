@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from rag.errors import ModelError
+from core.errors import ModelError
 from rag.settings import BUNDLED_MODEL, Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Load articles from files into :class:`~rag.types.Document`.
+"""Load articles from files into :class:`~core.types.Document`.
 
 An article is a text file (``.txt``) or a Markdown file (``.md``). Its metadata comes from a
 sidecar ``<name>.json`` beside it, so the article file itself stays byte for byte as received
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
@@ -22,8 +21,9 @@ from typing import Any
 
 import yaml
 
-from rag.errors import DocumentError, InvalidDocumentId
-from rag.types import Document, DocumentMeta
+from core.errors import DocumentError, InvalidDocumentId
+from core.text import is_valid_unicode
+from core.types import Document, DocumentMeta
 
 ARTICLE_SUFFIXES = (".txt", ".md")
 DOC_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -67,22 +67,6 @@ def parse_meta(raw: Mapping[str, Any], source: str) -> DocumentMeta:
                 raise DocumentError(f"{source}: metadata field {key!r} must be a string")
         values[key] = value.strip()
     return DocumentMeta(**values)
-
-
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form of ``text`` ("Álava" -> "alava"), runs of white
-    space made one space: for matching names and words as readers type them."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
-
-
-def is_valid_unicode(text: str) -> bool:
-    """False for text with lone surrogates (JSON can carry them; UTF-8 cannot)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def make_document(doc_id: str, text: str, meta: DocumentMeta | None = None) -> Document:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rag.errors import ModelError
+from core.errors import ModelError
 
 if TYPE_CHECKING:
     from rag.embed import Kind

@@ -1,6 +1,8 @@
-"""Wiring: load -> chunk -> embed -> index, and question -> retrieve -> quote -> answer.
+"""Answering: question -> retrieve -> rerank -> quote -> answer or abstain.
 
-No scoring logic lives here; each stage is in its own module.
+:func:`answer` runs the stages in order; each stage is a function that returns a named type,
+and the scoring itself lives in the stage modules (``retrieve``, ``rerank``, ``quote``,
+``question``, ``abstain``). Building the index is :mod:`rag.build`.
 """
 
 from __future__ import annotations
@@ -9,31 +11,15 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import get_args
 
 import numpy as np
-from tqdm import tqdm
 
-from index.persist import (
-    Expectation,
-    IndexSnapshot,
-    Manifest,
-    load_snapshot,
-    save_snapshot,
-    writer_lock,
-)
-from index.store import FaissIndex, chunk_key
+from core.errors import InvalidParameter, InvalidQuestion, RerankerUnavailable
+from core.text import is_valid_unicode
+from core.types import Answer, Document, Hit
 from rag.abstain import AbstentionModel, signals
-from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
-from rag.errors import (
-    DocumentNotFound,
-    IndexNotFound,
-    InvalidParameter,
-    InvalidQuestion,
-    RerankerUnavailable,
-)
-from rag.load import is_valid_unicode, load_data_dir
 from rag.query import retrieval_text, validate_history
 from rag.question import (
     answer_type_found,
@@ -45,6 +31,7 @@ from rag.question import (
 from rag.quote import (
     NOTHING_INDEXED,
     Choice,
+    Evidence,
     WindowScores,
     abstention_reason,
     answer_quote,
@@ -57,225 +44,12 @@ from rag.quote import (
 from rag.rerank import Reranker, rerank_hits
 from rag.retrieve import Corpus, resolve_filter, retrieve
 from rag.settings import AnswerMode, RetrievalMode, Settings
-from rag.types import Answer, Chunk, Document, Hit
 
 log = logging.getLogger(__name__)
 
 MAX_TOP_K = 20
-ANSWER_MODES: tuple[AnswerMode, ...] = ("fast", "accurate")
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    added: tuple[str, ...]
-    updated: tuple[str, ...]
-    removed: tuple[str, ...]
-    unchanged: tuple[str, ...]
-    chunks_embedded: int
-    sentences_embedded: int
-    manifest: Manifest
-
-
-@dataclass(frozen=True)
-class IndexParts:
-    """A new index version, in memory, before it is saved."""
-
-    index: FaissIndex
-    chunks: tuple[Chunk, ...]
-    documents: tuple[Document, ...]
-    sentence_vectors: np.ndarray
-
-
-def expectation(encoder: Encoder) -> Expectation:
-    return Expectation(model=encoder.name, dimension=encoder.dim, chunker_version=CHUNKER_VERSION)
-
-
-def _embed_documents(
-    docs: Sequence[Document], encoder: Encoder, progress: bool
-) -> tuple[list[Chunk], np.ndarray, np.ndarray]:
-    """Chunk and embed documents: (chunks, chunk vectors, sentence vectors)."""
-    chunks: list[Chunk] = []
-    for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or len(docs) < 10):
-        chunks.extend(
-            chunk_document(doc, max_tokens=encoder.max_tokens, count_tokens=encoder.count_tokens)
-        )
-    texts = {d.id: d.text for d in docs}
-    sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
-    vectors = encoder.encode([c.text for c in chunks] + sentences, progress=progress)
-    return chunks, vectors[: len(chunks)], vectors[len(chunks) :]
-
-
-def update_index(
-    previous: IndexSnapshot | None,
-    documents: Sequence[Document],
-    encoder: Encoder,
-    *,
-    progress: bool = False,
-) -> tuple[IndexParts, dict[str, tuple[str, ...]], int, int]:
-    """The index for exactly ``documents``, re-embedding only what changed since ``previous``.
-
-    Returns the new parts, the plan (added/updated/removed/unchanged ids) and how many chunks
-    and sentences were embedded. ``previous`` is never modified (a live service may be
-    searching it).
-    """
-    old_sha = {d.id: d.sha256 for d in previous.documents} if previous else {}
-    new_ids = {d.id for d in documents}
-    unchanged = [d.id for d in documents if old_sha.get(d.id) == d.sha256]
-    changed = [d for d in documents if old_sha.get(d.id) != d.sha256]
-    plan = {
-        "added": tuple(d.id for d in changed if d.id not in old_sha),
-        "updated": tuple(d.id for d in changed if d.id in old_sha),
-        "removed": tuple(i for i in old_sha if i not in new_ids),
-        "unchanged": tuple(unchanged),
-    }
-    kept: dict[str, list[tuple[Chunk, np.ndarray]]] = {i: [] for i in unchanged}
-    index = FaissIndex(encoder.dim)
-    if previous is not None:
-        index = FaissIndex.from_bytes(previous.index.to_bytes())
-        stale = [c for c in previous.chunks if c.doc_id not in kept]
-        index.remove(np.array([chunk_key(c.id) for c in stale], dtype=np.int64))
-        row = 0
-        for chunk in previous.chunks:
-            n = len(chunk.sentences)
-            if chunk.doc_id in kept:
-                kept[chunk.doc_id].append((chunk, previous.sentence_vectors[row : row + n]))
-            row += n
-    new_chunks, chunk_vecs, sentence_vecs = _embed_documents(changed, encoder, progress)
-    if new_chunks:
-        index.add(np.array([chunk_key(c.id) for c in new_chunks], dtype=np.int64), chunk_vecs)
-    fresh: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
-    row = 0
-    for chunk in new_chunks:
-        n = len(chunk.sentences)
-        fresh.setdefault(chunk.doc_id, []).append((chunk, sentence_vecs[row : row + n]))
-        row += n
-    ordered = [pair for d in documents for pair in (kept.get(d.id) or fresh.get(d.id, []))]
-    dim = encoder.dim
-    parts = IndexParts(
-        index=index,
-        chunks=tuple(c for c, _ in ordered),
-        documents=tuple(documents),
-        sentence_vectors=(
-            np.concatenate([v for _, v in ordered]).astype(np.float32)
-            if ordered
-            else np.zeros((0, dim), dtype=np.float32)
-        ),
-    )
-    return parts, plan, len(new_chunks), len(sentence_vecs)
-
-
-def save_parts(index_dir: Path, parts: IndexParts, encoder: Encoder) -> Manifest:
-    return save_snapshot(
-        index_dir,
-        model=encoder.name,
-        dimension=encoder.dim,
-        chunker_version=CHUNKER_VERSION,
-        index=parts.index,
-        chunks=list(parts.chunks),
-        documents=list(parts.documents),
-        sentence_vectors=parts.sentence_vectors,
-    )
-
-
-def snapshot_of(parts: IndexParts, manifest: Manifest) -> IndexSnapshot:
-    return IndexSnapshot(
-        manifest=manifest,
-        index=parts.index,
-        chunks=parts.chunks,
-        documents=parts.documents,
-        sentence_vectors=parts.sentence_vectors,
-    )
-
-
-def replace_documents(
-    index_dir: Path,
-    previous: IndexSnapshot | None,
-    documents: Sequence[Document],
-    encoder: Encoder,
-) -> IndexSnapshot:
-    """Persist an index holding exactly ``documents`` (re-embedding only changed ones) and
-    return it. The write is atomic: on any error the previous index stays the live one."""
-    parts, _plan, _chunks, _sentences = update_index(previous, documents, encoder)
-    return snapshot_of(parts, save_parts(index_dir, parts, encoder))
-
-
-def upsert_document(
-    index_dir: Path, previous: IndexSnapshot | None, document: Document, encoder: Encoder
-) -> IndexSnapshot:
-    """Add or replace one document, keeping the others (and their vectors) as they are."""
-    others = [d for d in (previous.documents if previous else ()) if d.id != document.id]
-    return replace_documents(index_dir, previous, [*others, document], encoder)
-
-
-def remove_document(
-    index_dir: Path, previous: IndexSnapshot, doc_id: str, encoder: Encoder
-) -> IndexSnapshot:
-    """Remove one document; raises DocumentNotFound if it is not in the index."""
-    if all(d.id != doc_id for d in previous.documents):
-        raise DocumentNotFound(f"no document with id {doc_id!r}")
-    others = [d for d in previous.documents if d.id != doc_id]
-    return replace_documents(index_dir, previous, others, encoder)
-
-
-def read_previous(index_dir: Path, encoder: Encoder, *, rebuild: bool) -> IndexSnapshot | None:
-    """The persisted index to update, or None to start afresh (no index, or ``rebuild``).
-
-    A mismatched or corrupt index raises (with how to rebuild) rather than being replaced
-    silently."""
-    if rebuild:
-        return None
-    try:
-        return load_snapshot(index_dir, expectation(encoder))
-    except IndexNotFound:
-        return None
-
-
-def build_index(
-    settings: Settings,
-    encoder: Encoder,
-    *,
-    documents: Sequence[Document] | None = None,
-    rebuild: bool = False,
-    progress: bool = False,
-) -> BuildReport:
-    """Build or update the persisted index so that it holds exactly ``documents`` (default:
-    every article in ``settings.data_dir``). Holds the index's writer lock meanwhile, so a
-    running service's document writes and this never interleave."""
-    docs = list(documents) if documents is not None else load_data_dir(settings.data_dir)
-    with writer_lock(settings.index_dir):
-        previous = read_previous(settings.index_dir, encoder, rebuild=rebuild)
-        parts, plan, n_chunks, n_sentences = update_index(
-            previous, docs, encoder, progress=progress
-        )
-        manifest = save_parts(settings.index_dir, parts, encoder)
-    log.info("index saved: generation %s, %s", manifest.generation, manifest.counts)
-    return BuildReport(
-        added=plan["added"],
-        updated=plan["updated"],
-        removed=plan["removed"],
-        unchanged=plan["unchanged"],
-        chunks_embedded=n_chunks,
-        sentences_embedded=n_sentences,
-        manifest=manifest,
-    )
-
-
-def open_corpus(settings: Settings, encoder: Encoder, *, progress: bool = False) -> Corpus:
-    """The persisted index, built from ``settings.data_dir`` first if there is none yet."""
-    try:
-        return load_corpus(settings, encoder)
-    except IndexNotFound:
-        log.warning("no index at %s: building it from %s", settings.index_dir, settings.data_dir)
-        build_index(settings, encoder, progress=progress)
-        return load_corpus(settings, encoder)
-
-
-def load_corpus(settings: Settings, encoder: Encoder) -> Corpus:
-    """The persisted index, checked against the encoder, ready to search."""
-    snapshot = load_snapshot(settings.index_dir, expectation(encoder))
-    return Corpus.from_snapshot(
-        snapshot, stemming=settings.bm25_stemming, spelling=settings.spell_correction
-    )
+#: The answer modes, from the one ``Literal`` (rag.settings.AnswerMode).
+ANSWER_MODES: tuple[AnswerMode, ...] = get_args(AnswerMode)
 
 
 def validate_question(question: object, max_chars: int = 1000) -> str:
@@ -317,6 +91,170 @@ def resolve_mode(
     return mode
 
 
+@dataclass(frozen=True)
+class Query:
+    """A question made ready to search: validated, its options resolved."""
+
+    text: str  # the question as asked (trimmed)
+    searched: str  # as searched: misspellings corrected, "the author" named
+    query: str  # the retrieval text: ``searched`` after the conversation's earlier question
+    top_k: int
+    mode: AnswerMode
+    retrieval: RetrievalMode
+    depth: int  # candidates the first stage returns (more in accurate mode, to rerank)
+    allowed: np.ndarray | None  # the chunks the filters allow, or None for all
+
+
+@dataclass(frozen=True)
+class FirstStage:
+    """The first stage's result: the query vector and terms, and the fused hits."""
+
+    vector: np.ndarray
+    terms: np.ndarray
+    hits: list[Hit]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The passages as finally ranked, with each one's sentence evidence, and (accurate
+    mode) the cross-encoder's scores of the top passage's sentence windows."""
+
+    hits: list[Hit]
+    evidence: list[Evidence]
+    windows: WindowScores | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether to answer: the confidence, the threshold it was held to, and the reason to
+    abstain (None: answer)."""
+
+    confidence: float
+    threshold: float
+    reason: str | None
+
+
+def prepare(
+    corpus: Corpus,
+    question: str,
+    settings: Settings,
+    *,
+    top_k: int | None = None,
+    doc_ids: Iterable[str] | None = None,
+    author: str | None = None,
+    mode: str | None = None,
+    retrieval: RetrievalMode | None = None,
+    history: Sequence[str] | None = None,
+    reranker: Reranker | None = None,
+) -> Query:
+    """Validate the question and its options (raising on bad input) and correct its
+    misspellings toward the corpus's words; the answer is to the question as asked."""
+    text = validate_question(question, settings.max_question_chars)
+    k = validate_top_k(settings.top_k if top_k is None else top_k)
+    chosen = resolve_mode(mode, settings, reranker)
+    earlier = validate_history(history, settings.max_question_chars)
+    allowed = resolve_filter(corpus, doc_ids, author)
+    searched = corpus.speller.correct(text)
+    query = retrieval_text(searched, [corpus.speller.correct(e) for e in earlier])
+    depth = max(k, settings.rerank_candidates) if chosen == "accurate" else k
+    return Query(
+        text=text,
+        searched=searched,
+        query=query,
+        top_k=k,
+        mode=chosen,
+        retrieval=retrieval or settings.retrieval_mode,
+        depth=depth,
+        allowed=allowed,
+    )
+
+
+def first_stage(
+    corpus: Corpus, encoder: Encoder, q: Query, settings: Settings, text: str | None = None
+) -> FirstStage:
+    """Dense and BM25 retrieval of ``text`` (default: the query's), fused."""
+    text = q.query if text is None else text
+    vector = encoder.encode([text], kind="query")[0]
+    terms = corpus.lexical.terms(text)
+    hits = retrieve(
+        corpus,
+        vector,
+        terms,
+        mode=q.retrieval,
+        top_k=q.depth,
+        candidates=settings.tuning.candidates,
+        rrf_k=settings.tuning.rrf_k,
+        fusion=settings.fusion,
+        dense_weight=settings.tuning.dense_weight,
+        allowed=q.allowed,
+    )
+    return FirstStage(vector, terms, hits)
+
+
+def name_the_author(corpus: Corpus, encoder: Encoder, q: Query, settings: Settings) -> Query:
+    """ "The author" / "the writer" becomes the author of the article that answers: the one
+    whose document the question finds (or the only author there is), named as her bio line
+    does. A question not about the author is returned unchanged."""
+    if not refers_to_author(q.query):
+        return q
+    authors = corpus.authors(q.allowed)
+    name = authors[0] if len(authors) == 1 else ""
+    if not name and len(authors) > 1:
+        found = first_stage(corpus, encoder, q, settings).hits
+        name = corpus.documents[found[0].chunk.doc_id].meta.author if found else ""
+    return Query(
+        **{
+            **q.__dict__,
+            "query": with_author(q.query, name),
+            "searched": with_author(q.searched, name),
+        }
+    )
+
+
+def read(
+    corpus: Corpus,
+    q: Query,
+    found: FirstStage,
+    settings: Settings,
+    reranker: Reranker | None,
+) -> Reading:
+    """Rerank the candidates (accurate mode) and weigh every sentence of each passage."""
+    hits = found.hits
+    windows = None
+    if q.mode == "accurate" and reranker is not None:
+        # A follow-up is read both with its context (the earlier question, then this one)
+        # and as asked: with the context alone, the passage answering the earlier question
+        # wins; alone, "she" and "it" are unresolved.
+        readings = list(dict.fromkeys((q.query, q.searched)))
+        hits = rerank_hits(
+            reranker,
+            readings,
+            hits,
+            keep=q.top_k,
+            first=settings.tuning.rerank_first,
+            stop=settings.tuning.rerank_stop,
+            window_words=settings.tuning.rerank_window_words,
+            window_margin=settings.tuning.rerank_window_margin,
+        )
+        windows = window_scores(corpus, reranker, readings, hits)
+    evidence = [sentence_evidence(corpus, h, found.vector, found.terms) for h in hits]
+    return Reading(hits=hits, evidence=evidence, windows=windows)
+
+
+def answer_signals(
+    corpus: Corpus, q: Query, reading: Reading, choice: Choice, document: Document
+) -> dict[str, float]:
+    """The signals the abstention decision weighs for the chosen answer."""
+    by = [document.meta.author]
+    return signals(
+        reading.hits,
+        choice,
+        names=names_found(q.searched, reading.hits[choice.passage].chunk.text, also=by),
+        type_found=answer_type_found(q.searched, choice_text(corpus, reading.hits, choice)),
+        names_in_article=names_found(q.searched, document.text, also=by),
+    )
+
+
 def answer(
     corpus: Corpus,
     encoder: Encoder,
@@ -337,7 +275,7 @@ def answer(
 
     ``mode`` is ``fast`` (retrieval and sentence scoring) or ``accurate`` (the first
     ``settings.rerank_candidates`` retrieved passages re-scored by ``reranker``, stopping
-    after ``settings.rerank_first`` when one of those scores ``settings.rerank_stop``; the
+    after ``tuning.rerank_first`` when one of those scores ``tuning.rerank_stop``; the
     reranker also picks the answer sentence); by default ``accurate`` when a reranker is
     given.
     ``retrieval`` picks the first stage (default: the ``retrieval_mode`` setting).
@@ -346,100 +284,57 @@ def answer(
 
     Whether to abstain is decided by the learned model for the mode in ``abstention`` (see
     :mod:`rag.abstain`), else by the support threshold setting. ``abstain=False`` returns the
-    best candidate answer whatever its confidence (evaluation uses it to sweep thresholds)."""
-    text = validate_question(question, settings.max_question_chars)
-    k = validate_top_k(settings.top_k if top_k is None else top_k)
-    chosen = resolve_mode(mode, settings, reranker)
-    earlier = validate_history(history, settings.max_question_chars)
-    allowed = resolve_filter(corpus, doc_ids, author)
-    # Misspelled words are corrected toward the corpus's words for searching and reading only;
-    # the answer is to the question as asked.
-    searched = corpus.speller.correct(text)
-    query = retrieval_text(searched, [corpus.speller.correct(e) for e in earlier])
-    depth = max(k, settings.rerank_candidates) if chosen == "accurate" else k
+    best candidate answer whatever its confidence (evaluation uses it to sweep thresholds).
 
-    def first_stage(query: str) -> tuple[np.ndarray, np.ndarray, list[Hit]]:
-        vec = encoder.encode([query], kind="query")[0]
-        terms = corpus.lexical.terms(query)
-        found = retrieve(
-            corpus,
-            vec,
-            terms,
-            mode=retrieval or settings.retrieval_mode,
-            top_k=depth,
-            candidates=settings.candidates,
-            rrf_k=settings.rrf_k,
-            fusion=settings.fusion,
-            dense_weight=settings.dense_weight,
-            allowed=allowed,
-        )
-        return vec, terms, found
-
-    # "The author" / "the writer" is the author of the article that answers: the one whose
-    # document the question finds (or the only author there is), named as her bio line does.
-    author = ""
-    if refers_to_author(query):
-        authors = corpus.authors(allowed)
-        author = authors[0] if len(authors) == 1 else ""
-        if not author and len(authors) > 1:
-            _vec, _terms, found = first_stage(query)
-            author = corpus.documents[found[0].chunk.doc_id].meta.author if found else ""
-        query = with_author(query, author)
-        searched = with_author(searched, author)
-    query_vec, query_terms, hits = first_stage(query)
-    windows = None
-    if chosen == "accurate" and reranker is not None:
-        # A follow-up is read both with its context (the earlier question, then this one)
-        # and as asked: with the context alone, the passage answering the earlier question
-        # wins; alone, "she" and "it" are unresolved.
-        readings = list(dict.fromkeys((query, searched)))
-        hits = rerank_hits(
-            reranker,
-            readings,
-            hits,
-            keep=k,
-            first=settings.rerank_first,
-            stop=settings.rerank_stop,
-            window_words=settings.rerank_window_words,
-            window_margin=settings.rerank_window_margin,
-        )
-        windows = window_scores(corpus, reranker, readings, hits)
-    evidence = [sentence_evidence(corpus, h, query_vec, query_terms) for h in hits]
-    choice = choose_answer(corpus, hits, evidence, windows, settings.pair_margin)
+    Services should not wire this by hand: :class:`rag.engine.Engine` loads the models from
+    settings and calls it."""
+    q = prepare(
+        corpus,
+        question,
+        settings,
+        top_k=top_k,
+        doc_ids=doc_ids,
+        author=author,
+        mode=mode,
+        retrieval=retrieval,
+        history=history,
+        reranker=reranker,
+    )
+    q = name_the_author(corpus, encoder, q, settings)
+    reading = read(corpus, q, first_stage(corpus, encoder, q, settings), settings, reranker)
+    choice = choose_answer(
+        corpus, reading.hits, reading.evidence, reading.windows, settings.tuning.pair_margin
+    )
+    document = corpus.documents[reading.hits[choice.passage].chunk.doc_id] if choice else None
     values: dict[str, float] = {}
-    document = corpus.documents[hits[choice.passage].chunk.doc_id] if choice else None
-    by = [document.meta.author] if document else []
     if choice is not None and document is not None:
-        values = signals(
-            hits,
-            *choice.evidence,
-            names=names_found(searched, hits[choice.passage].chunk.text, also=by),
-            type_found=answer_type_found(searched, choice_text(corpus, hits, choice)),
-            names_in_article=names_found(searched, document.text, also=by),
-        )
+        values = answer_signals(corpus, q, reading, choice, document)
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
-    learned = abstention if (retrieval or settings.retrieval_mode) == "hybrid" else None
-    confidence, threshold, reason = decide(choice, values, len(hits), chosen, settings, learned)
-    if document is not None and reason is None:
+    learned = abstention if q.retrieval == "hybrid" else None
+    decision = decide(choice, values, len(reading.hits), q.mode, settings, learned)
+    if document is not None and decision.reason is None:
         # What the article lacks, stated: the kind of answer asked for, or who it is about.
-        lacking = lacks(searched, values, document.text, also=by)
+        lacking = lacks(q.searched, values, document.text, also=[document.meta.author])
         if lacking:
-            confidence, reason = 0.0, lacking
+            decision = Decision(0.0, decision.threshold, lacking)
+    reason = decision.reason
     if not corpus.chunks:
         reason = NOTHING_INDEXED
     if not abstain and choice is not None:
         reason = None
     return Answer(
-        question=text,
-        answer=None if reason or choice is None else answer_quote(corpus, hits, choice),
+        question=q.text,
+        answer=None if reason or choice is None else answer_quote(corpus, reading.hits, choice),
         abstained=reason is not None,
         reason=reason,
-        passages=build_passages(corpus, hits, [e.support for e in evidence], settings.max_quotes),
-        mode=chosen,
-        confidence=confidence,
-        threshold=threshold,
+        passages=build_passages(
+            corpus, reading.hits, [e.support for e in reading.evidence], settings.max_quotes
+        ),
+        mode=q.mode,
+        confidence=decision.confidence,
+        threshold=decision.threshold,
         signals=values,
-        searched_as=searched if searched != text else None,
+        searched_as=q.searched if q.searched != q.text else None,
     )
 
 
@@ -464,14 +359,14 @@ def decide(
     mode: str,
     settings: Settings,
     abstention: Mapping[str, AbstentionModel] | None,
-) -> tuple[float, float, str | None]:
-    """(confidence, threshold, reason to abstain or None) for the chosen answer, by the
-    learned model for ``mode`` when there is one, else by the support threshold setting."""
+) -> Decision:
+    """Whether to answer with the chosen answer, by the learned model for ``mode`` when
+    there is one, else by the support threshold setting."""
     model = (abstention or {}).get(mode)
     if choice is None:
         threshold = model.threshold if model is not None else settings.abstain_threshold
-        return -math.inf, threshold, abstention_reason(-math.inf, threshold, n_hits)
+        return Decision(-math.inf, threshold, abstention_reason(-math.inf, threshold, n_hits))
     if model is None:
         reason = abstention_reason(choice.support, settings.abstain_threshold, n_hits)
-        return choice.support, settings.abstain_threshold, reason
-    return model.probability(values), model.threshold, model.reason(values)
+        return Decision(choice.support, settings.abstain_threshold, reason)
+    return Decision(model.probability(values), model.threshold, model.reason(values))

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.errors import InvalidQuestion
-from rag.load import is_valid_unicode
+from core.errors import InvalidQuestion
+from core.text import is_valid_unicode
 
 MAX_HISTORY = 5
 

@@ -37,7 +37,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from rag.load import fold
+from core.text import fold
 
 AnswerKind = Literal["number", "time", "person"]
 

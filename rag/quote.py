@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.types import Chunk, Hit, Passage, Quote, Span
 from rag.retrieve import Corpus
-from rag.types import Chunk, Hit, Passage, Quote, Span
 
 #: Weight of meaning against lexical overlap in a sentence's support score.
 SEMANTIC_WEIGHT = 0.7
@@ -93,11 +93,6 @@ class Choice:
     cosine: float
     lexical: float
     rerank: float | None  # cross-encoder logit of the quoted window (accurate mode)
-
-    @property
-    def evidence(self) -> tuple[float, float, float, float | None]:
-        """(support, cosine, lexical, rerank): what :func:`rag.abstain.signals` takes."""
-        return self.support, self.cosine, self.lexical, self.rerank
 
 
 def sentence_evidence(

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from rag.errors import ModelError
+from core.errors import ModelError
+from core.types import Hit
 from rag.onnx_encoder import (
     exact_integer_model,
     length_sorted_batches,
@@ -28,7 +29,6 @@ from rag.onnx_encoder import (
     usable_cpus,
 )
 from rag.settings import Settings
-from rag.types import Hit
 
 BUNDLED_RERANKER = "bundled:ms-marco-MiniLM-L-12-v2"
 
@@ -163,7 +163,7 @@ def make_reranker(settings: Settings, *, exact: bool = False) -> CrossEncoderRer
         return None
     return CrossEncoderReranker(
         settings.reranker,
-        max_length=settings.rerank_max_length,
+        max_length=settings.tuning.rerank_max_length,
         exact=exact,
         cache_dir=settings.model_cache_dir,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from rag.types import Answer, Passage, Quote
+from core.types import Answer, Passage, Quote
 
 
 def quote_dict(quote: Quote) -> dict[str, Any]:

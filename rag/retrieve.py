@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InvalidParameter, UnknownFilter
+from core.text import fold
+from core.types import Chunk, Document, Hit
 from index.persist import IndexSnapshot
 from index.store import FaissIndex, chunk_key
-from rag.errors import InvalidParameter, UnknownFilter
-from rag.load import fold, validate_doc_id
+from rag.load import validate_doc_id
 from rag.settings import Fusion, RetrievalMode
 from rag.spell import Speller
-from rag.types import Chunk, Document, Hit
 
 MODES: tuple[RetrievalMode, ...] = ("dense", "bm25", "hybrid")
 FUSIONS: tuple[Fusion, ...] = ("score", "rrf")

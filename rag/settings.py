@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -24,8 +24,61 @@ AnswerMode = Literal["fast", "accurate"]
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
+class Tuning(BaseModel):
+    """Experiment knobs: each default was chosen by a benchmark named in eval/report.md or
+    docs/benchmarks.md; change them to re-run an experiment, not to configure a service."""
+
+    model_config = ConfigDict(frozen=True)
+
+    candidates: int = Field(50, ge=1, le=1000, description="Depth of each list before fusion.")
+    dense_weight: float = Field(
+        0.4, ge=0.0, le=1.0, description="Weight of the dense list in score fusion."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    rerank_first: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="The cross-encoder reads this many fused candidates first, and the rest "
+        "of rerank_candidates only when none of them scores rerank_stop "
+        "(python -m bench.rerank_stop).",
+    )
+    rerank_stop: float | None = Field(
+        2.0,
+        description="Cross-encoder logit at which reranking stops after rerank_first "
+        "candidates; unset: always read all rerank_candidates.",
+    )
+    rerank_window_words: int = Field(
+        0,
+        ge=0,
+        le=400,
+        description="When the two best reranked passages are within rerank_window_margin, "
+        "also read each in windows of this many words (0: off; python -m "
+        "bench.rerank_windows).",
+    )
+    rerank_window_margin: float = Field(
+        2.0, ge=0.0, description="See rerank_window_words (a logit difference)."
+    )
+    pair_margin: float = Field(
+        0.0,
+        description="Accurate mode quotes two adjacent sentences when the cross-encoder "
+        "scores the pair this many logits above the best single sentence "
+        "(python -m bench.answer_window).",
+    )
+    rerank_max_length: int = Field(
+        512,
+        ge=16,
+        le=512,
+        description="Token limit of a (question, passage) pair (python -m bench.rerank_stop).",
+    )
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+    """The pipeline's settings; the HTTP service's own are api.config.ApiSettings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
 
     # Where things are.
     data_dir: Path = Field(Path("data"), description="Folder of articles (.txt/.md + .json).")
@@ -62,19 +115,16 @@ class Settings(BaseSettings):
 
     # Retrieval.
     retrieval_mode: RetrievalMode = "hybrid"
-    top_k: int = Field(3, ge=1, le=20)
-    candidates: int = Field(50, ge=1, le=1000, description="Depth of each list before fusion.")
+    top_k: int = Field(
+        3, ge=1, le=20, description="Passages returned when a request names no top_k."
+    )
     fusion: Fusion = Field(
         "score",
         description="How hybrid mode fuses the dense and BM25 lists: 'score' (weighted sum of "
         "min-max normalised scores) or 'rrf' (reciprocal rank fusion). Chosen on the own "
         "question set and the external benchmark together (eval/report.md).",
     )
-    dense_weight: float = Field(
-        0.4, ge=0.0, le=1.0, description="Weight of the dense list in score fusion."
-    )
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
-    bm25_stemming: bool = True
+    bm25_stemming: bool = Field(True, description="Stem words (English) for BM25.")
     spell_correction: bool = Field(
         True,
         description="Correct a question's misspelled words toward the corpus's words before "
@@ -102,54 +152,6 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(
         10, ge=1, le=100, description="How many fused candidates the cross-encoder re-scores."
     )
-    rerank_first: int = Field(
-        4,
-        ge=1,
-        le=100,
-        description="The cross-encoder reads this many fused candidates first, and the rest "
-        "of the rerank_candidates only when none of them scores rerank_stop.",
-    )
-    rerank_stop: float | None = Field(
-        2.0,
-        description="Cross-encoder logit at which reranking stops after the first "
-        "rerank_first candidates; unset: always read all rerank_candidates. With 4 and 2.0, "
-        "Recall@1 stays within 0.002 of reading all on every source of `python -m "
-        "bench.rerank_stop` (questions outside the reported samples, eval/report.md), and "
-        "69% of questions stop after 4 passages.",
-    )
-    rerank_window_words: int = Field(
-        0,
-        ge=0,
-        le=400,
-        description="When the cross-encoder scores the two best passages within "
-        "rerank_window_margin of each other, each of them longer than one and a half windows "
-        "is also read in overlapping windows of this many words, and scores the mean of its "
-        "whole-passage and best-window logits (0: off, the default). At 60, `python -m "
-        "bench.rerank_windows` (eval/report.md) finds Recall@1 as good or better on every "
-        "source of questions outside the reported samples (mean 0.727 -> 0.736), for about "
-        "10 ms more per accurate answer: off by default while accurate mode's latency budget "
-        "is spent (docs/benchmarks.md).",
-    )
-    rerank_window_margin: float = Field(
-        2.0, ge=0.0, description="See rerank_window_words (a logit difference)."
-    )
-    pair_margin: float = Field(
-        0.0,
-        description="Accurate mode quotes two adjacent sentences when the cross-encoder "
-        "scores the pair this many logits above the best single sentence (0: whenever the "
-        "pair reads at least as relevant). On SQuAD 2.0 questions outside the own set a "
-        "lower margin finds more answers for longer quotes: `python -m bench.answer_window` "
-        "(eval/report.md).",
-    )
-    rerank_max_length: int = Field(
-        512,
-        ge=16,
-        le=512,
-        description="Token limit of a (question, passage) pair. 512 (the model's own) rather "
-        "than 256 reads the end of long passages: on every source of `python -m "
-        "bench.rerank_stop` Recall@1 is as good or better than with RAG_RERANK_MAX_LENGTH=256 "
-        "(mean 0.722 against 0.717), and a short passage costs no more (pairs are not padded).",
-    )
 
     # Quoting and abstention.
     abstain_threshold: float = Field(
@@ -168,17 +170,20 @@ class Settings(BaseSettings):
     )
     max_quotes: int = Field(3, ge=1, le=20, description="Quotes returned per passage.")
 
-    # Answer cache (the HTTP service).
-    answer_cache_size: int = Field(
-        1024, ge=0, description="Rendered answers kept for repeated questions (0: none)."
+    # Input limits.
+    max_question_chars: int = Field(
+        1000, ge=1, description="Longest question accepted, in characters (CLI and HTTP)."
     )
 
-    # Input limits.
-    max_question_chars: int = Field(1000, ge=1)
+    # Experiment knobs, measured by bench/ (docs/benchmarks.md, eval/report.md).
+    tuning: Tuning = Field(
+        default_factory=lambda: Tuning(),
+        description="Knobs that benchmarks vary; set one as RAG_TUNING__<NAME>.",
+    )
 
-    # HTTP service (used by api/).
-    admin_token: SecretStr | None = None
-    cors_origins: list[str] = Field(default_factory=list)
+    def tuned(self, **changes: object) -> Settings:
+        """A copy with some :class:`Tuning` knobs changed (benchmarks sweep them)."""
+        return self.model_copy(update={"tuning": self.tuning.model_copy(update=changes)})
 
 
 @lru_cache(maxsize=1)

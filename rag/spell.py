@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from rag.load import fold
+from core.text import fold
 
 MIN_LENGTH = 5
 MAX_EDITS = 1

@@ -55,7 +55,7 @@ def squad_settings(tmp_path_factory: pytest.TempPathFactory, squad_data_dir: Pat
 
 @pytest.fixture(scope="session")
 def squad_corpus(squad_settings: Settings, encoder):  # type: ignore[no-untyped-def]
-    from rag.pipeline import build_index, load_corpus
+    from rag.build import build_index, load_corpus
 
     build_index(squad_settings, encoder)
     return load_corpus(squad_settings, encoder)

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cli.main as cli
+from core.errors import ModelError, RerankerUnavailable
 from eval.squad import SquadArticle
-from rag import cli
 from rag.abstain import (
     ACCURATE_SIGNALS,
     FAST_SIGNALS,
@@ -26,7 +27,6 @@ from rag.abstain import (
     shipped_path,
 )
 from rag.chunk import CHUNKER_VERSION
-from rag.errors import ModelError, RerankerUnavailable
 from rag.pipeline import answer, resolve_mode
 from rag.question import names_found, question_names
 from rag.quote import WindowScores, choose_answer, sentence_evidence
@@ -68,7 +68,7 @@ def test_the_early_stop_reads_fewer_passages_and_keeps_the_answer(
     """By default the cross-encoder reads the first 4 fused candidates and the other 6 only
     when none of them scores 2 logits; without a stop it reads all 10. Where both runs put
     the same passage first, they quote the same answer."""
-    assert (squad_settings.rerank_first, squad_settings.rerank_stop) == (4, 2.0)
+    assert (squad_settings.tuning.rerank_first, squad_settings.tuning.rerank_stop) == (4, 2.0)
     passage_texts = {c.text for c in squad_corpus.chunks}
     stopped = 0
     for q in answerable(squad_articles, 12, seed=11):
@@ -79,7 +79,7 @@ def test_the_early_stop_reads_fewer_passages_and_keeps_the_answer(
                 squad_corpus,
                 encoder,
                 q.question,
-                settings=squad_settings.model_copy(update={"rerank_stop": stop}),
+                settings=squad_settings.tuned(rerank_stop=stop),
                 mode="accurate",
                 reranker=counting,
                 abstain=False,
@@ -180,11 +180,11 @@ def test_pairs_are_quoted_only_when_better_by_the_margin(
     assert two is not None and two.first <= 1 and two.last >= 2
     assert two.rerank == pytest.approx(2.5)
     pairs[1] = 2.0  # as good as the sentence alone: the pair at the default margin, 0
-    assert squad_settings.pair_margin == 0.0
-    tie = choose(squad_settings.pair_margin)
+    assert squad_settings.tuning.pair_margin == 0.0
+    tie = choose(squad_settings.tuning.pair_margin)
     assert tie is not None and tie.first <= 1 and tie.last >= 2
     pairs[1] = 1.9  # worse than the sentence alone: one sentence
-    worse = choose(squad_settings.pair_margin)
+    worse = choose(squad_settings.tuning.pair_margin)
     assert worse is not None and worse.rerank == pytest.approx(2.0)
 
 
@@ -345,8 +345,8 @@ def test_window_re_reading_changes_only_the_close_calls(
 
     qset = load_question_set(SQUAD_QUESTIONS, squad_path=DEFAULT_PATH)
     questions = [q.question for q in qset.questions if q.doc_id == "squad2-Islamism"][:24]
-    on = squad_settings.model_copy(update={"rerank_window_words": 60})
-    assert squad_settings.rerank_window_words == 0  # off by default
+    on = squad_settings.tuned(rerank_window_words=60)
+    assert squad_settings.tuning.rerank_window_words == 0  # off by default
     re_read = 0
     for question in questions:
         plain = answer(squad_corpus, encoder, question, settings=squad_settings, reranker=reranker)
@@ -354,7 +354,7 @@ def test_window_re_reading_changes_only_the_close_calls(
         before = [p.hit.rerank_score for p in plain.passages]
         after = {p.hit.chunk.id: p.hit.rerank_score for p in windowed.passages}
         assert before[0] is not None and before[1] is not None
-        if before[0] - before[1] >= on.rerank_window_margin:
+        if before[0] - before[1] >= on.tuning.rerank_window_margin:
             assert [p.hit.chunk.id for p in windowed.passages] == [
                 p.hit.chunk.id for p in plain.passages
             ]

@@ -95,7 +95,7 @@ class LiveServer:
         cmd = [
             sys.executable,
             "-m",
-            "rag.cli",
+            "cli",
             "serve",
             "--host",
             "127.0.0.1",

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-import rag.errors
+import core.errors
 from api.app import create_app
 from api.config import ApiSettings
 from api.errors import STATUS_BY_ERROR, describe_validation_errors, status_of
 from api.middleware import BodyLimitMiddleware, request_id_of
 from api.schemas import CARD_QUESTION, AskRequest
-from rag.cli import build_parser, main
+from cli.main import build_parser, main
 from rag.settings import Settings
 
 
@@ -41,13 +41,13 @@ def call(app, method: str, path: str, **kwargs: Any) -> httpx.Response:  # type:
 def test_every_pipeline_error_has_a_status() -> None:
     errors = [
         cls
-        for _, cls in inspect.getmembers(rag.errors, inspect.isclass)
-        if issubclass(cls, rag.errors.RagError) and cls is not rag.errors.RagError
+        for _, cls in inspect.getmembers(core.errors, inspect.isclass)
+        if issubclass(cls, core.errors.RagError) and cls is not core.errors.RagError
     ]
     assert set(errors) <= set(STATUS_BY_ERROR)
-    assert status_of(rag.errors.DocumentNotFound("x")) == 404
-    assert status_of(rag.errors.IndexMismatch("x")) == 503
-    assert status_of(rag.errors.UnknownFilter("x")) == 422
+    assert status_of(core.errors.DocumentNotFound("x")) == 404
+    assert status_of(core.errors.IndexMismatch("x")) == 503
+    assert status_of(core.errors.UnknownFilter("x")) == 422
 
 
 def test_validation_messages_name_the_field() -> None:

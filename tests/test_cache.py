@@ -104,16 +104,14 @@ def test_service_answers_a_repeat_from_the_cache_until_a_document_changes(
     import anyio
 
     from api.state import ServiceState
+    from core.types import Answer
     from rag.load import write_article
     from rag.settings import Settings
-    from rag.types import Answer
 
     normans = next(a for a in squad_articles if a.document.id == "squad2-Normans")
     write_article(tmp_path / "data", normans.document)
-    settings = Settings(
-        data_dir=tmp_path / "data", index_dir=tmp_path / "index", reranker="", answer_cache_size=8
-    )
-    state = ServiceState(settings, reload_interval=0)
+    settings = Settings(data_dir=tmp_path / "data", index_dir=tmp_path / "index", reranker="")
+    state = ServiceState(settings, reload_interval=0, answer_cache_size=8)
     state._swap(state._load())
     renders: list[str] = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.types import Document
 from rag.chunk import (
     chunk_document,
     estimate_tokens,
@@ -12,7 +13,6 @@ from rag.chunk import (
     split_paragraphs,
     split_sentences,
 )
-from rag.types import Document
 
 # Text built from pieces that stress offsets: curly quotes, em dashes, CRLF, lone CR,
 # Unicode line/paragraph separators, combining marks, astral-plane characters.

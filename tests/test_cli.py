@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import cli.main as cli
 from api.schemas import AskResponse
-from rag import cli
 from rag.settings import get_settings
 
 
@@ -113,7 +113,7 @@ def _run(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.Co
 
     env = {**os.environ, **env_extra}
     return subprocess.run(
-        [sys.executable, "-m", "rag.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.types import Document, Span
 from eval.dataset import (
     CATEGORIES,
     DEFAULT_QUESTIONS,
@@ -20,7 +21,6 @@ from eval.dataset import (
 )
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 from rag.chunk import chunk_document
-from rag.types import Document, Span
 
 TEXT = (
     "Merz said the troops would stay. He added that Berlin would pay.\n\n"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.errors import DocumentError, InvalidDocumentId
+from core.errors import DocumentError, InvalidDocumentId
 from rag.load import load_data_dir, load_document, validate_doc_id
 
 

@@ -18,6 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from core.types import Chunk, Document, DocumentMeta, Span
 from index import persist
 from index.persist import (
     Expectation,
@@ -27,8 +29,6 @@ from index.persist import (
     save_snapshot,
 )
 from index.store import FaissIndex, chunk_key
-from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound
-from rag.types import Chunk, Document, DocumentMeta, Span
 
 DIM = 8
 MODEL = "test-model"

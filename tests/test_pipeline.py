@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import IndexCorrupt, IndexMismatch
+from core.types import Document
 from index.persist import read_manifest
+from rag.build import build_index, load_corpus
 from rag.chunk import chunk_document
 from rag.embed import Kind, SentenceTransformerEncoder
-from rag.errors import IndexCorrupt, IndexMismatch
-from rag.pipeline import answer, build_index, load_corpus
+from rag.pipeline import answer
 from rag.settings import Settings
-from rag.types import Document
 
 
 class CountingEncoder:

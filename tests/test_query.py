@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.errors import InvalidQuestion
+from core.errors import InvalidQuestion
 from rag.pipeline import answer
 from rag.query import depends_on_previous, retrieval_text, validate_history
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from core.types import Document, DocumentMeta
+from rag.build import build_index, load_corpus
 from rag.chunk import split_sentences
-from rag.pipeline import answer, build_index, load_corpus
+from rag.pipeline import answer
 from rag.quote import widen
 from rag.settings import Settings
-from rag.types import Document, DocumentMeta
 
 
 def _widen(text: str, best: int) -> str:

@@ -25,10 +25,10 @@ from test_api_support import REPO, prepare_dirs
 from test_reliability_support import leading_sentences, real_paragraphs, record_figures
 
 from api.state import Loaded, ServiceState
-from rag.errors import UnknownFilter
+from core.errors import UnknownFilter
+from core.types import Answer
 from rag.load import make_document
 from rag.settings import Settings
-from rag.types import Answer
 
 OPERATIONS = int(os.environ.get("RAG_RELIABILITY_OPERATIONS", "10000"))
 READERS = 8

@@ -26,10 +26,10 @@ from test_reliability_support import (
     record_figures,
 )
 
+from core.errors import IndexCorrupt
 from index.persist import CURRENT, load_snapshot
-from rag.errors import IndexCorrupt
+from rag.build import read_previous, upsert_document
 from rag.load import make_document
-from rag.pipeline import read_previous, upsert_document
 
 FILES = ["vectors.faiss", "chunks.jsonl", "documents.jsonl", "sentences.npy", "manifest.json"]
 PROBE = "corruption-probe"

@@ -136,8 +136,8 @@ def test_article_write_failing_halfway_leaves_the_old_files(
 ) -> None:
     """The sidecar is written, then the text hits a full disk: the folder is as it was (not
     a new sidecar beside the old text), with no temporary file left."""
+    from core.types import Document, DocumentMeta
     from rag import load
-    from rag.types import Document, DocumentMeta
 
     old = Document("doc", "Old text. Two sentences.", DocumentMeta(title="Old"))
     load.write_article(tmp_path, old)

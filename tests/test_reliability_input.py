@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.errors import DocumentError, InvalidDocumentId, RagError
+from core.types import Document, DocumentMeta
 from rag.chunk import chunk_document
-from rag.errors import DocumentError, InvalidDocumentId, RagError
 from rag.load import load_document, make_document, validate_doc_id, write_article
-from rag.types import Document, DocumentMeta
 
 SLUG = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: Characters that stress offsets and line handling, mixed into arbitrary text.

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.errors import ModelError
+from core.types import Chunk, Hit
 from eval.squad import SquadArticle
-from rag.errors import ModelError
 from rag.onnx_encoder import BGE_QUERY_INSTRUCTION, BUNDLED_BGE, OnnxEncoder
 from rag.rerank import (
     BUNDLED_RERANKER,
@@ -26,7 +27,6 @@ from rag.rerank import (
     rerank_hits,
 )
 from rag.retrieve import LexicalIndex
-from rag.types import Chunk, Hit
 
 needs_models = pytest.mark.skipif(
     not available(BUNDLED_RERANKER) or not available(BUNDLED_BGE),

@@ -10,10 +10,10 @@ import random
 
 import pytest
 
-from rag.errors import UnknownFilter
+from core.errors import UnknownFilter
+from core.types import Answer
 from rag.pipeline import answer
 from rag.settings import Settings
-from rag.types import Answer
 
 SAMPLE = 120
 
@@ -128,7 +128,7 @@ def test_score_fusion_normalises_each_list_and_weighs_them() -> None:
 def test_hybrid_fusions_both_rank_and_unknown_fusion_is_refused(
     squad_corpus, encoder, squad_settings
 ) -> None:
-    from rag.errors import InvalidParameter
+    from core.errors import InvalidParameter
     from rag.retrieve import retrieve
 
     question = "When did the Normans conquer England?"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from core.types import Document
+from rag.build import build_index, load_corpus
 from rag.load import load_data_dir
-from rag.pipeline import answer, build_index, load_corpus
+from rag.pipeline import answer
 from rag.settings import Settings
-from rag.types import Document
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CARD_QUESTION = "What did Merz say about German troops?"

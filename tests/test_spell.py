@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.types import Answer
 from rag.pipeline import answer
 from rag.spell import _WORD, Speller, english_words
-from rag.types import Answer
 
 
 @pytest.fixture(scope="module")

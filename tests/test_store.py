@@ -373,53 +373,46 @@ def test_auto_moves_to_hnsw_past_the_threshold(monkeypatch: pytest.MonkeyPatch) 
     assert index.kind == "hnsw" and len(index) == 500
 
 
-def test_index_type_comes_from_the_setting_and_is_validated(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from rag.settings import get_settings
-
-    monkeypatch.setenv("RAG_INDEX_TYPE", "hnsw")
-    get_settings.cache_clear()
-    try:
-        index = FaissIndex(8)
-        assert index.index_type == "hnsw"
-        index.add(np.arange(100, dtype=np.int64), clustered(np.random.default_rng(1), 100, 8))
-        assert index.kind == "hnsw"
-    finally:
-        get_settings.cache_clear()
+def test_index_type_is_a_parameter_and_is_validated() -> None:
+    index = FaissIndex(8, "hnsw")
+    assert index.index_type == "hnsw"
+    index.add(np.arange(100, dtype=np.int64), clustered(np.random.default_rng(1), 100, 8))
+    assert index.kind == "hnsw"
+    assert FaissIndex(8).index_type == "auto"  # never read from the environment
     with pytest.raises(ValueError, match="index type"):
         FaissIndex(8, "annoy")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
 def test_pipeline_builds_updates_and_removes_with_an_approximate_index(  # type: ignore[no-untyped-def]
-    kind, tmp_path, squad_data_dir, encoder, monkeypatch
+    kind, tmp_path, squad_data_dir, encoder
 ) -> None:
     """The document write path (update, remove) on the non-flat kinds, through the pipeline,
-    with the kind recorded in the manifest and answers still found."""
-    from rag.pipeline import answer, build_index, load_corpus, read_previous, remove_document
-    from rag.settings import Settings, get_settings
+    with the kind recorded in the manifest and answers still found. The kind comes from the
+    Settings object passed in, not from the environment (issue 15)."""
+    from rag.build import build_index, load_corpus, read_previous, remove_document
+    from rag.pipeline import answer
+    from rag.settings import Settings
 
-    monkeypatch.setenv("RAG_INDEX_TYPE", kind)
-    get_settings.cache_clear()
-    try:
-        settings = Settings(data_dir=squad_data_dir, index_dir=tmp_path / "index", reranker="")
-        report = build_index(settings, encoder)
-        assert report.manifest.index_type == kind
-        corpus = load_corpus(settings, encoder)
-        assert corpus.index.kind == kind
-        result = answer(corpus, encoder, "Who were the Normans?", settings=settings, mode="fast")
-        assert result.passages[0].hit.chunk.doc_id == "squad2-Normans"
-        previous = read_previous(settings.index_dir, encoder, rebuild=False)
-        assert previous is not None
-        after = remove_document(settings.index_dir, previous, "squad2-Normans", encoder)
-        assert after.manifest.index_type == kind
-        assert len(after.index) == len(after.chunks)
-        corpus = load_corpus(settings, encoder)
-        result = answer(corpus, encoder, "Who were the Normans?", settings=settings, mode="fast")
-        assert all(p.hit.chunk.doc_id != "squad2-Normans" for p in result.passages)
-    finally:
-        get_settings.cache_clear()
+    settings = Settings(
+        data_dir=squad_data_dir, index_dir=tmp_path / "index", reranker="", index_type=kind
+    )
+    report = build_index(settings, encoder)
+    assert report.manifest.index_type == kind
+    corpus = load_corpus(settings, encoder)
+    assert corpus.index.kind == kind
+    result = answer(corpus, encoder, "Who were the Normans?", settings=settings, mode="fast")
+    assert result.passages[0].hit.chunk.doc_id == "squad2-Normans"
+    previous = read_previous(settings.index_dir, encoder, rebuild=False)
+    assert previous is not None
+    after = remove_document(
+        settings.index_dir, previous, "squad2-Normans", encoder, index_type=kind
+    )
+    assert after.manifest.index_type == kind
+    assert len(after.index) == len(after.chunks)
+    corpus = load_corpus(settings, encoder)
+    result = answer(corpus, encoder, "Who were the Normans?", settings=settings, mode="fast")
+    assert all(p.hit.chunk.doc_id != "squad2-Normans" for p in result.passages)
 
 
 def test_hnsw_hides_a_few_removed_nodes_and_keeps_them_hidden_after_a_round_trip() -> None:

@@ -38,9 +38,9 @@ from test_api_support import (
 
 from api.schemas import CARD_QUESTION
 from api.web import CONTENT_SECURITY_POLICY
+from core.types import Document
 from rag.load import load_data_dir
 from rag.settings import Settings
-from rag.types import Document
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

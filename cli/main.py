@@ -1,4 +1,4 @@
-"""The ``rag`` command: ``index``, ``ask`` (and ``serve``/``eval`` from the API and eval packages).
+"""The ``rag`` command: ``index``, ``ask``, ``serve`` (the API) and ``eval`` (the evaluation).
 
 Every expected failure (bad input, a missing article, a mismatched index) prints one line,
 ``error: ...``, and exits non-zero; tracebacks are only shown with ``--debug``.
@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.errors import RagError
+from core.errors import RagError
 from rag.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    from rag.embed import SentenceTransformerEncoder
-    from rag.rerank import CrossEncoderReranker
+if TYPE_CHECKING:  # imported where used: `rag --help` and `rag serve` start fast
+    from rag.engine import Engine
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
@@ -39,34 +38,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     return base.model_copy(update=overrides) if overrides else base
 
 
-def _encoder(settings: Settings) -> SentenceTransformerEncoder:
-    from rag.embed import make_encoder
+def _engine(settings: Settings, mode: str | None = None) -> Engine:
+    """The loaded models for answering in ``mode``: an explicit or configured ``accurate``
+    fails if the cross-encoder cannot load; by default a missing one means ``fast`` mode,
+    with a note."""
+    from rag.engine import Engine, reranker_use
 
-    return make_encoder(settings).load()
-
-
-def _reranker(settings: Settings, mode: str | None) -> CrossEncoderReranker | None:
-    """The loaded reranker when the answer mode may need it. An explicit ``--mode accurate``
-    fails if it cannot load; by default a missing reranker means ``fast`` mode, with a note."""
-    from rag.rerank import make_reranker
-
-    reranker = make_reranker(settings)
-    if reranker is None or mode == "fast" or (settings.answer_mode == "fast" and mode is None):
-        return None
-    try:
-        return reranker.load()
-    except RagError as exc:
-        if mode == "accurate" or settings.answer_mode == "accurate":
-            raise
-        print(f"note: answering in fast mode: {exc}", file=sys.stderr)
-        return None
+    engine = Engine(settings, use_reranker=reranker_use(settings, mode))
+    models = engine.load_models()
+    if models.reranker is None and models.reranker_error and reranker_use(settings, mode) != "off":
+        print(f"note: answering in fast mode: {models.reranker_error}", file=sys.stderr)
+    return engine
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from rag.pipeline import build_index
+    from rag.engine import Engine
 
     settings = _settings(args)
-    report = build_index(settings, _encoder(settings), rebuild=args.rebuild, progress=True)
+    engine = Engine(settings, use_reranker="off")
+    engine.load_models()
+    report = engine.build_index(rebuild=args.rebuild, progress=True)
     m = report.manifest
     print(
         f"index {settings.index_dir} (generation {m.generation}): "
@@ -124,7 +115,8 @@ def format_answer(body: dict) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from api.schemas import AskResponse
-    from rag.pipeline import answer, open_corpus, validate_question, validate_top_k
+    from rag.engine import Request
+    from rag.pipeline import validate_question, validate_top_k
     from rag.response import answer_dict
 
     settings = _settings(args)
@@ -132,27 +124,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     validate_question(args.question, settings.max_question_chars)
     if args.top_k is not None:
         validate_top_k(args.top_k)
-    from rag.abstain import models_for
-
-    reranker = _reranker(settings, args.mode)
-    encoder = _encoder(settings)
-    corpus = open_corpus(settings, encoder, progress=True)
-    abstention = models_for(
-        settings,
-        encoder=encoder.query_name,
-        reranker=reranker.name if reranker is not None else None,
-    )
-    result = answer(
-        corpus,
-        encoder,
-        args.question,
-        settings=settings,
-        top_k=args.top_k,
-        doc_ids=args.doc_id,
-        author=args.author,
-        mode=args.mode,
-        reranker=reranker,
-        abstention=abstention,
+    engine = _engine(settings, args.mode).load(progress=True)
+    result = engine.ask(
+        Request(
+            args.question,
+            top_k=args.top_k,
+            doc_ids=tuple(args.doc_id) if args.doc_id else None,
+            author=args.author,
+            mode=args.mode,
+        )
     )
     body = AskResponse.model_validate(answer_dict(result))
     if args.json:

@@ -1,0 +1,299 @@
+"""Building the index: load -> chunk -> embed -> index, persisted as one generation.
+
+Pure stages over frozen types; the only I/O is reading ``data/`` and writing the index
+folder (under its writer lock). Re-embeds only documents whose text changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core.errors import DocumentNotFound, IndexNotFound
+from core.types import Chunk, Document
+from index.persist import (
+    Expectation,
+    IndexSnapshot,
+    Manifest,
+    load_snapshot,
+    save_snapshot,
+    writer_lock,
+)
+from index.store import FaissIndex, IndexType, chunk_key
+from rag.chunk import CHUNKER_VERSION, chunk_document
+from rag.embed import Encoder
+from rag.load import load_data_dir
+from rag.retrieve import Corpus
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an update does to each document id, compared with the previous index."""
+
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    plan: Plan
+    chunks_embedded: int
+    sentences_embedded: int
+    manifest: Manifest
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        return self.plan.added
+
+    @property
+    def updated(self) -> tuple[str, ...]:
+        return self.plan.updated
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return self.plan.removed
+
+    @property
+    def unchanged(self) -> tuple[str, ...]:
+        return self.plan.unchanged
+
+
+@dataclass(frozen=True)
+class IndexParts:
+    """A new index version, in memory, before it is saved."""
+
+    index: FaissIndex
+    chunks: tuple[Chunk, ...]
+    documents: tuple[Document, ...]
+    sentence_vectors: np.ndarray
+
+
+def expectation(encoder: Encoder) -> Expectation:
+    return Expectation(model=encoder.name, dimension=encoder.dim, chunker_version=CHUNKER_VERSION)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Chunks of some documents with their vectors, and their sentences' vectors (in chunk
+    order, then sentence order)."""
+
+    chunks: tuple[Chunk, ...]
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class IndexUpdate:
+    """A new index version in memory, what changed, and how much was embedded for it."""
+
+    parts: IndexParts
+    plan: Plan
+    chunks_embedded: int
+    sentences_embedded: int
+
+
+def embed_documents(docs: Sequence[Document], encoder: Encoder, progress: bool) -> Embedded:
+    """Chunk and embed documents."""
+    chunks: list[Chunk] = []
+    for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or len(docs) < 10):
+        chunks.extend(
+            chunk_document(doc, max_tokens=encoder.max_tokens, count_tokens=encoder.count_tokens)
+        )
+    texts = {d.id: d.text for d in docs}
+    sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
+    vectors = encoder.encode([c.text for c in chunks] + sentences, progress=progress)
+    return Embedded(tuple(chunks), vectors[: len(chunks)], vectors[len(chunks) :])
+
+
+def update_index(
+    previous: IndexSnapshot | None,
+    documents: Sequence[Document],
+    encoder: Encoder,
+    *,
+    index_type: IndexType = "auto",
+    progress: bool = False,
+) -> IndexUpdate:
+    """The index for exactly ``documents``, re-embedding only what changed since ``previous``.
+    ``previous`` is never modified (a live service may be searching it). ``index_type`` is
+    the vector structure (:class:`~index.store.FaissIndex`)."""
+    old_sha = {d.id: d.sha256 for d in previous.documents} if previous else {}
+    new_ids = {d.id for d in documents}
+    unchanged = [d.id for d in documents if old_sha.get(d.id) == d.sha256]
+    changed = [d for d in documents if old_sha.get(d.id) != d.sha256]
+    plan = Plan(
+        added=tuple(d.id for d in changed if d.id not in old_sha),
+        updated=tuple(d.id for d in changed if d.id in old_sha),
+        removed=tuple(i for i in old_sha if i not in new_ids),
+        unchanged=tuple(unchanged),
+    )
+    kept: dict[str, list[tuple[Chunk, np.ndarray]]] = {i: [] for i in unchanged}
+    index = FaissIndex(encoder.dim, index_type)
+    if previous is not None:
+        index = FaissIndex.from_bytes(previous.index.to_bytes(), index_type)
+        stale = [c for c in previous.chunks if c.doc_id not in kept]
+        index.remove(np.array([chunk_key(c.id) for c in stale], dtype=np.int64))
+        row = 0
+        for chunk in previous.chunks:
+            n = len(chunk.sentences)
+            if chunk.doc_id in kept:
+                kept[chunk.doc_id].append((chunk, previous.sentence_vectors[row : row + n]))
+            row += n
+    embedded = embed_documents(changed, encoder, progress)
+    new_chunks = embedded.chunks
+    if new_chunks:
+        keys = np.array([chunk_key(c.id) for c in new_chunks], dtype=np.int64)
+        index.add(keys, embedded.chunk_vectors)
+    sentence_vecs = embedded.sentence_vectors
+    fresh: dict[str, list[tuple[Chunk, np.ndarray]]] = {}
+    row = 0
+    for chunk in new_chunks:
+        n = len(chunk.sentences)
+        fresh.setdefault(chunk.doc_id, []).append((chunk, sentence_vecs[row : row + n]))
+        row += n
+    ordered = [pair for d in documents for pair in (kept.get(d.id) or fresh.get(d.id, []))]
+    dim = encoder.dim
+    parts = IndexParts(
+        index=index,
+        chunks=tuple(c for c, _ in ordered),
+        documents=tuple(documents),
+        sentence_vectors=(
+            np.concatenate([v for _, v in ordered]).astype(np.float32)
+            if ordered
+            else np.zeros((0, dim), dtype=np.float32)
+        ),
+    )
+    return IndexUpdate(parts, plan, len(new_chunks), len(sentence_vecs))
+
+
+def save_parts(index_dir: Path, parts: IndexParts, encoder: Encoder) -> Manifest:
+    return save_snapshot(
+        index_dir,
+        model=encoder.name,
+        dimension=encoder.dim,
+        chunker_version=CHUNKER_VERSION,
+        index=parts.index,
+        chunks=list(parts.chunks),
+        documents=list(parts.documents),
+        sentence_vectors=parts.sentence_vectors,
+    )
+
+
+def snapshot_of(parts: IndexParts, manifest: Manifest) -> IndexSnapshot:
+    return IndexSnapshot(
+        manifest=manifest,
+        index=parts.index,
+        chunks=parts.chunks,
+        documents=parts.documents,
+        sentence_vectors=parts.sentence_vectors,
+    )
+
+
+def replace_documents(
+    index_dir: Path,
+    previous: IndexSnapshot | None,
+    documents: Sequence[Document],
+    encoder: Encoder,
+    *,
+    index_type: IndexType = "auto",
+) -> IndexSnapshot:
+    """Persist an index holding exactly ``documents`` (re-embedding only changed ones) and
+    return it. The write is atomic: on any error the previous index stays the live one."""
+    parts = update_index(previous, documents, encoder, index_type=index_type).parts
+    return snapshot_of(parts, save_parts(index_dir, parts, encoder))
+
+
+def upsert_document(
+    index_dir: Path,
+    previous: IndexSnapshot | None,
+    document: Document,
+    encoder: Encoder,
+    *,
+    index_type: IndexType = "auto",
+) -> IndexSnapshot:
+    """Add or replace one document, keeping the others (and their vectors) as they are."""
+    others = [d for d in (previous.documents if previous else ()) if d.id != document.id]
+    documents = [*others, document]
+    return replace_documents(index_dir, previous, documents, encoder, index_type=index_type)
+
+
+def remove_document(
+    index_dir: Path,
+    previous: IndexSnapshot,
+    doc_id: str,
+    encoder: Encoder,
+    *,
+    index_type: IndexType = "auto",
+) -> IndexSnapshot:
+    """Remove one document; raises DocumentNotFound if it is not in the index."""
+    if all(d.id != doc_id for d in previous.documents):
+        raise DocumentNotFound(f"no document with id {doc_id!r}")
+    others = [d for d in previous.documents if d.id != doc_id]
+    return replace_documents(index_dir, previous, others, encoder, index_type=index_type)
+
+
+def read_previous(index_dir: Path, encoder: Encoder, *, rebuild: bool) -> IndexSnapshot | None:
+    """The persisted index to update, or None to start afresh (no index, or ``rebuild``).
+
+    A mismatched or corrupt index raises (with how to rebuild) rather than being replaced
+    silently."""
+    if rebuild:
+        return None
+    try:
+        return load_snapshot(index_dir, expectation(encoder))
+    except IndexNotFound:
+        return None
+
+
+def build_index(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    documents: Sequence[Document] | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+) -> BuildReport:
+    """Build or update the persisted index so that it holds exactly ``documents`` (default:
+    every article in ``settings.data_dir``). Holds the index's writer lock meanwhile, so a
+    running service's document writes and this never interleave."""
+    docs = list(documents) if documents is not None else load_data_dir(settings.data_dir)
+    with writer_lock(settings.index_dir):
+        previous = read_previous(settings.index_dir, encoder, rebuild=rebuild)
+        update = update_index(
+            previous, docs, encoder, index_type=settings.index_type, progress=progress
+        )
+        manifest = save_parts(settings.index_dir, update.parts, encoder)
+    log.info("index saved: generation %s, %s", manifest.generation, manifest.counts)
+    return BuildReport(
+        plan=update.plan,
+        chunks_embedded=update.chunks_embedded,
+        sentences_embedded=update.sentences_embedded,
+        manifest=manifest,
+    )
+
+
+def open_corpus(settings: Settings, encoder: Encoder, *, progress: bool = False) -> Corpus:
+    """The persisted index, built from ``settings.data_dir`` first if there is none yet."""
+    try:
+        return load_corpus(settings, encoder)
+    except IndexNotFound:
+        log.warning("no index at %s: building it from %s", settings.index_dir, settings.data_dir)
+        build_index(settings, encoder, progress=progress)
+        return load_corpus(settings, encoder)
+
+
+def load_corpus(settings: Settings, encoder: Encoder) -> Corpus:
+    """The persisted index, checked against the encoder, ready to search."""
+    snapshot = load_snapshot(settings.index_dir, expectation(encoder))
+    return Corpus.from_snapshot(
+        snapshot, stemming=settings.bm25_stemming, spelling=settings.spell_correction
+    )
