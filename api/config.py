@@ -23,9 +23,11 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 
     # Where `rag serve` listens (its --host/--port/--workers override these).
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    host: str = Field("127.0.0.1", description="Address `rag serve` listens on (--host).")
+    port: int = Field(8000, ge=0, le=65535, description="Port `rag serve` listens on (--port).")
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes, each with its own models (--workers)."
+    )
 
     # Access.
     admin_token: SecretStr | None = Field(
@@ -51,8 +53,7 @@ class ApiSettings(BaseSettings):
     max_document_bytes: int = Field(
         5_000_000,
         ge=1,
-        description="Largest accepted body for the /documents endpoints (an op-ed is well "
-        "under 100 kB; 5 MB leaves room for a book, and a 10 MB body is refused).",
+        description="Largest accepted body for the /documents endpoints, in bytes.",
     )
 
     # Work scheduling.
@@ -68,9 +69,7 @@ class ApiSettings(BaseSettings):
         le=10_000,
         description="Questions that may wait for a free thread per worker, beyond "
         "ask_concurrency; more at once are refused at once with 503 'overloaded' and "
-        "Retry-After (docs/reliability.md), rather than queued for seconds. A hard cap: "
-        "ask_max_wait is the bound that acts first in accurate mode; fast mode answers 64 "
-        "waiting questions in about a quarter of a second, so 64 clients need no refusals.",
+        "Retry-After (docs/reliability.md).",
     )
     ask_max_wait: float = Field(
         1.0,

@@ -1,4 +1,5 @@
-"""OpenAPI details: documented error responses and headers common to every operation."""
+"""OpenAPI details: documented error responses and headers common to every operation, and
+the request limits and defaults the server's settings give."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 from api import schemas as api_schemas
 from api.middleware import REQUEST_ID_HEADER
 from api.schemas import ErrorResponse
+from rag.settings import Settings
 
 ResponseExamples = dict[tuple[str, str, int], dict[str, Any]]
 
@@ -69,6 +71,19 @@ def _restore_examples(schema: dict[str, Any], examples: ResponseExamples) -> Non
                 component["examples"] = original
 
 
+def _apply_settings(schema: dict[str, Any], settings: Settings | None) -> None:
+    """Show the running server's own limits and defaults, which come from its settings, where
+    the request models can only give the settings' defaults."""
+    if settings is None:
+        return
+    components = schema.get("components", {}).get("schemas", {})
+    properties = components.get("AskRequest", {}).get("properties", {})
+    if "question" in properties:
+        properties["question"]["maxLength"] = settings.max_question_chars
+    if "top_k" in properties:
+        properties["top_k"]["default"] = settings.top_k
+
+
 def install_openapi(app: FastAPI, examples: ResponseExamples | None = None) -> None:
     """Generate the schema once, documenting the request-id header on every response;
     ``examples`` are response examples by (path, method, status)."""
@@ -85,6 +100,7 @@ def install_openapi(app: FastAPI, examples: ResponseExamples | None = None) -> N
             tags=app.openapi_tags,
         )
         _restore_examples(schema, examples or {})
+        _apply_settings(schema, getattr(app.state, "settings", None))
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 for response in operation.get("responses", {}).values():

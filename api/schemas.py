@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -17,6 +18,7 @@ from core.errors import InvalidQuestion
 from rag.load import DOC_ID_PATTERN
 from rag.pipeline import MAX_TOP_K, validate_question
 from rag.query import MAX_HISTORY
+from rag.settings import AnswerMode, Settings
 
 CARD_QUESTION = "What did Merz say about German troops?"
 
@@ -72,7 +74,7 @@ class AskResponse(BaseModel):
         'the articles\' words ("govenor" -> "governor"); null when nothing was corrected. '
         "The answer is always to the question as asked.",
     )
-    mode: Literal["fast", "accurate"] = Field(
+    mode: AnswerMode = Field(
         "fast", description="How the answer was found: fast (retrieval) or accurate (reranked)."
     )
     confidence: float | None = Field(
@@ -90,7 +92,10 @@ class AskResponse(BaseModel):
 
 # --------------------------------------------------------------------------- HTTP API models
 
-MAX_QUESTION_CHARS = 1000
+#: The defaults of the settings the HTTP API applies per request (the running server's own
+#: values are in its /openapi.json; see api.openapi).
+DEFAULT_TOP_K: int = Settings.model_fields["top_k"].default
+DEFAULT_MAX_QUESTION_CHARS: int = Settings.model_fields["max_question_chars"].default
 DOC_ID_REGEX = f"^{DOC_ID_PATTERN.pattern}$"
 DocId = Annotated[str, StringConstraints(pattern=DOC_ID_REGEX)]
 
@@ -108,6 +113,17 @@ def unicode_text(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(unicode_text)]
+
+
+def _integer_schema(minimum: int, maximum: int, default: int) -> Callable[[dict[str, Any]], None]:
+    """``json_schema_extra`` of an optional integer whose absence means a setting: shown as
+    a plain integer (an explicit null is refused) whose default is the setting's."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema.pop("anyOf", None)
+        schema.update(type="integer", minimum=minimum, maximum=maximum, default=default)
+
+    return extra
 
 
 class AskRequest(BaseModel):
@@ -128,13 +144,20 @@ class AskRequest(BaseModel):
     )
 
     question: Text = Field(
-        description=f"The question: 1 to {MAX_QUESTION_CHARS} characters once surrounding "
-        "whitespace is trimmed.",
-        json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS},
+        description="The question: at least 1 character and at most the server's "
+        f"RAG_MAX_QUESTION_CHARS setting ({DEFAULT_MAX_QUESTION_CHARS} unless set) once "
+        "surrounding whitespace is trimmed.",
+        json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_QUESTION_CHARS},
         examples=[CARD_QUESTION],
     )
-    top_k: int = Field(
-        3, ge=1, le=MAX_TOP_K, strict=True, description="How many passages to return."
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TOP_K,
+        strict=True,
+        description="How many passages to return; default: the server's RAG_TOP_K setting "
+        f"({DEFAULT_TOP_K} unless set).",
+        json_schema_extra=_integer_schema(1, MAX_TOP_K, DEFAULT_TOP_K),
     )
     doc_ids: list[DocId] | None = Field(
         None,
@@ -150,7 +173,7 @@ class AskRequest(BaseModel):
         "accent-insensitive).",
     )
 
-    mode: Literal["fast", "accurate"] | None = Field(
+    mode: AnswerMode | None = Field(
         None,
         description="fast: retrieval and sentence scoring only (milliseconds); accurate: the "
         "candidates are re-scored by a cross-encoder (slower, better ranked). Default: the "
@@ -161,27 +184,53 @@ class AskRequest(BaseModel):
         max_length=50,
         description=f"The conversation's earlier questions, oldest first (the last "
         f"{MAX_HISTORY} are used): a follow-up such as 'And what is she responsible for?' is "
-        "searched together with the question before it.",
+        "searched together with the question before it. Each may have as many characters as "
+        "the question.",
     )
 
-    @field_validator("history", mode="after")
+    @field_validator("top_k", mode="before")
     @classmethod
-    def _history_items(cls, value: list[str] | None) -> list[str] | None:
-        for n, item in enumerate(value or ()):
-            if len(item.strip()) > MAX_QUESTION_CHARS:
-                raise ValueError(
-                    f"item {n}: an earlier question may have at most {MAX_QUESTION_CHARS} "
-                    "characters after trimming"
-                )
+    def _not_null(cls, value: object) -> object:
+        # Only an explicit null gets here (a default is not validated): leave top_k out
+        # for the setting's value, as the schema says.
+        if value is None:
+            raise ValueError("Input should be a valid integer (leave top_k out for the default)")
         return value
 
     @field_validator("question", mode="after")
     @classmethod
     def _trimmed(cls, value: str) -> str:
+        # Trimmed and not empty here; the length limit is a setting, checked per request
+        # against the server's own (length_errors).
         try:
-            return validate_question(value, MAX_QUESTION_CHARS)
+            return validate_question(value, max_chars=len(value))
         except InvalidQuestion as exc:
             raise ValueError(str(exc)) from exc
+
+
+def length_errors(request: AskRequest, max_chars: int) -> list[dict[str, Any]]:
+    """The question and earlier questions of ``request`` longer than ``max_chars`` (the
+    ``RAG_MAX_QUESTION_CHARS`` setting) after trimming, as validation errors in pydantic's
+    shape, so that they are refused like any other invalid field (422 ``invalid_request``)."""
+    errors: list[dict[str, Any]] = []
+    try:
+        validate_question(request.question, max_chars)
+    except InvalidQuestion as exc:
+        errors.append(_value_error("question", str(exc)))
+    for n, item in enumerate(request.history or ()):
+        if len(item.strip()) > max_chars:
+            errors.append(
+                _value_error(
+                    "history",
+                    f"item {n}: an earlier question may have at most {max_chars} characters "
+                    "after trimming",
+                )
+            )
+    return errors
+
+
+def _value_error(field: str, message: str) -> dict[str, Any]:
+    return {"type": "value_error", "loc": ("body", field), "msg": f"Value error, {message}"}
 
 
 class ErrorDetail(BaseModel):

@@ -3,7 +3,7 @@
 ``python -m bench.answer_window [--questions 600] [--seed 3] [--write]`` takes SQuAD 2.0 dev
 answerable questions about articles *other* than the own question set's, with every dev
 article indexed (many paragraphs on one topic, as in an op-ed), and answers each in accurate
-mode at several pair margins (``RAG_PAIR_MARGIN``): the cross-encoder reads the top
+mode at several pair margins (``RAG_TUNING__PAIR_MARGIN``): the cross-encoder reads the top
 passage's sentences and adjacent pairs, and a pair is quoted when it scores that many logits
 above the best single sentence. For each margin it reports the answer hit (the quote holds
 the gold answer), the share of two-sentence quotes and the mean quote length, for all
@@ -121,8 +121,8 @@ def markdown(results: dict[str, list[Row]], command: str, n: int) -> str:
         f"Command: `{command}` — run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {n} SQuAD 2.0 dev "
         "answerable questions about articles other than the own set's, every dev article "
         "indexed. *Pair margin*: logits a pair of adjacent sentences must score above the best "
-        "single sentence to be quoted (`RAG_PAIR_MARGIN`). *Explanations*: questions asking "
-        "why, how (not how many/much/long...), what happened/became/led/caused.",
+        "single sentence to be quoted (`RAG_TUNING__PAIR_MARGIN`). *Explanations*: questions "
+        "asking why, how (not how many/much/long...), what happened/became/led/caused.",
         "",
         "| pair margin | answer hit | quotes of 2+ sentences | mean characters | "
         "explanations: hit | explanations: characters |",

@@ -17,12 +17,12 @@ from bench.common import REPO, Server, corpus_settings, median, save
 
 
 def ensure_index(settings: Any) -> None:
-    from rag.build import build_index
-    from rag.embed import make_encoder
+    from rag.engine import Engine
 
+    engine = Engine(settings, use_reranker="off")
+    engine.load_models()  # makes the cached ONNX export if missing
     if not settings.index_dir.is_dir():
-        build_index(settings, make_encoder(settings).load())
-    make_encoder(settings).load()  # makes the cached ONNX export if missing
+        engine.build_index()
 
 
 def import_seconds(module: str) -> float:

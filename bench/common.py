@@ -210,7 +210,7 @@ def report_command(module: str, argv: Sequence[str] | None = None) -> str:
 
 def publish(text: str, section: str, write: bool) -> None:
     """Print a report section, and with ``write`` put it into ``eval/report.md``."""
-    from eval.run import update_report_file
+    from eval.render import update_report_file
 
     print(text)
     if write:
@@ -218,11 +218,11 @@ def publish(text: str, section: str, write: bool) -> None:
 
 
 def load_models(settings: Any) -> tuple[Any, Any]:
-    """The loaded question encoder and cross-encoder of ``settings`` (accurate mode's)."""
-    from rag.embed import make_encoder
-    from rag.rerank import make_reranker
+    """The loaded question encoder and cross-encoder of ``settings`` (accurate mode's), from
+    the façade (:class:`rag.engine.Engine`)."""
+    from rag.engine import Engine
 
-    reranker = make_reranker(settings)
-    if reranker is None:
+    if not settings.reranker:
         raise SystemExit("this benchmark needs the cross-encoder, but RAG_RERANKER is empty")
-    return make_encoder(settings).load(), reranker.load()
+    models = Engine(settings, use_reranker="required").load_models()
+    return models.encoder, models.reranker

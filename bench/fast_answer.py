@@ -33,14 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import rag.quote as quote
+    from eval.calibration import in_calibration_part
     from eval.dataset import DEFAULT_QUESTIONS, SQUAD_QUESTIONS, load_question_set
-    from eval.run import in_calibration_part, index_dir_for, open_eval_corpus
-    from rag.embed import make_encoder
-    from rag.pipeline import answer
+    from eval.runner import index_dir_for, open_eval_corpus
+    from rag.engine import Engine, Request
     from rag.settings import Settings
 
     settings = Settings()
-    encoder = make_encoder(settings).load()
+    engine = Engine(settings, use_reranker="off")
+    encoder = engine.load_models().encoder
     cache = Path(__file__).resolve().parent.parent / "var" / "cache" / "fast-answer"
     sets = {}
     for path in (DEFAULT_QUESTIONS, SQUAD_QUESTIONS):
@@ -63,14 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for corpus, questions in sets.values():
                 hits, lengths = [], []
                 for q in questions:
-                    result = answer(
+                    result = engine.ask(
+                        Request(q.question, mode="fast", history=q.previous, abstain=False),
                         corpus,
-                        encoder,
-                        q.question,
-                        settings=settings,
-                        mode="fast",
-                        history=list(q.previous) or None,
-                        abstain=False,
                     )
                     a = result.answer
                     hits.append(

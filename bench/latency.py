@@ -56,12 +56,12 @@ def measure(
 def run(n: int = 1000, before_n: int = 200, accurate_n: int = 200) -> dict[str, Any]:
     from rag.build import build_index, load_corpus
     from rag.embed import Backend, SentenceTransformerEncoder
-    from rag.rerank import make_reranker
+    from rag.engine import Engine
 
     settings = corpus_settings()
     questions = eval_questions()
-    reranker_config = make_reranker(settings)
-    reranker = reranker_config.load() if reranker_config is not None else None
+    # The cross-encoder as the service loads it; the encoders below are the experiment.
+    reranker = Engine(settings).load_models().reranker
     results: dict[str, Any] = {"questions": len(questions)}
     # (label, backend, int8 questions, how many): "onnx-int8q" is the service's default.
     plan: tuple[tuple[str, Backend, bool, int], ...] = (

@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.common import publish, report_command
 from eval.dataset import EvalQuestion, load_question_set, paragraph_id
-from eval.run import REPO, index_dir_for, one_thread, open_eval_corpus
+from eval.runner import REPO, index_dir_for, one_thread, open_eval_corpus
 from eval.squad import DEFAULT_PATH
 from rag.embed import Encoder
 from rag.rerank import CrossEncoderReranker
@@ -148,10 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not SQUAD2.is_file():
         print(f"skipped: no {SQUAD2} (../shared/benchmarks absent)")
         return 0
-    from rag.embed import make_encoder
+    from rag.engine import Engine
 
     settings = Settings()
-    encoder = make_encoder(settings).load()
+    encoder = Engine(settings, use_reranker="off").load_models().encoder
     qset = load_question_set(squad_path=SQUAD2)
     questions = [q for q in qset.questions if q.answerable]
     corpus = open_eval_corpus(

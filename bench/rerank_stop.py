@@ -4,7 +4,7 @@
 questions, neither of them reported elsewhere, so that the rule is not chosen on the questions
 it is reported on:
 
-- retrieval_bench questions *not* in the reported sample (``rag eval --bench ... --sample
+- retrieval_bench questions *not* in the reported sample (``rag eval bench ... --sample
   500``, seed 13): one corpus of paragraphs on every topic;
 - SQuAD 2.0 dev answerable questions about articles *other* than the own question set's,
   with every dev article indexed: many paragraphs on the same topic, as in an op-ed, where
@@ -35,7 +35,7 @@ from bench.common import RETRIEVAL_BENCH, load_models, publish, report_command
 from core.types import Hit
 from eval.bench import BenchQuery, embed_cached, load_bench, paragraph_corpus, sample_queries
 from eval.dataset import load_question_set, paragraph_id
-from eval.run import REPO, index_dir_for, open_eval_corpus
+from eval.runner import REPO, index_dir_for, open_eval_corpus
 from eval.squad import DEFAULT_PATH as SQUAD2
 from eval.squad import SquadQuestion
 from rag.embed import Encoder
@@ -43,7 +43,7 @@ from rag.rerank import CrossEncoderReranker
 from rag.retrieve import Corpus, retrieve
 from rag.settings import Settings
 
-#: The reported sample (``rag eval --bench``'s defaults), kept out of the tuning questions.
+#: The reported sample (``rag eval bench``'s defaults), kept out of the tuning questions.
 REPORTED_SAMPLE, REPORTED_SEED = 500, 13
 RULES: tuple[tuple[int, float | None], ...] = (
     (10, None),

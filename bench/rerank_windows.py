@@ -2,7 +2,7 @@
 
 ``python -m bench.rerank_windows [--per-source 300] [--squad2 300] [--write]`` takes the same
 kinds of questions as ``bench.rerank_stop``, none of them in a reported sample: retrieval_bench
-questions outside ``rag eval --bench``'s sample (one corpus on every topic), and SQuAD 2.0 dev
+questions outside ``rag eval bench``'s sample (one corpus on every topic), and SQuAD 2.0 dev
 answerable questions about articles other than the own set's, every dev article indexed (many
 paragraphs on one topic, as in an op-ed).
 

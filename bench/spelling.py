@@ -37,7 +37,7 @@ from eval.bench import (
     paragraph_corpus,
     rank_queries,
 )
-from eval.run import REPO
+from eval.runner import REPO
 from rag.settings import Settings
 from rag.spell import Speller
 

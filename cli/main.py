@@ -1,4 +1,5 @@
-"""The ``rag`` command: ``index``, ``ask``, ``serve`` (the API) and ``eval`` (the evaluation).
+"""The ``rag`` command: ``index``, ``ask``, ``serve`` (the API), ``settings`` (the table of
+every setting) and ``eval`` (the evaluation).
 
 Every expected failure (bad input, a missing article, a mismatched index) prints one line,
 ``error: ...``, and exits non-zero; tracebacks are only shown with ``--debug``.
@@ -12,10 +13,10 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from core.errors import RagError
-from rag.settings import Settings, get_settings
+from rag.settings import MAX_TOP_K, AnswerMode, RetrievalMode, Settings, get_settings
 
 if TYPE_CHECKING:  # imported where used: `rag --help` and `rag serve` start fast
     from rag.engine import Engine
@@ -181,6 +182,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Print the settings table generated from the settings classes, or update a file's."""
+    from cli.settings_doc import replace_block, settings_markdown
+
+    table = settings_markdown()
+    if args.write is None:
+        print(table, end="")
+        return 0
+    path: Path = args.write
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        updated = replace_block(text, table)
+    except ValueError as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if updated != text:
+        path.write_text(updated, "utf-8")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rag", description="Answer questions about commentary articles with exact quotes."
@@ -200,17 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask = sub.add_parser("ask", help="answer a question with quotes")
     paths(p_ask)
     p_ask.add_argument("question")
-    p_ask.add_argument("--top-k", type=int, help="passages to return (1-20)")
+    p_ask.add_argument(
+        "--top-k", type=int, help=f"passages to return (1-{MAX_TOP_K}; default RAG_TOP_K)"
+    )
     p_ask.add_argument("--json", action="store_true", help="print the HTTP API's response body")
     p_ask.add_argument("--doc-id", action="append", help="only this document (repeatable)")
     p_ask.add_argument("--author", help="only documents by this author")
     p_ask.add_argument(
         "--mode",
-        choices=["fast", "accurate"],
+        choices=get_args(AnswerMode),
         help="accurate: re-rank with the cross-encoder (default when it is installed)",
     )
     p_ask.add_argument(
-        "--retrieval", choices=["dense", "bm25", "hybrid"], help="first-stage retrieval mode"
+        "--retrieval", choices=get_args(RetrievalMode), help="first-stage retrieval mode"
     )
     p_ask.set_defaults(func=cmd_ask)
 
@@ -220,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, help="port to listen on (RAG_PORT, default 8000)")
     p_serve.add_argument("--workers", type=int, help="worker processes (RAG_WORKERS, default 1)")
     p_serve.set_defaults(func=cmd_serve)
+
+    p_settings = sub.add_parser(
+        "settings", help="print every RAG_* setting as a Markdown table (the README's)"
+    )
+    p_settings.add_argument(
+        "--write",
+        type=Path,
+        metavar="FILE",
+        help="replace the table between the settings markers in FILE (e.g. README.md) "
+        "instead of printing it",
+    )
+    p_settings.set_defaults(func=cmd_settings)
 
     from eval.cli import register as register_eval
 

@@ -1,16 +1,16 @@
-"""Learn the abstention rule on commentary questions: ``rag eval --learn-abstention``.
+"""Learn the abstention rule on commentary questions: ``rag eval learn-abstention``.
 
 The seed-article question set (``eval/questions.jsonl``) is indexed; each question
 (answerable or not) is answered in both modes with abstention off, and the signals the
 pipeline saw are kept (:func:`rag.abstain.signals`). Questions are split in two by a hash of
-their id: a logistic model per mode is fitted, and its threshold chosen, on the tuning half
-only, and both are reported on the other half. The parameters are written to
+their id: a logistic model per mode is fitted (:func:`eval.fit.fit`), and its threshold chosen,
+on the tuning half only, and both are reported on the other half. The parameters are written to
 ``rag/abstention/`` with the models they belong to and the held-out figures.
 
 SQuAD 2.0 no longer decides anything here: its adversarial unanswerable questions and
 encyclopedia paragraphs put the signals elsewhere than commentary does (a model fitted on
 them refused a third of the paraphrased commentary questions); it stays a reported figure
-(``rag eval --squad2``).
+(``rag eval squad2``).
 """
 
 from __future__ import annotations
@@ -25,23 +25,25 @@ from typing import Any
 
 from tqdm import tqdm
 
+from eval.calibration import in_calibration_part
 from eval.dataset import EvalQuestion, QuestionSet
-from eval.run import in_calibration_part, index_dir_for, one_thread, open_eval_corpus
+from eval.fit import fit
+from eval.runner import index_dir_for, one_thread, open_eval_corpus
 from rag.abstain import (
     ACCURATE_SIGNALS,
     FAST_SIGNALS,
     SHIPPED_DIR,
     AbstentionModel,
-    fit,
     shipped_path,
 )
 from rag.chunk import CHUNKER_VERSION
 from rag.embed import Encoder
+from rag.engine import Engine, Request
 from rag.rerank import Reranker
 from rag.retrieve import Corpus
-from rag.settings import Settings
+from rag.settings import AnswerMode, Settings
 
-MODES = ("fast", "accurate")
+MODES: tuple[AnswerMode, ...] = ("fast", "accurate")
 #: The shipped threshold keeps false abstentions on the training part's answerable questions
 #: at or below this share: refusing an answerable question costs the reader more than
 #: quoting a near miss, which they can check against the span.
@@ -62,31 +64,19 @@ class Row:
 def collect(
     questions: Sequence[EvalQuestion],
     corpus: Corpus,
-    encoder: Encoder,
-    reranker: Reranker,
-    settings: Settings,
+    engine: Engine,
     *,
     progress: bool = False,
 ) -> list[Row]:
-    """Each question answered in both modes (abstention off), with the signals seen."""
-    from rag.pipeline import answer
-
+    """Each question answered in both modes (abstention off), with the signals seen.
+    ``engine`` has the cross-encoder and no learned abstention models."""
     rows = []
     with one_thread():
         for q in tqdm(questions, desc="signals", unit="q", disable=not progress):
             seen: dict[str, Mapping[str, float]] = {}
             for mode in MODES:
-                result = answer(
-                    corpus,
-                    encoder,
-                    q.question,
-                    settings=settings,
-                    mode=mode,
-                    reranker=reranker,
-                    history=list(q.previous) or None,
-                    abstain=False,
-                )
-                seen[mode] = dict(result.signals)
+                request = Request(q.question, mode=mode, history=q.previous, abstain=False)
+                seen[mode] = dict(engine.ask(request, corpus).signals)
             rows.append(Row(q.id, q.doc_id or "", q.answerable, seen))
     return rows
 
@@ -278,16 +268,19 @@ def markdown(learned: Mapping[str, tuple[AbstentionModel, Mapping[str, Any]]], c
 
 def run_learning(
     qset: QuestionSet,
-    encoder: Encoder,
-    reranker: Reranker,
-    settings: Settings,
+    engine: Engine,
     cache_dir: Path,
     *,
     command: str,
     progress: bool = False,
 ) -> dict[str, tuple[AbstentionModel, dict[str, Any]]]:
     """Collect every question's signals in both modes (cached by models, settings and
-    question ids), fit on the tuning half, report on the other."""
+    question ids), fit on the tuning half, report on the other. ``engine`` has the
+    cross-encoder and no learned abstention models (:func:`eval.runner.eval_engine` with
+    ``abstention={}``)."""
+    encoder, reranker, settings = engine.encoder, engine.reranker, engine.settings
+    if reranker is None:
+        raise ValueError("learning the accurate mode's rule needs the reranker")
     questions = list(qset.questions)
     key = cache_key(encoder, reranker, settings, [q.id + q.question for q in questions])
     cached = cache_dir / "abstention" / f"signals-{key}.jsonl"
@@ -301,6 +294,6 @@ def run_learning(
             index_dir_for(cache_dir, encoder),
             progress=progress,
         )
-        rows = collect(questions, corpus, encoder, reranker, settings, progress=progress)
+        rows = collect(questions, corpus, engine, progress=progress)
         save_rows(cached, rows)
     return learn(rows, encoder, reranker, source=str(qset.path.name), command=command)

@@ -7,7 +7,10 @@
   pipeline's own :func:`rag.retrieve.retrieve` (BM25, dense, fusion) over a corpus of one chunk
   per paragraph, and the metrics come from ranx.
 * ``squad2_dev``: SQuAD 2.0 articles indexed by the real pipeline, their questions asked through
-  :func:`rag.pipeline.answer`: answer hit on the answerable ones, abstention on the rest.
+  the façade (:meth:`rag.engine.Engine.ask`): answer hit on the answerable ones, abstention on
+  the rest.
+
+``rag eval bench DIR`` and ``rag eval squad2 FILE`` run them (:mod:`eval.cli`).
 """
 
 from __future__ import annotations
@@ -27,19 +30,19 @@ from tqdm import tqdm
 from core.types import Chunk, Document
 from eval.dataset import EvalQuestion
 from eval.metrics import mean_interval, ranking_scores, summarize_by_category
-from eval.run import (
-    answer_options,
-    describe_thresholds,
+from eval.render import describe_thresholds
+from eval.runner import (
     index_dir_for,
+    mode_options,
     mode_thresholds,
     open_eval_corpus,
     run_questions,
 )
 from index.persist import IndexSnapshot, Manifest
 from index.store import FaissIndex, chunk_key
-from rag.abstain import AbstentionModel
 from rag.chunk import chunk_id
 from rag.embed import Encoder
+from rag.engine import Engine
 from rag.rerank import Reranker, rerank_hits
 from rag.retrieve import Corpus, retrieve
 from rag.settings import Settings
@@ -250,19 +253,19 @@ def rank_queries(
     ):
         terms = corpus.lexical.terms(text)
         for mode in modes:
-            options = answer_options(mode)
+            options = mode_options(mode)
             hits = retrieve(
                 corpus,
                 vec,
                 terms,
-                mode=options["retrieval"],
+                mode=options.retrieval,
                 top_k=max(DEPTH, settings.rerank_candidates),
                 candidates=settings.tuning.candidates,
                 rrf_k=settings.tuning.rrf_k,
                 fusion=settings.fusion,
                 dense_weight=settings.tuning.dense_weight,
             )
-            if options["mode"] == "accurate":
+            if options.answer == "accurate":
                 if reranker is None:
                     raise ValueError("the accurate mode needs a reranker")
                 n = settings.rerank_candidates
@@ -351,8 +354,7 @@ def bench_intervals(
 
 def run_bench(
     root: Path,
-    encoder: Encoder,
-    settings: Settings,
+    engine: Engine,
     modes: Sequence[str],
     cache_dir: Path,
     *,
@@ -361,8 +363,10 @@ def run_bench(
     distractors: bool,
     seed: int,
     progress: bool = False,
-    reranker: Reranker | None = None,
 ) -> dict[str, Any]:
+    """Rank the sampled questions in every mode with ``engine``'s models and settings (its
+    cross-encoder for ``accurate``)."""
+    encoder, reranker, settings = engine.encoder, engine.reranker, engine.settings
     data = load_bench(root, distractors=distractors)
     queries = sample_queries(data.queries, sample, seed)
     ids = choose_paragraphs(list(data.texts), queries, paragraphs, seed)
@@ -577,8 +581,7 @@ def squad2_questions(articles: Sequence[Any], sample: int | None, seed: int) -> 
 
 def run_squad2(
     path: Path,
-    encoder: Encoder,
-    settings: Settings,
+    engine: Engine,
     modes: Sequence[str],
     cache_dir: Path,
     *,
@@ -586,10 +589,11 @@ def run_squad2(
     articles: int | None,
     seed: int,
     progress: bool = False,
-    reranker: Reranker | None = None,
-    abstention: Mapping[str, AbstentionModel] | None = None,
 ) -> dict[str, Any]:
+    """Index the chosen articles and ask their questions through ``engine`` in every mode."""
     from eval.squad import load_squad2
+
+    encoder = engine.encoder
 
     every = load_squad2(path)
     chosen = every
@@ -600,20 +604,11 @@ def run_squad2(
     corpus = open_eval_corpus(
         [a.document for a in chosen],
         encoder,
-        settings,
+        engine.settings,
         index_dir_for(cache_dir / "squad2", encoder),
         progress=progress,
     )
-    outcomes = run_questions(
-        questions,
-        corpus,
-        encoder,
-        settings,
-        modes,
-        progress=progress,
-        reranker=reranker,
-        abstention=abstention,
-    )
+    outcomes = run_questions(questions, corpus, engine, modes, progress=progress)
     threshold = 0.0  # outcomes hold margins over each mode's own threshold
     results: dict[str, Any] = {}
     for mode, items in outcomes.items():

@@ -28,7 +28,8 @@ from eval.bench import (
     sample_queries,
 )
 from eval.dataset import load_question_set, paragraph_id
-from eval.run import REPO, index_dir_for, one_thread, open_eval_corpus, update_report_file
+from eval.render import update_report_file
+from eval.runner import REPO, index_dir_for, one_thread, open_eval_corpus
 from eval.squad import DEFAULT_PATH
 from rag.embed import Encoder
 from rag.query import retrieval_text
@@ -197,10 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not BENCH.is_dir() or not SQUAD2.is_file():
         print(f"skipped: {BENCH} or {SQUAD2} is absent (../shared/benchmarks)")
         return 0
-    from rag.embed import make_encoder
-    from rag.onnx_encoder import OnnxEncoder
+    from eval.bge import OnnxEncoder
+    from rag.engine import Engine
 
-    encoders: dict[str, Encoder] = {"MiniLM (bundled)": make_encoder(Settings()).load()}
+    bundled = Engine(Settings(), use_reranker="off", abstention={}).load_models().encoder
+    encoders: dict[str, Encoder] = {"MiniLM (bundled)": bundled}
     if not args.minilm_only:
         encoders["bge-small (ONNX int8)"] = OnnxEncoder().load()
     result = run(encoders, args.sample, args.seed)

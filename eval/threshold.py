@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from eval.squad import DEFAULT_PATH, SquadQuestion, load_squad2
-from rag.build import build_index, load_corpus
 from rag.embed import SentenceTransformerEncoder
-from rag.pipeline import answer
+from rag.engine import Engine, Request
 from rag.retrieve import Corpus
 from rag.settings import Settings
 
@@ -32,10 +31,8 @@ INDEXED = ["Huguenot", "1973_oil_crisis", "European_Union_law", "Imperialism", "
 OFF_TOPIC = ["Steam_engine", "Force", "Immune_system", "Computational_complexity_theory", "Warsaw"]
 
 
-def best_support(
-    corpus: Corpus, encoder: SentenceTransformerEncoder, settings: Settings, question: str
-) -> float:
-    result = answer(corpus, encoder, question, settings=settings)
+def best_support(corpus: Corpus, engine: Engine, question: str) -> float:
+    result = engine.ask(Request(question), corpus)
     return result.answer.score if result.answer else float("-inf")
 
 
@@ -80,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(
             data_dir=Path(tmp), index_dir=Path(tmp) / "index", abstain_threshold=-1e9
         )
-        build_index(settings, encoder, documents=[a.document for a in indexed], progress=True)
-        corpus = load_corpus(settings, encoder)
+        # The support score alone: no cross-encoder, no learned abstention.
+        engine = Engine(settings, encoder=encoder, use_reranker="off", abstention={})
+        engine.load_models()
+        engine.build_index(documents=[a.document for a in indexed], progress=True)
+        corpus = engine.read_corpus()
         scores = {
-            name: np.array([best_support(corpus, encoder, settings, q.question) for q in qs])
+            name: np.array([best_support(corpus, engine, q.question) for q in qs])
             for name, qs in sets.items()
         }
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             *rows,
             "",
             "The default `RAG_ABSTAIN_THRESHOLD` in `rag/settings.py` comes from `rag eval "
-            "--calibrate` on the project's question set (eval/report.md); this measurement "
+            "own --calibrate` on the project's question set (eval/report.md); this measurement "
             "on other articles agrees with it to within 0.01.",
             "",
         ]

@@ -9,10 +9,11 @@ question; below its threshold the service abstains.
 
 Each mode's model weighs only a few of them (:data:`FAST_SIGNALS`, :data:`ACCURATE_SIGNALS`);
 what the article visibly lacks is refused before it is asked (:func:`rag.question.lacks`).
-The parameters are learned by ``rag eval --learn-abstention`` on the tuning half of the
-seed-article question set, reported on the other half, and shipped as JSON beside this module
-(``rag/abstention/<mode>.json``). They belong to the models that made the signals: loading
-refuses parameters learned with another encoder, reranker or chunker.
+The parameters are learned by ``rag eval learn-abstention`` (``eval/fit.py``: scikit-learn,
+which serving never imports) on the tuning half of the seed-article question set, reported on
+the other half, and shipped as JSON beside this module (``rag/abstention/<mode>.json``). They
+belong to the models that made the signals: loading refuses parameters learned with another
+encoder, reranker or chunker.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class AbstentionModel:
             detail = ", ".join(f"{k} {ours[k]!r} (loaded: {theirs[k]!r})" for k in wrong)
             raise AbstentionMismatch(
                 f"the {self.mode} abstention parameters were learned with {detail}; re-learn "
-                "them with `rag eval --learn-abstention --squad2 FILE`, or set "
+                "them with `rag eval learn-abstention`, or set "
                 "RAG_ABSTENTION=threshold to use the plain support threshold"
             )
         return self
@@ -204,8 +205,7 @@ def load_abstention(
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ModelError(
-            f"no abstention parameters at {path}: learn them with "
-            "`rag eval --learn-abstention --squad2 FILE`"
+            f"no abstention parameters at {path}: learn them with `rag eval learn-abstention`"
         ) from exc
     return AbstentionModel.from_json(text).check(
         encoder=encoder, reranker=reranker, chunker_version=chunker_version
@@ -233,60 +233,3 @@ def models_for(
         except ModelError as exc:
             log.warning("%s mode abstains by the support threshold: %s", mode, exc)
     return out
-
-
-def choose_threshold(
-    probability: np.ndarray, answerable: np.ndarray, max_false_abstention: float
-) -> float:
-    """The model's own boundary, 0.5 (the more probable side), lowered until it refuses at
-    most ``max_false_abstention`` of the answerable rows. Searching for the most accurate
-    threshold on a few dozen questions instead wins a refusal or two on them and loses more
-    on new ones."""
-    ok = probability[answerable]
-    if len(ok) == 0:
-        return 0.5
-    limit = float(np.quantile(ok, max_false_abstention, method="lower"))
-    return min(0.5, limit)
-
-
-def fit(
-    rows: Sequence[Mapping[str, float]],
-    answerable: Sequence[bool],
-    features: Sequence[str],
-    *,
-    mode: str,
-    encoder: str,
-    reranker: str,
-    chunker_version: str,
-    max_false_abstention: float | None = None,
-    provenance: Mapping[str, Any] | None = None,
-) -> AbstentionModel:
-    """Learn the logistic model (scikit-learn) on ``rows`` of signals.
-
-    The threshold is 0.5, or, with ``max_false_abstention``, the most accurate threshold
-    that refuses at most that share of the answerable rows (:func:`choose_threshold`)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    x = np.array([[r[f] for f in features] for r in rows], dtype=np.float64)
-    y = np.array(answerable, dtype=np.int64)
-    scaler = StandardScaler().fit(x)
-    clf = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(x), y)
-    threshold = 0.5
-    if max_false_abstention is not None:
-        threshold = choose_threshold(
-            clf.predict_proba(scaler.transform(x))[:, 1], y.astype(bool), max_false_abstention
-        )
-    return AbstentionModel(
-        mode=mode,
-        encoder=encoder,
-        reranker=reranker,
-        chunker_version=chunker_version,
-        features=tuple(features),
-        mean=tuple(float(v) for v in scaler.mean_),
-        scale=tuple(float(v) for v in scaler.scale_),
-        coef=tuple(float(v) for v in clf.coef_[0]),
-        intercept=float(clf.intercept_[0]),
-        threshold=round(threshold, 4),
-        provenance=dict(provenance or {}),
-    )

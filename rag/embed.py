@@ -251,7 +251,7 @@ class _OnnxModel:
         quantized: bool = False,
         query_int8: bool = False,
     ) -> None:
-        from rag.onnx_encoder import load_tokenizer, make_session
+        from rag.onnx import load_tokenizer, make_session
 
         layout = onnx_layout(folder)
         if layout is None:
@@ -269,7 +269,7 @@ class _OnnxModel:
         # One intra-op thread per call: a query runs on the calling thread (no thread-pool
         # hand-off, which costs more than it saves on a short input and fights the service's
         # other request threads), and bulk encoding runs ``workers`` batches at once instead.
-        from rag.onnx_encoder import usable_cpus
+        from rag.onnx import usable_cpus
 
         self.workers = threads or usable_cpus()
         self.session = make_session(self.path, threads=1)
@@ -282,7 +282,7 @@ class _OnnxModel:
             self.query_session = make_session(quantized_onnx_model(self.path), threads=1)
 
     def run(self, encodings: Sequence[Any], session: Any = None) -> np.ndarray:
-        from rag.onnx_encoder import pad_batch
+        from rag.onnx import pad_batch
 
         inputs = pad_batch(encodings, self.input_names, self.pad_id)
         return np.asarray((session or self.session).run(None, inputs)[0], dtype=np.float32)
@@ -291,7 +291,7 @@ class _OnnxModel:
         return self.run([self.tokenizer.encode(text)], self.query_session)
 
     def encode(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-        from rag.onnx_encoder import length_sorted_batches
+        from rag.onnx import length_sorted_batches
 
         result = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:

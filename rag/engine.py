@@ -146,6 +146,7 @@ class Engine:
             abstention=models.abstention,
             use_reranker=self._use_reranker,
         )
+        other._models = models
         other._corpus = self._corpus
         return other
 

@@ -43,11 +43,10 @@ from rag.quote import (
 )
 from rag.rerank import Reranker, rerank_hits
 from rag.retrieve import Corpus, resolve_filter, retrieve
-from rag.settings import AnswerMode, RetrievalMode, Settings
+from rag.settings import MAX_TOP_K, AnswerMode, RetrievalMode, Settings
 
 log = logging.getLogger(__name__)
 
-MAX_TOP_K = 20
 #: The answer modes, from the one ``Literal`` (rag.settings.AnswerMode).
 ANSWER_MODES: tuple[AnswerMode, ...] = get_args(AnswerMode)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from core.errors import ModelError
 from core.types import Hit
-from rag.onnx_encoder import (
+from rag.onnx import (
     exact_integer_model,
     length_sorted_batches,
     load_tokenizer,
@@ -59,7 +59,7 @@ class CrossEncoderReranker:
     batch a pair's score moves (by up to ~0.3 logit) with its neighbours and their padding;
     one pair a run makes every score reproducible, and on CPU is as fast for paragraphs.
     ``exact`` runs the integer products as exact float32 arithmetic
-    (:func:`~rag.onnx_encoder.exact_integer_model`): the same scores on every CPU, at float32
+    (:func:`~rag.onnx.exact_integer_model`): the same scores on every CPU, at float32
     speed; the evaluation gate uses it.
 
     The batches run ``workers`` at a time (default: the CPUs this process may use), each on

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -23,8 +23,8 @@ from rag.load import validate_doc_id
 from rag.settings import Fusion, RetrievalMode
 from rag.spell import Speller
 
-MODES: tuple[RetrievalMode, ...] = ("dense", "bm25", "hybrid")
-FUSIONS: tuple[Fusion, ...] = ("score", "rrf")
+MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)
+FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 
 
 class LexicalIndex:

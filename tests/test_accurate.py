@@ -15,13 +15,13 @@ import pytest
 
 import cli.main as cli
 from core.errors import ModelError, RerankerUnavailable
+from eval.fit import fit
 from eval.squad import SquadArticle
 from rag.abstain import (
     ACCURATE_SIGNALS,
     FAST_SIGNALS,
     AbstentionMismatch,
     AbstentionModel,
-    fit,
     load_abstention,
     models_for,
     shipped_path,
@@ -337,9 +337,9 @@ def test_an_unmentioned_name_lowers_the_answers_confidence(
 def test_window_re_reading_changes_only_the_close_calls(
     squad_corpus, encoder, reranker, squad_settings
 ):  # type: ignore[no-untyped-def]
-    """RAG_RERANK_WINDOW_WORDS=60 on real questions: where the cross-encoder already separates
-    the two best passages by the margin, nothing changes; where it does not, the two are
-    re-read (their scores change), and every quote stays exact."""
+    """RAG_TUNING__RERANK_WINDOW_WORDS=60 on real questions: where the cross-encoder already
+    separates the two best passages by the margin, nothing changes; where it does not, the two
+    are re-read (their scores change), and every quote stays exact."""
     from eval.dataset import SQUAD_QUESTIONS, load_question_set
     from eval.squad import DEFAULT_PATH
 
@@ -370,7 +370,7 @@ def test_window_re_reading_changes_only_the_close_calls(
 
 
 def test_threshold_is_the_models_boundary_lowered_for_false_abstentions() -> None:
-    from rag.abstain import choose_threshold
+    from eval.fit import choose_threshold
 
     answerable = np.array([True] * 20 + [False] * 5)
     confident = np.array([0.9] * 20 + [0.1] * 5)

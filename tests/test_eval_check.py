@@ -10,17 +10,12 @@ from pathlib import Path
 import pytest
 
 from eval import cli
+from eval.calibration import calibrate, choose_threshold, in_calibration_part
 from eval.dataset import SQUAD_QUESTIONS
+from eval.gate import make_baseline, metric_tolerance, run_check
 from eval.metrics import Outcome, TextSpan
-from eval.run import (
-    build_report,
-    calibrate,
-    choose_threshold,
-    in_calibration_part,
-    make_baseline,
-    replace_section,
-    run_check,
-)
+from eval.render import replace_section
+from eval.report import Baseline, Denominators, Report, ReportMeta, build_report
 
 
 def outcome(
@@ -48,10 +43,10 @@ def outcome(
     )
 
 
-META = {"command": "rag eval", "date": "2026-01-01", "model": "m", "abstain_threshold": 0.5}
+META = ReportMeta(command="rag eval own", date="2026-01-01", model="m", abstain_threshold=0.5)
 
 
-def report_of(outcomes: list[Outcome]) -> dict:
+def report_of(outcomes: list[Outcome]) -> Report:
     return build_report({"hybrid": outcomes}, 0.5, META)
 
 
@@ -109,16 +104,16 @@ def test_a_better_run_passes_and_lists_the_fixed_questions() -> None:
 def test_a_drop_within_tolerance_passes_and_floors_are_value_minus_tolerance() -> None:
     many = [outcome(f"q{i}", True, True) for i in range(100)]
     baseline = make_baseline(report_of(many), tolerance=0.02)
-    entries = baseline["modes"]["hybrid"]
-    assert entries["recall@1"]["floor"] == 0.98  # two questions of 100
-    assert entries["mrr@10"]["floor"] == 0.98
-    assert entries["quote_exactness"] == {
+    entries = baseline.modes["hybrid"]
+    assert entries["recall@1"].floor == 0.98  # two questions of 100
+    assert entries["mrr@10"].floor == 0.98
+    assert entries["quote_exactness"].to_dict() == {
         "value": 1.0,
         "tolerance": 0.0,
         "floor": 1.0,
         "target": ">= 1.0",
     }
-    assert entries["false_abstention"]["ceiling"] == 0.02
+    assert entries["false_abstention"].ceiling == 0.02
     slightly = copy.copy(many)
     slightly[:2] = [outcome(f"q{i}", False, True) for i in range(2)]
     assert run_check(baseline, report_of(slightly))[0] == 0
@@ -129,9 +124,7 @@ def test_a_drop_within_tolerance_passes_and_floors_are_value_minus_tolerance() -
 
 
 def test_the_tolerance_is_at_least_two_questions() -> None:
-    from eval.run import metric_tolerance
-
-    counts = {"all": 143, "answerable": 125, "unanswerable": 18, "refused": 17}
+    counts = Denominators(all=143, answerable=125, unanswerable=18, refused=17)
     assert metric_tolerance("recall@1", counts, 0.02) == 0.02
     assert metric_tolerance("abstention_recall", counts, 0.02) == 0.1112
     assert metric_tolerance("abstention_precision", counts, 0.02) == 0.1177
@@ -180,22 +173,67 @@ def test_report_sections_are_replaced_in_place() -> None:
     assert "own v1" not in text and text.count("<!-- begin:own -->") == 1
 
 
-def test_register_adds_the_eval_command() -> None:
+def test_register_adds_the_eval_subcommands() -> None:
     parser = argparse.ArgumentParser(prog="rag")
     sub = parser.add_subparsers(dest="command", required=True)
     cli.register(sub)
-    args = parser.parse_args(["eval", "--check"])
-    assert args.func is cli.cmd_eval and args.check and not args.update_baseline
-    args = parser.parse_args(["eval", "--bench", "x", "--sample", "5", "--distractors"])
+    args = parser.parse_args(["eval", "check", "--quiet"])
+    assert args.func is cli.cmd_check and args.check and args.quiet
+    assert not args.update_baseline and args.no_write
+    args = parser.parse_args(["eval", "own", "--update-baseline", "--calibrate"])
+    assert args.func is cli.cmd_own and not args.check and args.update_baseline and args.calibrate
+    args = parser.parse_args(["eval", "bench", "x", "--sample", "5", "--distractors"])
+    assert args.func is cli.cmd_bench
     assert args.bench == Path("x") and args.sample == 5 and args.distractors
+    args = parser.parse_args(["eval", "squad2", "f.json", "--articles", "2"])
+    assert args.func is cli.cmd_squad2 and args.squad2 == Path("f.json") and args.articles == 2
+    args = parser.parse_args(["eval", "learn-abstention", "--no-write"])
+    assert args.func is cli.cmd_learn_abstention and args.no_write
+    with pytest.raises(SystemExit):  # the old flags are gone
+        parser.parse_args(["eval", "--check"])
+
+
+def test_plain_eval_runs_the_own_sets(monkeypatch) -> None:
+    seen: list[argparse.Namespace] = []
+    monkeypatch.setattr(cli, "cmd_own", lambda args: seen.append(args) or 0)
+    parser = argparse.ArgumentParser(prog="rag")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval"])
+    assert args.func(args) == 0
+    assert not seen[0].check and not seen[0].quiet and seen[0].questions is None
+    assert seen[0].cache_dir == cli.DEFAULT_CACHE
+
+
+def test_command_line_names_the_subcommand() -> None:
+    assert cli.command_line(["eval", "check", "--quiet"]) == "rag eval check --quiet"
+    assert cli.command_line(["bench", "a b"]) == "rag eval bench 'a b'"
+
+
+def test_reports_and_baselines_keep_their_json_format() -> None:
+    """The typed records read the files on disk and write them back byte for byte."""
+    for name in ("report.json", "report-squad.json"):
+        text = (cli.EVAL_DIR / name).read_text(encoding="utf-8")
+        assert Report.from_json(text).to_json() == text, name
+    for name in ("baseline.json", "baseline-squad.json"):
+        text = (cli.EVAL_DIR / name).read_text(encoding="utf-8")
+        assert Baseline.from_json(text).to_json() == text, name
+
+
+def test_a_baseline_made_from_a_report_round_trips() -> None:
+    report = report_of(GOOD)
+    assert Report.from_json(report.to_json()) == report
+    baseline = make_baseline(report)
+    assert Baseline.from_json(baseline.to_json()) == baseline
+    assert run_check(Baseline.from_json(baseline.to_json()), report)[0] == 0
 
 
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--bench", "/nonexistent/retrieval_bench"],
-        ["--squad2", "/nonexistent/dev-v2.0.json"],
-        ["--squad", "/nonexistent/dev-v2.0.json", "--questions", str(SQUAD_QUESTIONS)],
+        ["bench", "/nonexistent/retrieval_bench"],
+        ["squad2", "/nonexistent/dev-v2.0.json"],
+        ["own", "--squad", "/nonexistent/dev-v2.0.json", "--questions", str(SQUAD_QUESTIONS)],
+        ["check", "--squad", "/nonexistent/dev-v2.0.json", "--questions", str(SQUAD_QUESTIONS)],
     ],
 )
 def test_missing_shared_data_skips_with_a_message(argv: list[str], capsys) -> None:

@@ -25,7 +25,7 @@ from eval.bench import (
 )
 from eval.dataset import SQUAD_QUESTIONS, load_question_set
 from eval.metrics import summarize
-from eval.run import run_questions
+from eval.runner import eval_engine, run_questions
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 
 
@@ -36,7 +36,8 @@ def test_the_question_set_runs_and_every_quote_is_exact(squad_corpus, encoder) -
     questions = [q for q in qset.questions if q.doc_id in (None, "squad2-Islamism")]
     assert len(questions) > 40
     settings = Settings()
-    outcomes = run_questions(questions, squad_corpus, encoder, settings, ["hybrid"])["hybrid"]
+    engine = eval_engine(settings, ["hybrid"], encoder=encoder, abstention={})
+    outcomes = run_questions(questions, squad_corpus, engine, ["hybrid"])["hybrid"]
     metrics = summarize(outcomes, settings.abstain_threshold)
     assert metrics["quote_exactness"] == 1.0
     assert metrics["recall@5"] is not None and metrics["recall@5"] > 0.5  # a smoke floor only
@@ -90,7 +91,7 @@ def test_bench_checks() -> None:
         "shreddit: hybrid R@5 >= 0.62": False,
     }
     assert all(c["interval"] is None for c in bench_checks(scores))
-    # A run of the accurate mode alone (`rag eval --bench ... --mode accurate`) still checks
+    # A run of the accurate mode alone (`rag eval bench ... --mode accurate`) still checks
     # its targets; the hybrid comparisons need the other modes.
     alone = {"all": {}, "shreddit": {"accurate": {"recall@1": 0.53, "recall@5": 0.63}}}
     assert {c["check"]: c["met"] for c in bench_checks(alone)} == {
@@ -127,7 +128,7 @@ def test_a_real_benchmark_sample_loads() -> None:
 
 
 def test_the_benchmarks_run_end_to_end_on_small_real_samples(tmp_path: Path, encoder) -> None:
-    """`rag eval --bench` and `rag eval --squad2` on a few real questions each, in process: the
+    """`rag eval bench` and `rag eval squad2` on a few real questions each, in process: the
     same paths as the reported runs (eval/report.md), at smoke-test size."""
     from eval.bench import run_bench, run_squad2, squad2_markdown
     from rag.settings import Settings
@@ -135,11 +136,10 @@ def test_the_benchmarks_run_end_to_end_on_small_real_samples(tmp_path: Path, enc
     root = SQUAD2_PATH.parent.parent / "retrieval_bench"
     if not (root / "corpus.jsonl").is_file() or not SQUAD2_PATH.is_file():
         pytest.skip("external benchmarks not found (../shared missing)")
-    settings = Settings()
+    engine = eval_engine(Settings(), ["bm25", "hybrid"], encoder=encoder, abstention={})
     bench = run_bench(
         root,
-        encoder,
-        settings,
+        engine,
         ["bm25", "hybrid"],
         tmp_path,
         sample=8,
@@ -153,9 +153,7 @@ def test_the_benchmarks_run_end_to_end_on_small_real_samples(tmp_path: Path, enc
     assert bench["scores"]["all"]["hybrid"]["recall@5"] > 0.3  # a smoke floor only
     assert "| mode |" in bench_markdown(bench, "cmd", "today")
 
-    squad = run_squad2(
-        SQUAD2_PATH, encoder, settings, ["hybrid"], tmp_path, sample=10, articles=1, seed=13
-    )
+    squad = run_squad2(SQUAD2_PATH, engine, ["hybrid"], tmp_path, sample=10, articles=1, seed=13)
     assert squad["meta"]["answerable"] == 10 and squad["meta"]["unanswerable"] == 10
     assert squad["modes"]["hybrid"]["quote_exactness"] == 1.0
     assert "| hybrid |" in squad2_markdown(squad, "cmd", "today")

@@ -1,4 +1,4 @@
-"""The exact-integer rewrite of an int8 model (rag.onnx_encoder.exact_integer_model): a
+"""The exact-integer rewrite of an int8 model (rag.onnx.exact_integer_model): a
 MatMulInteger computed as float32 must equal the exact integer product, on any CPU."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from rag.onnx_encoder import exact_integer_model  # noqa: E402
+from rag.onnx import exact_integer_model  # noqa: E402
 
 
 def tiny_int8_model(path: Path, weights: np.ndarray, weight_zero: int) -> None:

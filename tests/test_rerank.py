@@ -16,8 +16,8 @@ import pytest
 
 from core.errors import ModelError
 from core.types import Chunk, Hit
+from eval.bge import BGE_QUERY_INSTRUCTION, BUNDLED_BGE, OnnxEncoder
 from eval.squad import SquadArticle
-from rag.onnx_encoder import BGE_QUERY_INSTRUCTION, BUNDLED_BGE, OnnxEncoder
 from rag.rerank import (
     BUNDLED_RERANKER,
     CrossEncoderReranker,
