@@ -17,9 +17,10 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from bench.common import DOCS, WORK, Server, corpus_settings, eval_questions, save
+from rag.settings import AnswerMode
 
 LUA = Path(__file__).with_name("ask.lua")
 
@@ -80,7 +81,7 @@ def run(duration: int = 30, clients: tuple[int, ...] = (1, 16, 64)) -> dict[str,
     results: dict[str, Any] = {"duration_s": duration, "modes": {}}
     with Server(settings) as server:
         server.first_answer()
-        for mode in ("fast", "accurate"):
+        for mode in get_args(AnswerMode):
             wrk(server.url, 2, 3, mode)  # warm-up
             rows = []
             for c in clients:

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from tqdm import tqdm
 
@@ -43,7 +43,7 @@ from rag.rerank import Reranker
 from rag.retrieve import Corpus
 from rag.settings import AnswerMode, Settings
 
-MODES: tuple[AnswerMode, ...] = ("fast", "accurate")
+MODES: tuple[AnswerMode, ...] = get_args(AnswerMode)
 #: The shipped threshold keeps false abstentions on the training part's answerable questions
 #: at or below this share: refusing an answerable question costs the reader more than
 #: quoting a near miss, which they can check against the span.

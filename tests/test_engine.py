@@ -110,3 +110,27 @@ def test_only_the_facade_wires_models_from_settings() -> None:
         if (calls := _wiring_calls(path))
     }
     assert offenders == {}
+
+
+def test_the_architecture_docs_example_runs(
+    seed_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/architecture.md's façade example, run as written (on a copy of the seed article),
+    so the doc cannot drift from the code."""
+    import re
+
+    from rag.settings import get_settings
+
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    monkeypatch.setenv("RAG_DATA_DIR", str(seed_settings.data_dir))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(seed_settings.index_dir))
+    get_settings.cache_clear()
+    try:
+        scope: dict[str, object] = {}
+        exec(compile(example, "docs/architecture.md", "exec"), scope)
+    finally:
+        get_settings.cache_clear()
+    result = scope["answer"]
+    assert getattr(result, "answer", None) is not None
+    assert "Merz" in result.answer.text  # type: ignore[attr-defined]
