@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.common import publish, report_command
-from eval.dataset import EvalQuestion, load_question_set, paragraph_id
+from eval.dataset import SQUAD_QUESTIONS, EvalQuestion, load_question_set, paragraph_id
 from eval.runner import REPO, index_dir_for, one_thread, open_eval_corpus
 from eval.squad import DEFAULT_PATH
 from rag.embed import Encoder
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = Settings()
     encoder = Engine(settings, use_reranker="off").load_models().encoder
-    qset = load_question_set(squad_path=SQUAD2)
+    qset = load_question_set(SQUAD_QUESTIONS, squad_path=SQUAD2)
     questions = [q for q in qset.questions if q.answerable]
     corpus = open_eval_corpus(
         list(qset.documents.values()),

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from bench.common import RETRIEVAL_BENCH, load_models, publish, report_command
 from core.types import Hit
 from eval.bench import BenchQuery, embed_cached, load_bench, paragraph_corpus, sample_queries
-from eval.dataset import load_question_set, paragraph_id
+from eval.dataset import SQUAD_QUESTIONS, load_question_set, paragraph_id
 from eval.runner import REPO, index_dir_for, open_eval_corpus
 from eval.squad import DEFAULT_PATH as SQUAD2
 from eval.squad import SquadQuestion
@@ -148,7 +148,7 @@ def squad2_outside_own(
     from eval.squad import load_squad2
 
     articles = load_squad2(path)
-    own = set(load_question_set(squad_path=path).documents)
+    own = set(load_question_set(SQUAD_QUESTIONS, squad_path=path).documents)
     pool = [
         q for a in articles if a.document.id not in own for q in a.questions if not q.impossible
     ]

@@ -319,9 +319,10 @@ def resolve_documents(
 
 
 def load_question_set(
-    path: Path = DEFAULT_QUESTIONS, *, squad_path: Path, data_dir: Path | None = None
+    path: Path, *, squad_path: Path, data_dir: Path | None = None
 ) -> QuestionSet:
-    """Read, resolve and validate the question set."""
+    """Read, resolve and validate the question set at ``path`` (no default: the seed set,
+    DEFAULT_QUESTIONS, needs ``data_dir``; the stand-ins, SQUAD_QUESTIONS, ``squad_path``)."""
     questions = parse_questions(path)
     documents = resolve_documents(
         [q.doc_id for q in questions if q.doc_id], squad_path=squad_path, data_dir=data_dir

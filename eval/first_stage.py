@@ -27,7 +27,7 @@ from eval.bench import (
     paragraph_corpus,
     sample_queries,
 )
-from eval.dataset import load_question_set, paragraph_id
+from eval.dataset import SQUAD_QUESTIONS, load_question_set, paragraph_id
 from eval.render import update_report_file
 from eval.runner import REPO, index_dir_for, one_thread, open_eval_corpus
 from eval.squad import DEFAULT_PATH
@@ -103,7 +103,7 @@ def recall_table(
 
 
 def own_queries(settings: Settings) -> tuple[list[Query], list[Any]]:
-    qset = load_question_set(squad_path=SQUAD2)
+    qset = load_question_set(SQUAD_QUESTIONS, squad_path=SQUAD2)
     queries = [
         Query("own", retrieval_text(q.question, list(q.previous)), frozenset(q.paragraph_ids()))
         for q in qset.questions
