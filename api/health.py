@@ -20,7 +20,9 @@ async def healthz() -> HealthResponse:
 @router.get("/readyz", summary="The model and index are loaded", responses=error_responses(503))
 async def readyz(state: StateDep, loaded: LoadedDep) -> ReadyResponse:
     """200 with the index's size once questions can be answered; 503 before (or if loading
-    failed, with the reason)."""
+    failed, with the reason), and while the index's database cannot be reached (questions
+    are still answered from the version loaded before)."""
+    state.check_store()
     return ReadyResponse(
         documents=len(loaded.corpus.documents),
         chunks=len(loaded.corpus.chunks),

@@ -4,11 +4,14 @@ Readers take :meth:`ServiceState.current` (an immutable :class:`Loaded`) and kee
 for the whole request; a write or a reload builds a new one in a worker thread and swaps it
 in with one assignment, so a search in flight always sees one consistent version.
 
-Writers are serialised twice: by an asyncio lock within the process and by an exclusive
-``flock`` on a file in the index folder across processes (several uvicorn workers share one
-index). Each write starts from the index as persisted, never from a copy in memory, so no
-worker's change is lost; the other workers see it through :meth:`ServiceState.watch`, which
-polls the live generation and reloads when it changed.
+Writers are serialised twice: by an asyncio lock within the process and, across processes,
+by the storage (rag/storage.py): an exclusive ``flock`` on a file in the index folder (several
+uvicorn workers share one index), or a transaction-scoped advisory lock in PostgreSQL
+(replicas on many machines share one database). Each write starts from the index as
+persisted, never from a copy in memory, so no worker's change is lost; the others see it
+through :meth:`ServiceState.watch`, which checks the live generation (woken at once by the
+database's ``NOTIFY``) and reloads when it changed. A replica that cannot reach its database
+keeps answering from the version it has, and says so on ``/readyz`` until it can again.
 """
 
 from __future__ import annotations
@@ -17,22 +20,19 @@ import gc
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 
 from api.cache import LRUCache, ask_key
-from core.errors import DocumentNotFound, IndexNotFound, NotReady, RagError
+from core.errors import IndexNotFound, NotReady, StoreUnavailable
 from core.types import Answer, Document
-from index.persist import IndexSnapshot, read_manifest, writer_lock
-from rag.build import read_previous, remove_document, upsert_document
 from rag.embed import Encoder
 from rag.engine import Engine, Request
-from rag.load import replace_article, restore_articles
 from rag.retrieve import Corpus
 from rag.settings import AnswerMode, Settings
+from rag.storage import Written
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,6 @@ class Loaded:
         return self.corpus.documents
 
 
-def live_generation(index_dir: Path) -> int | None:
-    """The generation CURRENT names, or None if there is no usable index yet."""
-    try:
-        return read_manifest(index_dir).generation
-    except (RagError, OSError):
-        return None
-
-
 class ServiceState:
     """Everything the routes need; construction is cheap (no I/O, no model load)."""
 
@@ -108,6 +100,8 @@ class ServiceState:
         self._loaded: Loaded | None = None
         self._loading = True
         self.error: str | None = None
+        #: Why the index's store (the database) cannot be reached, while it cannot.
+        self.store_error: str | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -128,6 +122,15 @@ class ServiceState:
                 raise NotReady("the service is starting: the model and index are loading")
             raise NotReady(f"the service could not load the model or index: {self.error}")
         return loaded
+
+    def check_store(self) -> None:
+        """StoreUnavailable while the index's database cannot be reached (answers still
+        come from the version in memory; /readyz reports it)."""
+        problem = self.store_error
+        if problem is not None:
+            loaded = self._loaded
+            serving = f"; answering from generation {loaded.generation}" if loaded else ""
+            raise StoreUnavailable(f"{problem}{serving}")
 
     async def ask(
         self,
@@ -204,8 +207,8 @@ class ServiceState:
             # First start: build the index from the data folder (build_index takes the
             # writer lock itself; flock is per open file, so it must not be held here).
             log.warning(
-                "no index at %s: building it from %s",
-                self.settings.index_dir,
+                "no index in %s: building it from %s",
+                self.engine.storage.describe(),
                 self.settings.data_dir,
             )
             self.engine.build_index()
@@ -215,10 +218,8 @@ class ServiceState:
 
     def _reload(self) -> Loaded:
         self.engine.load_models()
-        with writer_lock(self.settings.index_dir, exclusive=False):
-            corpus = self.engine.read_corpus()
-            generation = live_generation(self.settings.index_dir)
-        return Loaded.of(corpus, generation or 0)
+        version = self.engine.storage.load(self.encoder)
+        return Loaded.of(self.engine.corpus_of(version.snapshot), version.generation)
 
     def _swap(self, loaded: Loaded) -> None:
         self._loaded = loaded
@@ -235,10 +236,10 @@ class ServiceState:
         )
 
     async def refresh(self) -> bool:
-        """Reload if the live generation on disk is not the one in memory; True if it was."""
-        index_dir = self.settings.index_dir
+        """Reload if the live generation in the store is not the one in memory; True if it
+        was."""
         seen = self._loaded.generation if self._loaded else None
-        live = await anyio.to_thread.run_sync(live_generation, index_dir)
+        live = await anyio.to_thread.run_sync(self.engine.storage.live_generation)
         if live is None or live == seen or self._loading:
             return False
         async with self._write_lock:
@@ -249,88 +250,66 @@ class ServiceState:
             self._swap(loaded)
         return True
 
+    async def _wait_for_change(self) -> None:
+        """Until the next check: ``reload_interval`` seconds, or less when the store
+        announces a change (the database's NOTIFY) before that."""
+        storage = self.engine.storage
+        if not storage.announces_changes or self.store_error is not None:
+            await anyio.sleep(self.reload_interval)
+            return
+        try:
+            await anyio.to_thread.run_sync(
+                storage.wait_for_change, self.reload_interval, abandon_on_cancel=True
+            )
+        except StoreUnavailable as exc:
+            self._store_lost(exc)
+            await anyio.sleep(self.reload_interval)
+
+    def _store_lost(self, exc: StoreUnavailable) -> None:
+        problem = str(exc) or type(exc).__name__
+        if self.store_error is None:
+            log.warning("lost the index's database (serving what is loaded): %s", problem)
+        self.store_error = problem
+
     async def watch(self) -> None:
         last_problem = ""
         while True:
-            await anyio.sleep(self.reload_interval)
+            await self._wait_for_change()
             try:
                 await self.refresh()
-                last_problem = ""
+            except StoreUnavailable as exc:
+                self._store_lost(exc)
+                continue
             except Exception as exc:  # keep watching; log each new problem once
                 problem = str(exc) or type(exc).__name__
                 if problem != last_problem:
                     log.warning("could not reload the index: %s", problem)
                 last_problem = problem
+            else:
+                last_problem = ""
+            if self.store_error is not None:
+                log.warning("the index's database is reachable again")
+                self.store_error = None
 
     # ------------------------------------------------------------------ writing
 
-    async def _write(self, change: Callable[[IndexSnapshot | None], IndexSnapshot]) -> None:
+    async def _write(self, change: Callable[[], Written]) -> Written:
         self.current()  # no writes before the model is loaded
         async with self._write_lock:
-            loaded = await anyio.to_thread.run_sync(self._write_sync, change)
+            loaded, written = await anyio.to_thread.run_sync(self._write_sync, change)
             self._swap(loaded)
+        return written
 
-    def _write_sync(self, change: Callable[[IndexSnapshot | None], IndexSnapshot]) -> Loaded:
-        with writer_lock(self.settings.index_dir):
-            previous = read_previous(self.settings.index_dir, self.encoder, rebuild=False)
-            snapshot = change(previous)
-        corpus = Corpus.from_snapshot(
-            snapshot, stemming=self.settings.bm25_stemming, spelling=self.settings.spell_correction
-        )
-        return Loaded.of(corpus, snapshot.manifest.generation)
-
-    def _with_article_files(
-        self, doc_id: str, document: Document | None, update_index: Callable[[], IndexSnapshot]
-    ) -> IndexSnapshot:
-        """Change the article files in the data folder, then the index; if the index write
-        fails, put the files back. So ``rag index`` (which follows the data folder) and the
-        service always agree on which documents exist."""
-        data_dir = self.settings.data_dir
-        previous_files = replace_article(data_dir, document, doc_id)
-        try:
-            return update_index()
-        except BaseException:
-            restore_articles(data_dir, doc_id, previous_files)
-            raise
+    def _write_sync(self, change: Callable[[], Written]) -> tuple[Loaded, Written]:
+        written = change()
+        corpus = self.engine.corpus_of(written.version.snapshot)
+        return Loaded.of(corpus, written.version.generation), written
 
     async def upsert(self, document: Document) -> bool:
         """Add or replace a document, persisted before returning; True if it was new."""
-        created = False
-
-        def change(previous: IndexSnapshot | None) -> IndexSnapshot:
-            nonlocal created
-            created = previous is None or all(d.id != document.id for d in previous.documents)
-            return self._with_article_files(
-                document.id,
-                document,
-                lambda: upsert_document(
-                    self.settings.index_dir,
-                    previous,
-                    document,
-                    self.encoder,
-                    index_type=self.settings.index_type,
-                ),
-            )
-
-        await self._write(change)
-        return created
+        written = await self._write(lambda: self.engine.storage.upsert(document, self.encoder))
+        return written.created
 
     async def remove(self, doc_id: str) -> None:
         """Remove a document, persisted before returning; DocumentNotFound if absent."""
-
-        def change(previous: IndexSnapshot | None) -> IndexSnapshot:
-            if previous is None or all(d.id != doc_id for d in previous.documents):
-                raise DocumentNotFound(f"no document with id {doc_id!r}")
-            return self._with_article_files(
-                doc_id,
-                None,
-                lambda: remove_document(
-                    self.settings.index_dir,
-                    previous,
-                    doc_id,
-                    self.encoder,
-                    index_type=self.settings.index_type,
-                ),
-            )
-
-        await self._write(change)
+        await self._write(lambda: self.engine.storage.remove(doc_id, self.encoder))

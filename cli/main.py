@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
+from pydantic import SecretStr
+
 from core.errors import RagError
 from rag.settings import MAX_TOP_K, AnswerMode, RetrievalMode, Settings, get_settings
 
@@ -36,6 +38,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         }.items()
         if value is not None
     }
+    url = getattr(args, "database_url", None)
+    if url is not None:
+        overrides["database_url"] = SecretStr(url) if url else None
     return base.model_copy(update=overrides) if overrides else base
 
 
@@ -61,7 +66,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     report = engine.build_index(rebuild=args.rebuild, progress=True)
     m = report.manifest
     print(
-        f"index {settings.index_dir} (generation {m.generation}): "
+        f"index {engine.storage.describe()} (generation {m.generation}): "
         f"{m.counts.get('documents', 0)} documents, {m.counts.get('chunks', 0)} chunks; "
         f"added {len(report.added)}, updated {len(report.updated)}, "
         f"removed {len(report.removed)}, unchanged {len(report.unchanged)}; "
@@ -158,7 +163,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("error: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     # Workers build the app from the environment (uvicorn's factory takes no arguments).
-    for name, value in (("RAG_DATA_DIR", args.data_dir), ("RAG_INDEX_DIR", args.index_dir)):
+    for name, value in (
+        ("RAG_DATA_DIR", args.data_dir),
+        ("RAG_INDEX_DIR", args.index_dir),
+        ("RAG_DATABASE_URL", args.database_url),
+    ):
         if value is not None:
             os.environ[name] = str(value)
     try:  # fail fast, in one line, on a bad setting
@@ -217,8 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", type=Path, help="articles folder (RAG_DATA_DIR)")
         p.add_argument("--index-dir", type=Path, help="index folder (RAG_INDEX_DIR)")
 
+    def database(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--database-url",
+            metavar="URL",
+            help="keep the index in this PostgreSQL database instead of the index folder "
+            "(RAG_DATABASE_URL, which keeps a password out of the process list; "
+            "docs/scale-out.md)",
+        )
+
     p_index = sub.add_parser("index", help="build or update the index from the data folder")
     paths(p_index)
+    database(p_index)
     p_index.add_argument("--rebuild", action="store_true", help="re-embed everything")
     p_index.set_defaults(func=cmd_index)
 
@@ -243,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
     paths(p_serve)
+    database(p_serve)
     p_serve.add_argument("--host", help="address to listen on (RAG_HOST, default 127.0.0.1)")
     p_serve.add_argument("--port", type=int, help="port to listen on (RAG_PORT, default 8000)")
     p_serve.add_argument("--workers", type=int, help="worker processes (RAG_WORKERS, default 1)")

@@ -53,6 +53,12 @@ class IndexCorrupt(RagError):
     code = "index_corrupt"
 
 
+class StoreUnavailable(RagError):
+    """The database that holds the index cannot be reached (the Postgres backend)."""
+
+    code = "store_unavailable"
+
+
 class ModelError(RagError):
     """The embedding model cannot be found or loaded."""
 

@@ -17,15 +17,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from core.errors import NotReady, RagError
+from core.errors import IndexNotFound, NotReady, RagError
 from core.types import Answer, Document
+from index.persist import IndexSnapshot
 from rag.abstain import AbstentionModel, models_for
-from rag.build import BuildReport, build_index, load_corpus, open_corpus
+from rag.build import BuildReport
 from rag.embed import Encoder, make_encoder
 from rag.pipeline import answer
 from rag.rerank import Reranker, make_reranker
 from rag.retrieve import Corpus
 from rag.settings import AnswerMode, RetrievalMode, Settings
+from rag.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,10 @@ class Engine:
         abstention: Mapping[str, AbstentionModel] | None = None,
         use_reranker: RerankerUse = "auto",
         exact_reranker: bool = False,
+        storage: Storage | None = None,
     ) -> None:
         self.settings = settings
+        self._storage = storage
         self._given_encoder = encoder
         self._given_reranker = reranker
         self._given_abstention = abstention
@@ -132,7 +136,16 @@ class Engine:
         """Load the models and the persisted index (built from the data folder first if
         there is none yet); returns ``self``."""
         self.load_models()
-        self._corpus = open_corpus(self.settings, self.encoder, progress=progress)
+        try:
+            self._corpus = self.read_corpus()
+        except IndexNotFound:
+            log.warning(
+                "no index in %s: building it from %s",
+                self.storage.describe(),
+                self.settings.data_dir,
+            )
+            self.build_index(progress=progress)
+            self._corpus = self.read_corpus()
         return self
 
     def with_settings(self, settings: Settings) -> Engine:
@@ -148,6 +161,7 @@ class Engine:
         )
         other._models = models
         other._corpus = self._corpus
+        other._storage = self._storage
         return other
 
     @property
@@ -176,6 +190,14 @@ class Engine:
 
     # ------------------------------------------------------------------ the index
 
+    @property
+    def storage(self) -> Storage:
+        """Where the index lives (rag/storage.py): the index folder, or the database when
+        ``database_url`` is set; made on first use (it connects to nothing yet)."""
+        if self._storage is None:
+            self._storage = open_storage(self.settings)
+        return self._storage
+
     def build_index(
         self,
         *,
@@ -184,13 +206,17 @@ class Engine:
         progress: bool = False,
     ) -> BuildReport:
         """Build or update the persisted index from the data folder (or ``documents``)."""
-        return build_index(
-            self.settings, self.encoder, documents=documents, rebuild=rebuild, progress=progress
-        )
+        return self.storage.build(documents, self.encoder, rebuild=rebuild, progress=progress)
 
     def read_corpus(self) -> Corpus:
         """The persisted index as it is now, checked against the encoder (no building)."""
-        return load_corpus(self.settings, self.encoder)
+        return self.corpus_of(self.storage.load(self.encoder).snapshot)
+
+    def corpus_of(self, snapshot: IndexSnapshot) -> Corpus:
+        """The searchable corpus (FAISS, BM25, speller) of a loaded index version."""
+        return Corpus.from_snapshot(
+            snapshot, stemming=self.settings.bm25_stemming, spelling=self.settings.spell_correction
+        )
 
     # ------------------------------------------------------------------ answering
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     # Where things are.
     data_dir: Path = Field(Path("data"), description="Folder of articles (.txt/.md + .json).")
     index_dir: Path = Field(Path("var/index"), description="Folder of the persisted index.")
+    database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL (with pgvector) that holds the articles, chunks, vectors and "
+        "index generation instead of index_dir, shared by replicas on many machines, e.g. "
+        "'postgresql://user:password@host/db' (docs/scale-out.md; needs the `postgres` "
+        "extra). Unset: the embedded index folder.",
+    )
 
     # Embedding.
     model: str = Field(

