@@ -9,9 +9,11 @@ refuses a new one, before reading its body, with ``503 overloaded`` and ``Retry-
 - ``ask_queue_limit`` questions are already waiting (a hard cap), or
 - the questions waiting would take longer than ``ask_max_wait`` seconds to start, estimated
   from the recent answer rate (Little's law: waiting / answers per second). That adapts the
-  bound to the mode (a re-ranked answer costs 20 times a fast one) and to the machine. Until
-  a rate is known (after start-up, or a quiet spell) no more than ``ask_concurrency`` may
-  wait.
+  bound to the mode (a re-ranked answer costs 20 times a fast one) and to the machine. After
+  a quiet spell the last rate measured stands in until new answers measure it again (the
+  machine has not slowed down: a burst after a pause is served as the load before it was);
+  only before the first rate is known (just after start-up) may no more than
+  ``ask_concurrency`` wait.
 
 A refusal costs microseconds, and the admitted requests keep their latency.
 """
@@ -57,6 +59,7 @@ class Admission:
         self.in_flight = 0
         self.refused = 0
         self._answered: deque[float] = deque(maxlen=256)  # when recent answers finished
+        self._last_rate: float | None = None  # the last rate measured, kept over quiet spells
 
     def answer_rate(self, now: float) -> float | None:
         """Answers per second over the last RATE_WINDOW seconds; None with too few."""
@@ -65,23 +68,28 @@ class Admission:
         if len(self._answered) < RATE_MIN_SAMPLES:
             return None
         span = max(now - self._answered[0], 1e-3)
-        return (len(self._answered) - 1) / span  # n answers: n - 1 intervals
+        self._last_rate = (len(self._answered) - 1) / span  # n answers: n - 1 intervals
+        return self._last_rate
+
+    def estimated_rate(self, now: float) -> float | None:
+        """The recent answer rate, else the last one measured; None before the first."""
+        return self.answer_rate(now) or self._last_rate
 
     def expected_wait(self, now: float) -> float:
         """Seconds a question admitted now would wait for a thread (0 if one is free)."""
         waiting = self.in_flight - self.concurrency + 1
         if waiting <= 0:
             return 0.0
-        rate = self.answer_rate(now)
+        rate = self.estimated_rate(now)
         return waiting / rate if rate else 0.0
 
     def try_enter(self) -> bool:
         over = self.in_flight >= self.limit
         if not over and self.max_wait > 0:
             now = self.clock()
-            if self.answer_rate(now) is None:
-                # No recent answers to go by (a start, or a burst after a quiet spell): let
-                # no more wait than are being answered, until the rate is known.
+            if self.estimated_rate(now) is None:
+                # No answer rate measured yet (just started): let no more wait than are
+                # being answered, until the rate is known.
                 over = self.in_flight >= 2 * self.concurrency
             else:
                 over = self.expected_wait(now) > self.max_wait

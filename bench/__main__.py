@@ -1,7 +1,7 @@
 """``python -m bench all`` (or a list of names): run the benchmarks one after another.
 
-Names: latency, cold_start, http_load, indexing, scale. Each writes var/bench/results/NAME.json
-and prints its table; the plots go to docs/bench-*.png.
+Names: latency, accurate, cold_start, http_load, compare, indexing, scale. Each writes
+var/bench/results/NAME.json and prints its table; the plots go to docs/bench-*.png.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ORDER = ("latency", "cold_start", "http_load", "indexing", "scale")
+ORDER = ("latency", "accurate", "cold_start", "http_load", "compare", "indexing", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:

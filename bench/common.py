@@ -10,12 +10,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -57,9 +58,49 @@ def rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+#: The CPU flags that change how fast (and, for int8, how exactly) the encoders run.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni")
+
+
+def cpu() -> dict[str, Any]:
+    """The CPU's model name and which of :data:`CPU_FLAGS` it has (from /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set[str]()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0))
+    return {"model": model, "cores": cores, "flags": {f: f in flags for f in CPU_FLAGS}}
+
+
+def cpu_flags(info: dict[str, Any] | None = None) -> str:
+    """``avx2 avx512f avx512_vnni``, or ``avx2 -avx512f -avx512_vnni`` for those missing."""
+    info = info or cpu()
+    return " ".join(k if v else f"-{k}" for k, v in info["flags"].items())
+
+
+def cpu_summary(info: dict[str, Any] | None = None) -> str:
+    """One line for a report: ``AMD EPYC, 2 cores, avx2 avx512f avx512_vnni``."""
+    info = info or cpu()
+    return f"{info['model']}, {info.get('cores', '?')} cores, {cpu_flags(info)}"
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine() -> dict[str, Any]:
     return {
         "cpus": len(os.sched_getaffinity(0)),
+        "cpu": cpu(),
+        "load_average": load_average(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -85,40 +126,87 @@ def require_shared() -> None:
 
 # ---------------------------------------------------------------------------- served corpus
 
+#: The seed article (``data/``): the corpus the HTTP, latency, cold-start and profile
+#: benchmarks serve, with its own questions (``eval/questions.jsonl``).
+SEED_DATA = REPO / "data"
+
 
 def eval_questions() -> list[str]:
-    """The stand-in evaluation set's questions (eval/questions-squad.jsonl), in file order."""
-    from eval.dataset import SQUAD_QUESTIONS, parse_questions
+    """The seed article's evaluation questions (eval/questions.jsonl), in file order."""
+    from eval.dataset import DEFAULT_QUESTIONS, load_question_set
 
-    return [q.question for q in parse_questions(SQUAD_QUESTIONS)]
+    qset = load_question_set(DEFAULT_QUESTIONS, squad_path=SQUAD2, data_dir=SEED_DATA)
+    return [q.question for q in qset.questions]
 
 
-def prepare_corpus(root: Path = WORK / "corpus") -> tuple[Path, Path]:
-    """The corpus the benchmarks serve: the SQuAD 2.0 stand-in articles that the evaluation
-    questions are about (the seed article is not in the repository). Returns (data_dir,
+def prepare_corpus(root: Path = WORK / "seed") -> tuple[Path, Path]:
+    """The corpus the benchmarks serve: the seed article, read from ``data/`` as it is; its
+    index is kept apart from the project's (``var/bench/seed/index``). Returns (data_dir,
     index_dir); the index is built by the caller's encoder when missing."""
-    from eval.dataset import SQUAD_QUESTIONS, parse_questions, resolve_documents
-    from rag.load import write_article
-
-    require_shared()
-    data_dir, index_dir = root / "data", root / "index"
-    if not data_dir.is_dir():
-        ids = [q.doc_id for q in parse_questions(SQUAD_QUESTIONS) if q.doc_id]
-        docs = resolve_documents(ids, squad_path=SQUAD2, data_dir=None)
-        tmp = root / "data.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        for doc in docs.values():
-            write_article(tmp, doc)
-        tmp.rename(data_dir)
-    return data_dir, index_dir
+    return SEED_DATA, root / "index"
 
 
 def corpus_settings(**overrides: Any) -> Any:
-    """Settings for the served benchmark corpus (index built if missing)."""
+    """Settings for the served benchmark corpus, the seed article (index built if missing)."""
     from rag.settings import Settings
 
     data_dir, index_dir = prepare_corpus()
     return Settings(data_dir=data_dir, index_dir=index_dir, **overrides)
+
+
+def _many_sample(paragraphs: int, seed: int = 0) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in (RETRIEVAL_BENCH / "corpus.jsonl").open()]
+    rng = np.random.default_rng(seed)
+    picked = sorted(rng.choice(len(rows), size=min(paragraphs, len(rows)), replace=False))
+    return [rows[i] for i in picked]
+
+
+def prepare_many_corpus(paragraphs: int = 2000, per_article: int = 10) -> tuple[Path, Path]:
+    """A corpus of many commentary-length paragraphs: ``paragraphs`` drawn at random (seed 0)
+    from ``../shared/benchmarks/retrieval_bench`` (Wikipedia, Reddit comments and Amazon
+    reviews of about 110-130 words each), ``per_article`` to an article, written to
+    ``var/bench/many-<paragraphs>/data`` (never into the repository). Returns (data_dir,
+    index_dir)."""
+    from rag.load import make_document, write_article
+
+    if not (RETRIEVAL_BENCH / "corpus.jsonl").is_file():
+        sys.exit(f"the external benchmarks are missing ({SHARED}); they ship beside the repo")
+    root = WORK / f"many-{paragraphs}"
+    data_dir, index_dir = root / "data", root / "index"
+    if not data_dir.is_dir():
+        rows = _many_sample(paragraphs)
+        tmp = root / "data.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for n, start in enumerate(range(0, len(rows), per_article)):
+            part = rows[start : start + per_article]
+            text = "\n\n".join(" ".join(r["text"].split()) for r in part) + "\n"
+            write_article(tmp, make_document(f"bench-{n:04d}", text))
+        tmp.rename(data_dir)
+    return data_dir, index_dir
+
+
+def many_corpus_settings(paragraphs: int = 2000, **overrides: Any) -> Any:
+    """Settings for :func:`prepare_many_corpus` (index built if missing)."""
+    from rag.settings import Settings
+
+    data_dir, index_dir = prepare_many_corpus(paragraphs)
+    return Settings(data_dir=data_dir, index_dir=index_dir, **overrides)
+
+
+def many_questions(paragraphs: int = 2000) -> list[str]:
+    """Distinct benchmark questions about the paragraphs of :func:`prepare_many_corpus`, in
+    a fixed shuffled order (so the sources interleave)."""
+    ids = {r["_id"] for r in _many_sample(paragraphs)}
+    seen: set[str] = set()
+    questions = []
+    for line in (RETRIEVAL_BENCH / "queries.jsonl").open():
+        q = json.loads(line)
+        text = " ".join(q["text"].split())
+        if q["gold_pid"] in ids and text and text not in seen:
+            seen.add(text)
+            questions.append(text)
+    order = np.random.default_rng(1).permutation(len(questions))
+    return [questions[i] for i in order]
 
 
 # ---------------------------------------------------------------------------- a real server
@@ -143,12 +231,15 @@ def post_json(url: str, body: dict[str, Any], timeout: float = 30.0) -> tuple[in
 
 
 def server_env(settings: Any, **extra: str) -> dict[str, str]:
+    """The environment of a benchmark ``rag serve``: the served corpus, and the per-client
+    rate limit lifted (``RAG_ASK_RATE_LIMIT=""``): a load generator is one client, and the
+    default 60/minute would refuse it with 429s."""
     env = dict(os.environ)
     env.update(
         {
             "RAG_DATA_DIR": str(settings.data_dir),
             "RAG_INDEX_DIR": str(settings.index_dir),
-            "RAG_ASK_RATE_LIMIT": "",  # the load generator is one client: no per-client limit
+            "RAG_ASK_RATE_LIMIT": "",
             "RAG_LOG_LEVEL": "warning",
         }
     )
@@ -156,33 +247,37 @@ def server_env(settings: Any, **extra: str) -> dict[str, str]:
     return env
 
 
-class Server:
-    """``rag serve`` in a child process on a free port; ``ready()`` waits for a first answer."""
+class ChildServer:
+    """An HTTP server in a child process on a free port; ``first_answer()`` waits for its
+    first 200 from POST /ask. Its stderr goes to a temporary file (a pipe nobody reads
+    could fill up and stall it), shown if it exits early."""
 
-    def __init__(self, settings: Any, **env: str) -> None:
-        self.port = free_port()
+    name = "server"
+
+    def __init__(self, cmd: Sequence[str], env: dict[str, str], port: int) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.started = time.perf_counter()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(self.port)],
-            env=server_env(settings, **env),
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            list(cmd), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.stderr
         )
 
-    def first_answer(self, question: str = "Who were the Normans?", timeout: float = 120) -> float:
+    def first_answer(
+        self, question: str = "What is the article about?", timeout: float = 180
+    ) -> float:
         """Seconds from the start of the process to the first 200 from POST /ask."""
         deadline = self.started + timeout
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"rag serve exited with {self.proc.returncode}: {err[-2000:]}")
+                self.stderr.seek(0)
+                err = self.stderr.read().decode(errors="replace")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {err[-2000:]}")
             status, _ = post_json(f"{self.url}/ask", {"question": question, "mode": "fast"}, 5)
             if status == 200:
                 return time.perf_counter() - self.started
             time.sleep(0.02)
-        raise TimeoutError("rag serve did not answer in time")
+        raise TimeoutError(f"{self.name} did not answer in time")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -191,12 +286,24 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.stderr.close()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Server(ChildServer):
+    """``rag serve`` in a child process on a free port, with :func:`server_env`."""
+
+    name = "rag serve"
+
+    def __init__(self, settings: Any, **env: str) -> None:
+        port = free_port()
+        rag = str(Path(sys.executable).parent / "rag")
+        super().__init__([rag, "serve", "--port", str(port)], server_env(settings, **env), port)
 
 
 def median(values: Sequence[float]) -> float:

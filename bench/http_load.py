@@ -1,7 +1,7 @@
 """HTTP ``POST /ask`` under load, with wrk (``apt-get install wrk``), fast and accurate modes.
 
 ``python -m bench.http_load [--duration 30] [--clients 1 16 64]``: starts ``rag serve`` on
-the benchmark corpus (the SQuAD 2.0 stand-in articles of the evaluation set) with the
+the benchmark corpus (the seed article, data/) with the
 per-client rate limit off (wrk is one client), then for each mode and number of concurrent
 connections runs wrk for ``--duration`` seconds with questions of the evaluation set, each
 made unique (no cache hits). Then one client repeating one question (cache hits). Reports

@@ -1,12 +1,12 @@
 """In-process ``answer()`` latency over the evaluation questions, fast and accurate modes.
 
 ``python -m bench.latency [--n 1000] [--before-n 200] [--accurate-n 200]``: answers ``--n``
-questions (the 143 evaluation questions, cycled) in fast mode and ``--accurate-n`` in accurate
-mode with the ONNX encoder, questions on its int8 copy (``onnx-int8q``, the service's default)
-and in fp32 (``onnx``), and ``--before-n`` with the torch one (sentence-transformers, the
-backend before the ONNX change), in the same run so the ratios are fair on a machine whose
-speed drifts. Also times the query encoding alone, the cost the
-profile pointed at.
+questions (the seed article's 158 evaluation questions, cycled) in fast mode and
+``--accurate-n`` in accurate mode with the ONNX encoder, questions on its int8 copy
+(``onnx-int8q``) and in fp32 (``onnx``, the service's default since issue 14), and
+``--before-n`` with the torch one (sentence-transformers, the backend before the ONNX change),
+in the same run so the ratios are fair on a machine whose speed drifts. Also times the query
+encoding alone, the cost the profile pointed at.
 """
 
 from __future__ import annotations

@@ -318,9 +318,7 @@ def resolve_documents(
     return documents
 
 
-def load_question_set(
-    path: Path, *, squad_path: Path, data_dir: Path | None = None
-) -> QuestionSet:
+def load_question_set(path: Path, *, squad_path: Path, data_dir: Path | None = None) -> QuestionSet:
     """Read, resolve and validate the question set at ``path`` (no default: the seed set,
     DEFAULT_QUESTIONS, needs ``data_dir``; the stand-ins, SQUAD_QUESTIONS, ``squad_path``)."""
     questions = parse_questions(path)

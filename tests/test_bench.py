@@ -3,7 +3,10 @@ by hand: `python -m bench all`; nothing here times anything)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from bench.__main__ import main as bench_main
 from bench.common import percentiles
@@ -100,3 +103,78 @@ def test_the_window_bench_scores_each_text_once_and_counts_every_read() -> None:
     assert inner.scored == ["a", "bb", "ccc"]  # each text once
     assert memo.asked == 5  # what the rules asked for: their cost
     assert memo.score("other question", ["a"])[0] == 1.0 and inner.scored[-1] == "a"
+
+
+@pytest.mark.slow  # two real servers, the real models (tests/README.md)
+def test_compare_runs_both_real_servers_on_the_seed_article(tmp_path: Path) -> None:
+    """bench.compare end to end, briefly: the service and the reference server on the seed
+    article, each asked new questions by wrk at one and at 16 connections."""
+    from bench.common import SEED_DATA, eval_questions
+    from bench.compare import END, SECTION, START, run, section, update_docs
+    from rag.settings import Settings
+
+    settings = Settings(data_dir=SEED_DATA, index_dir=tmp_path / "index")
+    questions = eval_questions()[:12]
+    results = run(duration=1, rounds=1, sources={"seed": (settings, questions)}, work=tmp_path)
+
+    seed = results["corpora"]["seed"]
+    assert seed["articles"] == 1 and seed["paragraphs"] > 3 and seed["questions"] == 12
+    assert seed["warm_up_statuses"] == {"ours": [200] * 10, "reference": [200] * 10}
+    for side in ("ours", "reference"):
+        for measure, clients in (("one_client", 1), ("concurrent", 16)):
+            r = seed[side][measure]
+            assert r["clients"] == clients
+            assert r["statuses"].get("200", 0) >= 3, (side, measure, r)  # answers, not refusals
+            assert r["ok_per_s"] > 0 and r["p50_ms"] > 0 and r["p95_ms"] >= r["p50_ms"]
+            assert "error_count" in r and len(r["load_average_before"]) == 3
+    # The one-client run went past the 12 plain questions into prefixed ones, all new.
+    one = seed["ours"]["one_client"]["rounds"][0]
+    assert one["requests"] > 12 and one["next_offset"] >= one["requests"]
+    assert {"p50", "p95", "throughput"} <= set(seed["ratios"])
+    assert len(seed["ratios"]["p50_per_round"]) == len(seed["ratios"]["throughput_per_round"]) == 1
+    assert set(results["cpu"]["flags"]) == {"avx2", "avx512f", "avx512_vnni"}
+    assert (tmp_path / "compare-seed-questions.txt").read_text().splitlines() == questions
+
+    text = section(results, "python -m bench.compare --duration 1")
+    assert "this service (fast)" in text and "reference" in text and "avx2" in text
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nintro\n\n## 1. In-process\n\nkept\n")
+    update_docs(text, doc)
+    update_docs(text, doc)  # a second run replaces the section, once
+    written = doc.read_text()
+    assert written.count(START) == 1 and written.count(END) == 1
+    assert written.index(f"## {SECTION}") < written.index("## 1. In-process")
+    assert written.endswith("## 1. In-process\n\nkept\n")
+
+
+def test_the_wrk_script_never_repeats_a_question_across_threads_and_runs() -> None:
+    """bench/ask.lua's numbering, replayed: request g of a run asks question g % n, with the
+    (g // n)-th prefix; threads interleave and runs continue from next_offset."""
+    import re
+
+    lua = (Path(__file__).resolve().parent.parent / "bench" / "ask.lua").read_text()
+    assert "offset + (counter - 1) * nthreads + (tid - 1)" in lua
+    assert "offset + most * nthreads" in lua
+    prefixes = re.findall(r'"([^"]+:)"', lua.split("local prefixes = {")[1].split("}")[0])
+    assert len(prefixes) == len(set(prefixes)) == 8
+
+    def question(g: int, questions: list[str]) -> str:
+        n, passes = len(questions), g // len(questions)
+        q = questions[g % n]
+        if passes == 0:
+            return q
+        q = f"{prefixes[(passes - 1) % len(prefixes)]} {q}"
+        return q + (f" ({passes})" if passes > len(prefixes) else "")
+
+    questions = ["Who?", "What?", "Why?"]
+    asked: list[str] = []
+    offset = 0
+    for counts in ([5, 7], [40], [3, 3]):  # requests per thread in three runs
+        threads = len(counts)
+        for tid, count in enumerate(counts, start=1):
+            for c in range(1, count + 1):
+                asked.append(question(offset + (c - 1) * threads + tid - 1, questions))
+        offset += max(counts) * threads
+    assert len(asked) == len(set(asked)) == 5 + 7 + 40 + 3 + 3
+    assert set(questions) < set(asked)  # each question as it is, once
+    assert "Briefly: Why?" in asked and "Please answer: Who? (9)" in asked

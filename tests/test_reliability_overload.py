@@ -224,8 +224,17 @@ def test_admission_bounds_the_count_and_the_expected_wait() -> None:
         fast.leave(answered=True)
     assert fast.try_enter() and fast.try_enter() and fast.try_enter()
     assert not fast.try_enter()
-    # Failed requests do not count as answers; old answers age out of the rate.
+    # Failed requests do not count as answers; old answers age out of the recent rate, and
+    # after a quiet spell the last rate measured (4/s) stands in: a burst is admitted as
+    # the load before it was, not refused for want of a fresh measurement.
     admission.leave(answered=False)
     clock.now += RATE_WINDOW + 1
     assert admission.answer_rate(clock.now) is None
-    assert not admission.try_enter()  # 5 in flight, rate unknown: at most 2 + 2
+    assert admission.estimated_rate(clock.now) == pytest.approx(4.0, rel=0.1)
+    assert admission.expected_wait(clock.now) == pytest.approx(1.0, rel=0.1)
+    assert admission.try_enter()  # 5 in flight: a newcomer waits 4/4 s, admitted
+    assert not admission.try_enter()  # 6 in flight: the next would wait 5/4 s > 1 s
+    # Just after start-up no rate is known: no more wait than are answered (2 + 2).
+    fresh = Admission(concurrency=2, queue_limit=10, max_wait=1.0, clock=clock)
+    assert all(fresh.try_enter() for _ in range(4))
+    assert fresh.estimated_rate(clock.now) is None and not fresh.try_enter()
