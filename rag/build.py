@@ -281,19 +281,13 @@ def build_index(
     )
 
 
-def open_corpus(settings: Settings, encoder: Encoder, *, progress: bool = False) -> Corpus:
-    """The persisted index, built from ``settings.data_dir`` first if there is none yet."""
-    try:
-        return load_corpus(settings, encoder)
-    except IndexNotFound:
-        log.warning("no index at %s: building it from %s", settings.index_dir, settings.data_dir)
-        build_index(settings, encoder, progress=progress)
-        return load_corpus(settings, encoder)
+def corpus_of(snapshot: IndexSnapshot, settings: Settings) -> Corpus:
+    """The searchable corpus (FAISS, BM25, speller) of a loaded index version."""
+    return Corpus.from_snapshot(
+        snapshot, stemming=settings.bm25_stemming, spelling=settings.spell_correction
+    )
 
 
 def load_corpus(settings: Settings, encoder: Encoder) -> Corpus:
     """The persisted index, checked against the encoder, ready to search."""
-    snapshot = load_snapshot(settings.index_dir, expectation(encoder))
-    return Corpus.from_snapshot(
-        snapshot, stemming=settings.bm25_stemming, spelling=settings.spell_correction
-    )
+    return corpus_of(load_snapshot(settings.index_dir, expectation(encoder)), settings)

@@ -21,7 +21,7 @@ from core.errors import IndexNotFound, NotReady, RagError
 from core.types import Answer, Document
 from index.persist import IndexSnapshot
 from rag.abstain import AbstentionModel, models_for
-from rag.build import BuildReport
+from rag.build import BuildReport, corpus_of
 from rag.embed import Encoder, make_encoder
 from rag.pipeline import answer
 from rag.rerank import Reranker, make_reranker
@@ -214,9 +214,7 @@ class Engine:
 
     def corpus_of(self, snapshot: IndexSnapshot) -> Corpus:
         """The searchable corpus (FAISS, BM25, speller) of a loaded index version."""
-        return Corpus.from_snapshot(
-            snapshot, stemming=self.settings.bm25_stemming, spelling=self.settings.spell_correction
-        )
+        return corpus_of(snapshot, self.settings)
 
     # ------------------------------------------------------------------ answering
 

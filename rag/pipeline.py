@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import get_args
 
 import numpy as np
@@ -201,13 +201,7 @@ def name_the_author(corpus: Corpus, encoder: Encoder, q: Query, settings: Settin
     if not name and len(authors) > 1:
         found = first_stage(corpus, encoder, q, settings).hits
         name = corpus.documents[found[0].chunk.doc_id].meta.author if found else ""
-    return Query(
-        **{
-            **q.__dict__,
-            "query": with_author(q.query, name),
-            "searched": with_author(q.searched, name),
-        }
-    )
+    return replace(q, query=with_author(q.query, name), searched=with_author(q.searched, name))
 
 
 def read(
