@@ -9,12 +9,26 @@ Layout::
     index_dir/gen-000007/chunks.jsonl      one Chunk per line
     index_dir/gen-000007/documents.jsonl   one Document per line
     index_dir/gen-000007/sentences.npy     float32 (n_sentences, dim), chunk then sentence order
+    index_dir/gen-000007/deltas/delta-000008   one document written since (see below)
+    index_dir/gen-000007/deltas/delta-000009   ...: the live generation is then 9
 
 A generation is written into ``gen-NNNNNN.tmp-<random>/``, fsynced, renamed into place, and
 only then made live by atomically replacing ``CURRENT``; a crash at any point leaves the
 previous generation live and loadable. After a save the live generation and the one that was
 live before it are kept; older generations and stray ``*.tmp-*`` directories are deleted.
 Writers must be serialised by the caller.
+
+**Deltas: a write costs what its article costs.** Adding, replacing or removing one document
+does not rewrite the generation: :func:`append_delta` writes one checksummed file holding that
+document, its chunks and their vectors (or the removal) into the live generation's
+``deltas/`` folder, fsynced and renamed into place, so it exists whole or not at all. Its
+number is the new live generation. :func:`load_snapshot` loads the base and applies its
+deltas in order; :func:`load_newer` applies only the deltas a loaded version has not seen.
+When the deltas grow past a quarter of the base (or :data:`COMPACT_MAX_DELTAS` files),
+:func:`compaction_due` says so and the caller merges them (:func:`save_snapshot` with the
+live generation's number: the content is the same, so readers do not reload). A damaged
+delta ends the chain there (with a warning, as a damaged generation falls back to the one
+before); the next write then saves a whole generation, so nothing after the damage is lost.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,9 +52,9 @@ from typing import Any
 import faiss
 import numpy as np
 
-from core.errors import IndexCorrupt, IndexMismatch, IndexNotFound
+from core.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
 from core.types import Chunk, Document, DocumentMeta, Span, sha256_text
-from index.store import FaissIndex, chunk_key
+from index.store import FaissIndex, IndexType, chunk_key
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +69,17 @@ SENTENCES = "sentences.npy"
 DATA_FILES = (VECTORS, CHUNKS, DOCUMENTS, SENTENCES)
 REBUILD_HINT = "rebuild it with `rag index --rebuild`"
 
+DELTAS = "deltas"
+DELTA_FORMAT = 1
+#: Merge the deltas into a new generation when they reach this many files, or a quarter of
+#: the base's bytes (:func:`compaction_due`): loads stay fast and a merge costs O(corpus)
+#: only once per O(corpus) bytes written.
+COMPACT_MAX_DELTAS = 64
+COMPACT_RATIO = 0.25
+
 _GEN_RE = re.compile(r"gen-(\d{6,})")
 _TMP_RE = re.compile(r"gen-\d{6,}\.tmp-.*")
+_DELTA_RE = re.compile(r"delta-(\d{6,})")
 
 
 @dataclass(frozen=True)
@@ -410,6 +433,31 @@ def _generations(index_dir: Path) -> dict[int, Path]:
     return out
 
 
+def _delta_numbers(gen_dir: Path) -> list[int]:
+    """The numbers of the finished delta files of a generation, ascending."""
+    try:
+        names = [p.name for p in (gen_dir / DELTAS).iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(m.group(1)) for n in names if (m := _DELTA_RE.fullmatch(n)))
+
+
+def _newest_number(index_dir: Path) -> int:
+    """The highest generation number used on disk: generations, CURRENT and deltas."""
+    numbers = set(_generations(index_dir))
+    current = _read_current_lenient(index_dir)
+    if current is not None:
+        numbers.add(_gen_number(current) or 0)
+    for n in list(numbers):
+        numbers.update(_delta_numbers(index_dir / _gen_name(n)))
+    return max(numbers, default=0)
+
+
+def next_generation(index_dir: Path) -> int:
+    """The number the next write (a delta or a whole generation) will get."""
+    return _newest_number(Path(index_dir)) + 1 if Path(index_dir).is_dir() else 1
+
+
 def _live_name(index_dir: Path) -> str:
     name = _read_current(index_dir)
     if name is None:
@@ -418,7 +466,7 @@ def _live_name(index_dir: Path) -> str:
 
 
 def _prune(index_dir: Path, keep: set[str]) -> None:
-    """Delete generations not in ``keep`` and stray temporary directories; never fails."""
+    """Delete generations not in ``keep`` and stray temporary files; never fails."""
     for p in index_dir.iterdir():
         old_gen = _gen_number(p.name) is not None and p.name not in keep
         stale = old_gen or _TMP_RE.fullmatch(p.name) is not None
@@ -427,6 +475,34 @@ def _prune(index_dir: Path, keep: set[str]) -> None:
                 shutil.rmtree(p)
             except OSError as exc:
                 logger.warning("could not delete old index generation %s: %s", p, exc)
+    remove_strays(index_dir)
+
+
+def find_strays(index_dir: Path) -> list[Path]:
+    """The temporary files and folders of interrupted writes (or of one in progress)."""
+    index_dir = Path(index_dir)
+    found: list[Path] = []
+    if not index_dir.is_dir():
+        return found
+    for p in index_dir.iterdir():
+        if _TMP_RE.fullmatch(p.name) or p.name == f"{CURRENT}.tmp":
+            found.append(p)
+        elif _gen_number(p.name) is not None and (p / DELTAS).is_dir():
+            found.extend(q for q in (p / DELTAS).iterdir() if ".tmp-" in q.name)
+    return found
+
+
+def remove_strays(index_dir: Path) -> list[Path]:
+    """Delete what an interrupted write leaves behind: ``gen-*.tmp-*`` folders, a
+    ``CURRENT.tmp`` and ``delta-*.tmp-*`` files. Only under the exclusive writer lock (a
+    writer in progress owns its temporary files). Returns what was deleted; never fails."""
+    found = find_strays(index_dir)
+    for p in found:
+        try:
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        except OSError as exc:
+            logger.warning("could not delete %s left by an interrupted write: %s", p, exc)
+    return found
 
 
 # --------------------------------------------------------------------------- save
@@ -443,10 +519,14 @@ def save_snapshot(
     documents: Sequence[Document],
     sentence_vectors: np.ndarray,
     extra: Mapping[str, str] | None = None,
+    generation: int | None = None,
 ) -> Manifest:
     """Write a new generation atomically, make it live, prune old ones; return its manifest.
 
-    Raises ValueError if the parts are inconsistent (nothing is written then).
+    Its number is one past every generation and delta on disk, unless ``generation`` names
+    the live one (a merge of the live generation's deltas: the same content, so readers that
+    have it need not reload). Raises ValueError if the parts are inconsistent (nothing is
+    written then).
     """
     index_dir = Path(index_dir)
     sv = np.ascontiguousarray(sentence_vectors, dtype=np.float32)
@@ -469,12 +549,13 @@ def save_snapshot(
         _fsync_dir(index_dir.parent)
     previous = _read_current_lenient(index_dir)
     existing = _generations(index_dir)
-    numbers = set(existing)
-    if previous is not None:
-        numbers.add(_gen_number(previous) or 0)
-    elif existing:  # CURRENT missing or unreadable: keep the newest generation on disk
+    if previous is None and existing:  # CURRENT missing or unreadable: keep the newest
         previous = existing[max(existing)].name
-    generation = max(numbers, default=0) + 1
+    newest = _newest_number(index_dir)
+    if generation is None:
+        generation = newest + 1
+    elif generation in existing or generation != newest:
+        raise ValueError(f"generation {generation} is not the live one ({newest}) to merge")
     name = _gen_name(generation)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -636,8 +717,18 @@ def _load_generation(gen_dir: Path, expect: Expectation | None) -> IndexSnapshot
     return IndexSnapshot(manifest, index, chunks, documents, sentence_vectors)
 
 
+def _load_with_deltas(gen_dir: Path, expect: Expectation | None) -> IndexSnapshot:
+    snapshot = _load_generation(gen_dir, expect)
+    deltas = _read_deltas(gen_dir, snapshot.manifest, snapshot.manifest.generation)
+    try:
+        return apply_deltas(snapshot, deltas, index_type=snapshot.index.index_type)
+    except ValueError as exc:
+        raise IndexCorrupt(f"{gen_dir / DELTAS}: {exc}") from exc
+
+
 def load_snapshot(index_dir: Path, expect: Expectation | None = None) -> IndexSnapshot:
-    """Load and verify the live generation, falling back to the previous one if it is corrupt.
+    """Load and verify the live generation (its base and deltas), falling back to the
+    previous base (and its deltas) if the live base is corrupt.
 
     Raises IndexNotFound (no CURRENT), IndexMismatch (``expect`` differs; checked before the
     big files are read) or IndexCorrupt (live generation corrupt and no intact previous one).
@@ -645,7 +736,7 @@ def load_snapshot(index_dir: Path, expect: Expectation | None = None) -> IndexSn
     index_dir = Path(index_dir)
     live = _live_name(index_dir)
     try:
-        return _load_generation(index_dir / live, expect)
+        return _load_with_deltas(index_dir / live, expect)
     except IndexCorrupt as live_error:
         live_number = _gen_number(live) or 0
         older = [n for n in _generations(index_dir) if n < live_number]
@@ -653,7 +744,7 @@ def load_snapshot(index_dir: Path, expect: Expectation | None = None) -> IndexSn
             raise
         fallback = index_dir / _gen_name(max(older))
         try:
-            snapshot = _load_generation(fallback, expect)
+            snapshot = _load_with_deltas(fallback, expect)
         except (IndexCorrupt, IndexMismatch) as exc:
             raise IndexCorrupt(
                 f"{live_error}; the previous generation {fallback.name} is unusable too: {exc}"
@@ -665,6 +756,282 @@ def load_snapshot(index_dir: Path, expect: Expectation | None = None) -> IndexSn
             fallback.name,
         )
         return snapshot
+
+
+# --------------------------------------------------------------------------- deltas
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One document written since the base generation: its new version (``document`` with
+    its chunks and their vectors), or its removal (``document`` None, nothing else)."""
+
+    generation: int
+    doc_id: str
+    document: Document | None
+    chunks: tuple[Chunk, ...]
+    chunk_vectors: np.ndarray  # float32 (len(chunks), dim)
+    sentence_vectors: np.ndarray  # float32 (sentences of the chunks, dim), in chunk order
+
+
+def _delta_name(generation: int) -> str:
+    return f"delta-{generation:06d}"
+
+
+def delta_to_bytes(delta: Delta, *, base: int) -> bytes:
+    """A delta file: the sha256 of the rest, a JSON header, then its four sections."""
+    sections = [
+        documents_to_bytes([delta.document] if delta.document is not None else []),
+        chunks_to_bytes(delta.chunks),
+        array_to_bytes(np.ascontiguousarray(delta.chunk_vectors, dtype=np.float32)),
+        array_to_bytes(np.ascontiguousarray(delta.sentence_vectors, dtype=np.float32)),
+    ]
+    header = _json_line(
+        {
+            "format": DELTA_FORMAT,
+            "generation": delta.generation,
+            "base": base,
+            "doc_id": delta.doc_id,
+            "sizes": [len(x) for x in sections],
+        }
+    )
+    body = header + b"".join(sections)
+    return _sum_line(body) + body
+
+
+def delta_from_bytes(data: bytes, *, dimension: int) -> tuple[Delta, int]:
+    """Inverse of :func:`delta_to_bytes`: the delta and its base generation; ValueError if
+    the bytes are damaged or inconsistent."""
+    head, sep, body = data.partition(b"\n")
+    if not sep or head + b"\n" != _sum_line(body):
+        raise ValueError("fails its checksum")
+    header_line, sep, rest = body.partition(b"\n")
+    header = _parse_json(header_line.decode("utf-8"))
+    if not isinstance(header, dict) or header.get("format") != DELTA_FORMAT:
+        raise ValueError("unknown delta format")
+    sizes = header.get("sizes")
+    if not (isinstance(sizes, list) and len(sizes) == 4 and all(map(_nonneg_int, sizes))):
+        raise ValueError("bad section sizes")
+    if sum(sizes) != len(rest):
+        raise ValueError("sections do not add up to the file")
+    parts, offset = [], 0
+    for size in sizes:
+        parts.append(rest[offset : offset + size])
+        offset += size
+    documents = documents_from_bytes(parts[0])
+    chunks = chunks_from_bytes(parts[1])
+    chunk_vectors, sentence_vectors = array_from_bytes(parts[2]), array_from_bytes(parts[3])
+    generation, doc_id, base = header.get("generation"), header.get("doc_id"), header.get("base")
+    if not (isinstance(generation, int) and isinstance(base, int) and isinstance(doc_id, str)):
+        raise ValueError("bad header")
+    document = documents[0] if documents else None
+    problem = None
+    if len(documents) > 1 or (document is not None and document.id != doc_id):
+        problem = "documents differ from the header"
+    elif document is None and (chunks or len(chunk_vectors) or len(sentence_vectors)):
+        problem = "a removal carries chunks"
+    elif any(c.doc_id != doc_id for c in chunks):
+        problem = "chunks of another document"
+    elif document is not None and any(document.text[c.start : c.end] != c.text for c in chunks):
+        problem = "chunk text differs from the document"
+    else:
+        for name, array, rows in [
+            ("chunk", chunk_vectors, len(chunks)),
+            ("sentence", sentence_vectors, sum(len(c.sentences) for c in chunks)),
+        ]:
+            if array.dtype != np.float32 or array.shape != (rows, dimension):
+                problem = (
+                    f"{name} vectors {array.dtype} {array.shape}, expected ({rows}, {dimension})"
+                )
+            elif not np.isfinite(array).all():
+                problem = f"{name} vectors contain non-finite values"
+    if problem is not None:
+        raise ValueError(problem)
+    delta = Delta(generation, doc_id, document, chunks, chunk_vectors, sentence_vectors)
+    return delta, base
+
+
+def append_delta(index_dir: Path, delta: Delta) -> Manifest:
+    """Persist ``delta`` as the next generation on top of the live one (caller holds the
+    writer lock): written to a temporary file, fsynced, renamed into place. Its number must
+    be the next one. Returns the base generation's manifest."""
+    index_dir = Path(index_dir)
+    live = _live_name(index_dir)
+    base = _read_manifest_file(index_dir / live)
+    expected = _newest_number(index_dir) + 1
+    if delta.generation != expected:
+        raise ValueError(f"delta {delta.generation} is not the next generation ({expected})")
+    folder = index_dir / live / DELTAS
+    if not folder.is_dir():
+        folder.mkdir()
+        _fsync_dir(index_dir / live)
+    data = delta_to_bytes(delta, base=base.generation)
+    name = _delta_name(delta.generation)
+    tmp = folder / f"{name}.tmp-{secrets.token_hex(4)}"
+    try:
+        _write_durable(tmp, data)
+        os.rename(tmp, folder / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return base
+
+
+def _doc_ranges(chunks: Sequence[Chunk]) -> dict[str, tuple[int, int, int, int]]:
+    """Each document's chunk rows and sentence-vector rows, ``(c0, c1, s0, s1)``. The chunks of
+    one document are contiguous in every saved generation (documents in order, then their
+    chunks); ValueError if they are not."""
+    out: dict[str, list[int]] = {}
+    row = 0
+    last = None
+    for i, chunk in enumerate(chunks):
+        n = len(chunk.sentences)
+        if chunk.doc_id != last:
+            if chunk.doc_id in out:
+                raise ValueError(f"the chunks of {chunk.doc_id!r} are not contiguous")
+            out[chunk.doc_id] = [i, i, row, row]
+            last = chunk.doc_id
+        entry = out[chunk.doc_id]
+        entry[1], entry[3] = i + 1, row + n
+        row += n
+    return {k: (v[0], v[1], v[2], v[3]) for k, v in out.items()}
+
+
+def apply_deltas(
+    snapshot: IndexSnapshot, deltas: Sequence[Delta], *, index_type: IndexType = "auto"
+) -> IndexSnapshot:
+    """The snapshot with ``deltas`` applied in order, as a new snapshot (``snapshot`` is never
+    modified: a live service may be searching it). A written document goes to the end of the
+    corpus order, as a whole-generation write puts it."""
+    if not deltas:
+        return snapshot
+    index = FaissIndex.from_bytes(snapshot.index.to_bytes(), index_type)
+    documents = {d.id: d for d in snapshot.documents}
+    chunks = list(snapshot.chunks)
+    vectors = snapshot.sentence_vectors
+    generation = snapshot.manifest.generation
+    for delta in deltas:
+        if delta.generation != generation + 1:
+            raise ValueError(f"delta {delta.generation} does not follow generation {generation}")
+        generation = delta.generation
+        span = _doc_ranges(chunks).get(delta.doc_id)
+        if span is not None:
+            c0, c1, s0, s1 = span
+            index.remove(np.array([chunk_key(c.id) for c in chunks[c0:c1]], dtype=np.int64))
+            del chunks[c0:c1]
+            vectors = np.concatenate([vectors[:s0], vectors[s1:]])
+        documents.pop(delta.doc_id, None)
+        if delta.document is None:
+            continue
+        documents[delta.doc_id] = delta.document
+        if delta.chunks:
+            keys = np.array([chunk_key(c.id) for c in delta.chunks], dtype=np.int64)
+            index.add(keys, delta.chunk_vectors)
+            chunks.extend(delta.chunks)
+            vectors = np.concatenate([vectors, delta.sentence_vectors])
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors.flags.writeable = False
+    docs = tuple(documents.values())
+    manifest = replace(
+        snapshot.manifest,
+        generation=generation,
+        documents={d.id: d.sha256 for d in docs},
+        counts={
+            "documents": len(docs),
+            "chunks": len(chunks),
+            "vectors": len(index),
+            "sentences": int(vectors.shape[0]),
+        },
+    )
+    return IndexSnapshot(manifest, index, tuple(chunks), docs, vectors)
+
+
+def _read_deltas(gen_dir: Path, base: Manifest, after: int) -> list[Delta]:
+    """The deltas of ``gen_dir`` numbered above ``after``, in order, up to the first gap or
+    damaged file (logged: the chain ends there)."""
+    out: list[Delta] = []
+    expected = max(after, base.generation) + 1
+    for number in _delta_numbers(gen_dir):
+        if number <= after:
+            continue
+        path = gen_dir / DELTAS / _delta_name(number)
+        try:
+            if number != expected:
+                raise ValueError(f"expected generation {expected} next")
+            delta, delta_base = delta_from_bytes(path.read_bytes(), dimension=base.dimension)
+            if delta_base != base.generation or delta.generation != number:
+                raise ValueError("belongs to another generation")
+        except (OSError, ValueError, TypeError, RecursionError) as exc:
+            logger.warning(
+                "index delta %s is unusable (%s): serving generation %s", path, exc, expected - 1
+            )
+            break
+        out.append(delta)
+        expected += 1
+    return out
+
+
+def live_generation(index_dir: Path) -> int:
+    """The live generation's number: its last delta's, or the base's (IndexNotFound,
+    IndexCorrupt for a bad CURRENT). Reads CURRENT and lists one folder: cheap to poll."""
+    index_dir = Path(index_dir)
+    live = _live_name(index_dir)
+    numbers = _delta_numbers(index_dir / live)
+    return max(numbers) if numbers else _gen_number(live) or 0
+
+
+def has_deltas(index_dir: Path) -> bool:
+    """Whether the live generation has deltas."""
+    try:
+        return bool(_delta_numbers(Path(index_dir) / _live_name(Path(index_dir))))
+    except RagError:
+        return False
+
+
+def compaction_due(index_dir: Path) -> bool:
+    """True when the live generation's deltas should be merged (:data:`COMPACT_RATIO`,
+    :data:`COMPACT_MAX_DELTAS`)."""
+    index_dir = Path(index_dir)
+    try:
+        gen_dir = index_dir / _live_name(index_dir)
+        numbers = _delta_numbers(gen_dir)
+        if len(numbers) >= COMPACT_MAX_DELTAS:
+            return True
+        delta_bytes = sum((gen_dir / DELTAS / _delta_name(n)).stat().st_size for n in numbers)
+        base_bytes = sum((gen_dir / f).stat().st_size for f in DATA_FILES)
+    except (RagError, OSError):
+        return False
+    return bool(numbers) and delta_bytes >= COMPACT_RATIO * base_bytes
+
+
+def load_newer(
+    index_dir: Path, snapshot: IndexSnapshot, expect: Expectation | None = None
+) -> IndexSnapshot:
+    """``snapshot`` brought up to the live generation by applying only the deltas it has not
+    seen. They are in the live base's ``deltas/`` if the live base is not newer than
+    ``snapshot``, or else still in the base it was merged from (kept until the next merge);
+    generation numbers are never reused, so the state at a number is the same in any chain.
+    Otherwise (or if those deltas are damaged) the whole live generation is loaded, as
+    :func:`load_snapshot` loads it."""
+    index_dir = Path(index_dir)
+    have = snapshot.manifest.generation
+    target = live_generation(index_dir)
+    if target == have:
+        return snapshot
+    bases = sorted((n for n in _generations(index_dir) if n <= have), reverse=True)
+    for number in bases[:2]:
+        gen_dir = index_dir / _gen_name(number)
+        try:
+            base = _read_manifest_file(gen_dir)
+            if expect is not None:
+                check_manifest(base, expect)
+            newer = _read_deltas(gen_dir, base, have)
+            if newer and newer[-1].generation == target:
+                return apply_deltas(snapshot, newer, index_type=snapshot.index.index_type)
+        except (IndexCorrupt, ValueError):
+            continue
+    return load_snapshot(index_dir, expect)
 
 
 #: File in the index folder that writers lock (none of the index's own files has this name).

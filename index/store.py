@@ -220,7 +220,7 @@ class FaissIndex:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"dim must be a positive int, got {dim!r}")
         self._dim = dim
-        self._type: str = index_type
+        self._type: IndexType = index_type
         choose_kind(self._type, 0)  # validates the type
         # Empty: an exact index. The first add builds the requested structure, trained on
         # the vectors it receives (IVF lists and quantiser ranges need data).
@@ -239,7 +239,7 @@ class FaissIndex:
         return self._kind
 
     @property
-    def index_type(self) -> str:
+    def index_type(self) -> IndexType:
         """What was asked for: ``auto`` or a structure's name."""
         return self._type
 

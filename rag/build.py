@@ -17,6 +17,7 @@ from tqdm import tqdm
 from core.errors import DocumentNotFound, IndexNotFound
 from core.types import Chunk, Document
 from index.persist import (
+    Delta,
     Expectation,
     IndexSnapshot,
     Manifest,
@@ -27,6 +28,7 @@ from index.persist import (
 from index.store import FaissIndex, IndexType, chunk_key
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
+from rag.journal import recover
 from rag.load import load_data_dir
 from rag.retrieve import Corpus
 from rag.settings import Settings
@@ -115,6 +117,22 @@ def embed_documents(docs: Sequence[Document], encoder: Encoder, progress: bool) 
     return Embedded(tuple(chunks), vectors[: len(chunks)], vectors[len(chunks) :])
 
 
+def make_delta(doc_id: str, document: Document | None, encoder: Encoder, generation: int) -> Delta:
+    """The delta that writes ``document`` as ``doc_id`` (None: removes it), embedded."""
+    if document is None:
+        empty = np.zeros((0, encoder.dim), dtype=np.float32)
+        return Delta(generation, doc_id, None, (), empty, empty)
+    embedded = embed_documents([document], encoder, progress=False)
+    return Delta(
+        generation,
+        doc_id,
+        document,
+        embedded.chunks,
+        np.asarray(embedded.chunk_vectors, dtype=np.float32),
+        np.asarray(embedded.sentence_vectors, dtype=np.float32),
+    )
+
+
 def update_index(
     previous: IndexSnapshot | None,
     documents: Sequence[Document],
@@ -185,6 +203,24 @@ def save_parts(index_dir: Path, parts: IndexParts, encoder: Encoder) -> Manifest
         chunks=list(parts.chunks),
         documents=list(parts.documents),
         sentence_vectors=parts.sentence_vectors,
+    )
+
+
+def save_snapshot_of(index_dir: Path, snapshot: IndexSnapshot, *, merge: bool) -> Manifest:
+    """Save a loaded version as a whole generation; ``merge``: under its own number (it is the
+    live generation with its deltas applied)."""
+    m = snapshot.manifest
+    return save_snapshot(
+        index_dir,
+        model=m.model,
+        dimension=m.dimension,
+        chunker_version=m.chunker_version,
+        index=snapshot.index,
+        chunks=list(snapshot.chunks),
+        documents=list(snapshot.documents),
+        sentence_vectors=snapshot.sentence_vectors,
+        extra=m.extra,
+        generation=m.generation if merge else None,
     )
 
 
@@ -264,9 +300,12 @@ def build_index(
 ) -> BuildReport:
     """Build or update the persisted index so that it holds exactly ``documents`` (default:
     every article in ``settings.data_dir``). Holds the index's writer lock meanwhile, so a
-    running service's document writes and this never interleave."""
-    docs = list(documents) if documents is not None else load_data_dir(settings.data_dir)
+    running service's document writes and this never interleave; a write a crash
+    interrupted is finished or undone first (:func:`rag.journal.recover`)."""
     with writer_lock(settings.index_dir):
+        # An interrupted document write is finished or undone before the data folder is read.
+        recover(settings.index_dir, settings.data_dir)
+        docs = list(documents) if documents is not None else load_data_dir(settings.data_dir)
         previous = read_previous(settings.index_dir, encoder, rebuild=rebuild)
         update = update_index(
             previous, docs, encoder, index_type=settings.index_type, progress=progress

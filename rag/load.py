@@ -143,6 +143,11 @@ def load_document(path: Path) -> Document:
     return make_document(doc_id, text, meta)
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (temporary file, fsync, rename)."""
+    _write_atomic(path, data)
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

@@ -32,7 +32,7 @@ from test_api_support import (
 from api.schemas import CARD_QUESTION
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 from eval.squad import SquadArticle, load_squad2
-from index.persist import read_manifest
+from index.persist import load_snapshot
 
 #: Real SQuAD 2.0 questions the pipeline answers from the gold paragraph (checked by running).
 NORMANS_QUESTION = "When did Herve serve as a Byzantine general?"
@@ -238,7 +238,7 @@ def test_put_ask_delete_and_restart(server, new_article):  # type: ignore[no-unt
         assert created.headers["location"] == url
         assert created.json()["sha256"] == doc.sha256
         assert created.json()["paragraph_count"] == len(new_article.paragraph_spans)
-        assert read_manifest(server.index_dir).documents[doc.id] == doc.sha256  # on disk
+        assert load_snapshot(server.index_dir).manifest.documents[doc.id] == doc.sha256  # on disk
         body = ask(client, NEW_QUESTION)
         assert (body["answer"]["doc_id"], body["answer"]["paragraph"]) == (doc.id, gold.paragraph)
         check_spans(client, body)
@@ -273,7 +273,7 @@ def test_put_ask_delete_and_restart(server, new_article):  # type: ignore[no-unt
         assert ask(client, NEW_QUESTION)["answer"]["doc_id"] == doc.id
 
         assert client.delete(url, headers=AUTH).status_code == 204
-        assert doc.id not in read_manifest(server.index_dir).documents  # on disk
+        assert doc.id not in load_snapshot(server.index_dir).manifest.documents  # on disk
         assert not list(server.data_dir.glob(f"{doc.id}.*"))
         assert_error_shape(client.get(url), 404, "document_not_found")
         after = ask(client, NEW_QUESTION)

@@ -30,6 +30,8 @@ from test_reliability_support import (
     record_figures,
 )
 
+from index.persist import find_strays
+from rag.journal import PENDING
 from rag.load import load_data_dir
 
 #: 20 kills in `make test` (CI's time budget); `python -m bench.reliability` and the figures in
@@ -139,10 +141,13 @@ class Lane:
                 for p in passages:
                     assert texts[last][p["start"] : p["end"]] == p["text"]
             assert served  # the SQuAD articles at least
-        # The data folder may differ from the index only by a write that was in flight.
+        # The data folder agrees with the index exactly: a write in flight at the kill was
+        # finished or undone at start (rag/journal.py), and nothing temporary is left.
         on_disk = {d.id: d.text for d in load_data_dir(self.srv.data_dir)}
         differ = {i for i in set(on_disk) | set(texts) if on_disk.get(i) != texts.get(i)}
-        assert differ <= self.ever_in_flight, differ - self.ever_in_flight
+        assert not differ, differ
+        assert not find_strays(self.srv.index_dir)
+        assert not (self.srv.index_dir / PENDING).exists()
 
 
 @pytest.fixture(scope="module")
