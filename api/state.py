@@ -219,7 +219,8 @@ class ServiceState:
     def _reload(self) -> Loaded:
         self.engine.load_models()
         version = self.engine.storage.load(self.encoder)
-        return Loaded.of(self.engine.corpus_of(version.snapshot), version.generation)
+        previous = self._loaded.corpus if self._loaded is not None else None
+        return Loaded.of(self.engine.corpus_of(version.snapshot, previous), version.generation)
 
     def _swap(self, loaded: Loaded) -> None:
         self._loaded = loaded
@@ -302,7 +303,9 @@ class ServiceState:
 
     def _write_sync(self, change: Callable[[], Written]) -> tuple[Loaded, Written]:
         written = change()
-        corpus = self.engine.corpus_of(written.version.snapshot)
+        # Only the written article's chunks are tokenized: the others keep theirs.
+        previous = self._loaded.corpus if self._loaded is not None else None
+        corpus = self.engine.corpus_of(written.version.snapshot, previous)
         return Loaded.of(corpus, written.version.generation), written
 
     async def upsert(self, document: Document) -> bool:

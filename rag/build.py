@@ -320,10 +320,16 @@ def build_index(
     )
 
 
-def corpus_of(snapshot: IndexSnapshot, settings: Settings) -> Corpus:
-    """The searchable corpus (FAISS, BM25, speller) of a loaded index version."""
+def corpus_of(
+    snapshot: IndexSnapshot, settings: Settings, previous: Corpus | None = None
+) -> Corpus:
+    """The searchable corpus (FAISS, BM25, speller) of a loaded index version, updated from
+    ``previous`` (the version it replaces) when given (:meth:`Corpus.from_snapshot`)."""
     return Corpus.from_snapshot(
-        snapshot, stemming=settings.bm25_stemming, spelling=settings.spell_correction
+        snapshot,
+        stemming=settings.bm25_stemming,
+        spelling=settings.spell_correction,
+        previous=previous,
     )
 
 

@@ -212,9 +212,10 @@ class Engine:
         """The persisted index as it is now, checked against the encoder (no building)."""
         return self.corpus_of(self.storage.load(self.encoder).snapshot)
 
-    def corpus_of(self, snapshot: IndexSnapshot) -> Corpus:
-        """The searchable corpus (FAISS, BM25, speller) of a loaded index version."""
-        return corpus_of(snapshot, self.settings)
+    def corpus_of(self, snapshot: IndexSnapshot, previous: Corpus | None = None) -> Corpus:
+        """The searchable corpus (FAISS, BM25, speller) of a loaded index version;
+        ``previous``: the version it replaces, whose unchanged chunks are not tokenized again."""
+        return corpus_of(snapshot, self.settings, previous)
 
     # ------------------------------------------------------------------ answering
 

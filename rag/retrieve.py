@@ -7,6 +7,7 @@ so a search in flight always sees one consistent version.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,14 +29,25 @@ FUSIONS: tuple[Fusion, ...] = get_args(Fusion)
 
 
 class LexicalIndex:
-    """BM25 over chunk texts, and the term statistics used to score sentences lexically."""
+    """BM25 over chunk texts, and the term statistics used to score sentences lexically.
+
+    Token ids are the tokenizer's vocabulary ids, used as BM25's columns directly. Each
+    chunk's tokens are kept, so that :meth:`updated` builds the index of a changed corpus by
+    tokenizing only the new chunks (the vocabulary only grows; a term no chunk holds any more
+    has document frequency 0 and counts as unknown)."""
 
     def __init__(self, stemming: bool = True) -> None:
         self._stemming = stemming
         self._tokenizer: Any = None  # bm25s.tokenization.Tokenizer (untyped library)
         self._bm25: Any = None  # bm25s.BM25
         self._idf = np.zeros(0, dtype=np.float32)
+        self._df = np.zeros(0, dtype=np.int64)
+        self._tokens: list[list[int]] = []  # each chunk's token ids
         self._size = 0
+
+    @property
+    def stemming(self) -> bool:
+        return self._stemming
 
     def _make_tokenizer(self) -> Any:
         from bm25s.tokenization import Tokenizer
@@ -48,21 +60,52 @@ class LexicalIndex:
         return Tokenizer(stemmer=stemmer, stopwords="en")
 
     def build(self, texts: Sequence[str]) -> LexicalIndex:
+        self._tokenizer = self._make_tokenizer()
+        ids = (
+            self._tokenizer.tokenize(list(texts), return_as="ids", show_progress=False)
+            if texts
+            else []
+        )
+        return self._index(ids)
+
+    def updated(self, kept: Sequence[int], new_texts: Sequence[str]) -> LexicalIndex:
+        """A new index over this one's chunks at positions ``kept`` (in that order) followed
+        by ``new_texts``; only those are tokenized. This index is not changed (a search may
+        be using it): the new one has its own copy of the vocabulary."""
+        out = LexicalIndex(self._stemming)
+        if self._tokenizer is None:
+            return out.build(new_texts)
+        tokenizer = copy.copy(self._tokenizer)
+        for name in ("word_to_stem", "stem_to_sid", "word_to_id"):
+            setattr(tokenizer, name, dict(getattr(self._tokenizer, name)))
+        out._tokenizer = tokenizer
+        new_ids = (
+            tokenizer.tokenize(
+                list(new_texts), update_vocab=True, return_as="ids", show_progress=False
+            )
+            if new_texts
+            else []
+        )
+        return out._index([self._tokens[i] for i in kept] + [list(x) for x in new_ids])
+
+    def _index(self, ids: list[list[int]]) -> LexicalIndex:
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
-        self._tokenizer = self._make_tokenizer()
-        self._size = len(texts)
-        if not texts:
+        self._tokens = [list(x) for x in ids]
+        self._size = len(ids)
+        if not ids:
             return self
-        ids = self._tokenizer.tokenize(list(texts), return_as="ids", show_progress=False)
+        vocab_size = max(len(self._tokenizer.get_vocab_dict()), 1)
         self._bm25 = bm25s.BM25()
-        self._bm25.index(ids, show_progress=False)
-        vocab_size = len(self._tokenizer.get_vocab_dict())
-        df = np.zeros(vocab_size, dtype=np.float64)
-        for doc in ids:
+        # The vocabulary's ids are BM25's columns as they are (queries are tokenized with it).
+        self._bm25.index((self._tokens, {i: i for i in range(vocab_size)}), show_progress=False)
+        df = np.zeros(vocab_size, dtype=np.int64)
+        for doc in self._tokens:
             df[list(set(doc))] += 1
-        n = max(len(texts), 1)
+        df[0] = 0  # bm25s's empty token
+        n = max(len(ids), 1)
+        self._df = df
         self._idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
         return self
 
@@ -78,9 +121,11 @@ class LexicalIndex:
             list(texts), update_vocab=False, return_as="ids", show_progress=False
         )
         out = []
+        df = self._df
         for ids in tokenized:
             arr = np.unique(np.asarray(ids, dtype=np.int64))
-            out.append(arr[(arr > 0) & (arr < len(self._idf))])  # 0 is bm25s's empty token
+            arr = arr[(arr > 0) & (arr < len(df))]  # 0 is bm25s's empty token
+            out.append(arr[df[arr] > 0])  # a term no chunk holds is unknown
         return out
 
     def scores(self, terms: np.ndarray) -> np.ndarray:
@@ -122,16 +167,51 @@ class Corpus:
 
     @classmethod
     def from_snapshot(
-        cls, snapshot: IndexSnapshot, *, stemming: bool = True, spelling: bool = True
+        cls,
+        snapshot: IndexSnapshot,
+        *,
+        stemming: bool = True,
+        spelling: bool = True,
+        previous: Corpus | None = None,
     ) -> Corpus:
+        """The corpus of ``snapshot``. With ``previous`` (the version it replaces), the chunks
+        both hold keep their tokens and sentence terms, and only new chunks are tokenized: a
+        document write costs its article's tokenizing, not the corpus's."""
         chunks = tuple(snapshot.chunks)
         texts = {d.id: d.text for d in snapshot.documents}
-        lexical = LexicalIndex(stemming).build([c.text for c in chunks])
-        speller = Speller().build(c.text for c in chunks) if spelling else Speller()
-        sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
         keys = np.array([chunk_key(c.id) for c in chunks], dtype=np.int64)
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
         np.cumsum([len(c.sentences) for c in chunks], out=offsets[1:])
+        if previous is not None and previous.lexical.stemming == stemming:
+            old = [previous.positions.get(int(k)) for k in keys]
+            kept = [i for i in old if i is not None]
+            fresh = [c for c, i in zip(chunks, old, strict=True) if i is None]
+            lexical = previous.lexical.updated(kept, [c.text for c in fresh])
+            fresh_terms = iter(
+                lexical.terms_of(
+                    [texts[c.doc_id][s.start : s.end] for c in fresh for s in c.sentences]
+                )
+            )
+            terms: list[np.ndarray] = []
+            for chunk, i in zip(chunks, old, strict=True):
+                if i is None:
+                    terms.extend(next(fresh_terms) for _ in chunk.sentences)
+                else:
+                    terms.extend(previous.sentence_terms[previous.sentence_rows(i)])
+            if spelling and not previous.speller.built and previous.chunks:
+                speller = Speller().build(c.text for c in chunks)
+            elif spelling:
+                gone = set(range(len(previous.chunks))) - set(kept)
+                speller = previous.speller.updated(
+                    (previous.chunks[i].text for i in sorted(gone)), (c.text for c in fresh)
+                )
+            else:
+                speller = Speller()
+        else:
+            lexical = LexicalIndex(stemming).build([c.text for c in chunks])
+            sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
+            terms = lexical.terms_of(sentences)
+            speller = Speller().build(c.text for c in chunks) if spelling else Speller()
         return cls(
             documents={d.id: d for d in snapshot.documents},
             chunks=chunks,
@@ -141,7 +221,7 @@ class Corpus:
             lexical=lexical,
             sentence_vectors=snapshot.sentence_vectors,
             sentence_offsets=offsets,
-            sentence_terms=tuple(lexical.terms_of(sentences)),
+            sentence_terms=tuple(terms),
             speller=speller,
         )
 

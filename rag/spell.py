@@ -45,27 +45,71 @@ def english_words() -> frozenset[str]:
     return frozenset(line.split(" ", 1)[0] for line in text.splitlines() if line)
 
 
+#: A speller updated this many times adds layers; the next update rebuilds it as one.
+MAX_LAYERS = 8
+
+
+def _words(texts: Iterable[str]) -> Counter[str]:
+    return Counter(w.lower() for text in texts for w in _WORD.findall(text))
+
+
 class Speller:
-    """Corrects unknown words of a question to the words of one corpus (see the module doc)."""
+    """Corrects unknown words of a question to the words of one corpus (see the module doc).
+
+    The symspellpy dictionaries are layers: :meth:`build` makes one over the corpus, and
+    :meth:`updated` adds a small one for the words a document write brings, keeping word
+    counts exact (a word no chunk holds any more is never suggested), so a write does not
+    rebuild the whole dictionary; after :data:`MAX_LAYERS` updates the next one does."""
 
     def __init__(self, min_length: int = MIN_LENGTH) -> None:
         self._min_length = min_length
         self._known: frozenset[str] = frozenset()
-        self._symspell: Any = None  # symspellpy.SymSpell (untyped library)
+        self._counts: Counter[str] = Counter()
+        self._layers: tuple[Any, ...] = ()  # symspellpy.SymSpell (untyped library)
 
-    def build(self, texts: Iterable[str]) -> Speller:
+    def _dictionary(self, counts: Counter[str], words: Iterable[str]) -> Any:
         from symspellpy import SymSpell
 
-        counts = Counter(w.lower() for text in texts for w in _WORD.findall(text))
         symspell = SymSpell(max_dictionary_edit_distance=MAX_EDITS, prefix_length=7)
-        for word, count in counts.items():
+        for word in words:
             # One letter shorter than the words corrected: "Mertz" is "Merz" with a letter
             # added, and a deletion is one edit.
             if len(word) >= self._min_length - MAX_EDITS:
-                symspell.create_dictionary_entry(word, count)
-        self._known = frozenset(counts)
-        self._symspell = symspell
+                symspell.create_dictionary_entry(word, counts[word])
+        return symspell
+
+    def _with(self, counts: Counter[str], layers: tuple[Any, ...]) -> Speller:
+        out = Speller(self._min_length)
+        out._counts = counts
+        out._known = frozenset(counts)
+        out._layers = layers
+        return out
+
+    def build(self, texts: Iterable[str]) -> Speller:
+        counts = _words(texts)
+        built = self._with(counts, (self._dictionary(counts, counts),))
+        self._counts, self._known, self._layers = built._counts, built._known, built._layers
         return self
+
+    def updated(self, removed: Iterable[str], added: Iterable[str]) -> Speller:
+        """The speller of this corpus without the texts ``removed`` and with ``added`` (a new
+        object; this one is unchanged, as a search may be using it)."""
+        if not self._layers:
+            return Speller(self._min_length).build(added)
+        counts = self._counts.copy()
+        counts.subtract(_words(removed))
+        gained = _words(added)
+        counts.update(gained)
+        counts = Counter({w: n for w, n in counts.items() if n > 0})
+        if len(self._layers) >= MAX_LAYERS:
+            return self._with(counts, (self._dictionary(counts, counts),))
+        new = [w for w in gained if w not in self._counts]
+        layers = (*self._layers, self._dictionary(counts, new)) if new else self._layers
+        return self._with(counts, layers)
+
+    @property
+    def built(self) -> bool:
+        return bool(self._layers)
 
     @property
     def vocabulary(self) -> frozenset[str]:
@@ -78,18 +122,30 @@ class Speller:
 
     def suggest(self, word: str) -> str | None:
         """The corpus word ``word`` is a misspelling of, or None (known, short, or no match)."""
-        if self._symspell is None or len(word) < self._min_length or self.known(word):
+        if not self._layers or len(word) < self._min_length or self.known(word):
             return None
         from symspellpy import Verbosity
 
         lower = word.lower()
-        found = self._symspell.lookup(lower, Verbosity.CLOSEST, max_edit_distance=MAX_EDITS)
+        found = [
+            f
+            for layer in self._layers
+            for f in layer.lookup(lower, Verbosity.ALL, max_edit_distance=MAX_EDITS)
+            if self._counts[str(f.term)] > 0
+        ]
+        if not found:
+            return None
+        closest = min(f.distance for f in found)
         # People seldom get the first letter wrong; a change there is mostly a name the
         # corpus does not hold ("Astor" is not "Pastor").
-        same_start = [f for f in found if fold(str(f.term))[:1] == fold(lower)[:1]]
+        same_start = [
+            str(f.term)
+            for f in found
+            if f.distance == closest and fold(str(f.term))[:1] == fold(lower)[:1]
+        ]
         if not same_start:
             return None
-        term = str(max(same_start, key=lambda f: f.count).term)
+        term = max(same_start, key=lambda t: self._counts[t])
         if word[:1].isupper():
             term = term[:1].upper() + term[1:]
         return term
