@@ -16,6 +16,19 @@ calibration and learning, and the external benchmarks.
 * ``rag eval bench DIR`` and ``rag eval squad2 FILE`` — the external benchmarks.
 * ``rag eval learn-abstention`` — learn the abstention models on the tuning half of the
   seed-article set and write ``rag/abstention/*.json``.
+* ``rag eval init`` — a starter question file from the articles (one line per paragraph,
+  the span filled in, the question left blank); ``rag eval validate FILE`` — every line of a
+  question file whose record is invalid or whose gold span no longer matches its article.
+
+``own`` and ``check`` take ``--url URL`` to evaluate a running service over HTTP instead of
+in process (:mod:`eval.http`), and ``--junit FILE``, ``--summary FILE`` and ``--report FILE``
+to write JUnit XML, a Markdown summary and the report's JSON (:mod:`eval.ci`).
+The issue's spelling ``rag eval --url URL --check --junit FILE`` is written
+``rag eval check --url URL --junit FILE`` (the subcommand names what ``--check`` did).
+
+Exit codes: 0 passed (or nothing to gate), 1 a regression (``check``) or problems found
+(``validate``), 2 a usage or input error: a bad option, an unreadable or invalid question
+file, a missing baseline, a service that cannot be reached or evaluated.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.dataset import DEFAULT_QUESTIONS, SQUAD_QUESTIONS, DatasetError
+from eval.errors import HttpEvalError
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 
 EVAL_DIR = Path(__file__).resolve().parent
@@ -38,8 +52,11 @@ DEFAULT_BASELINE = EVAL_DIR / "baseline.json"
 DEFAULT_CACHE = REPO / "var" / "cache"
 DEFAULT_TOLERANCE = 0.02  # eval.gate.DEFAULT_TOLERANCE (not imported: no models at parse time)
 PLOT_NAME = "recall_at_k.png"
-EXIT_FAIL = 1
-SUBCOMMANDS = ("own", "check", "bench", "squad2", "learn-abstention")
+EXIT_OK = 0
+EXIT_FAIL = 1  # a regression (check), problems found (validate)
+EXIT_USAGE = 2  # a usage or input error (argparse exits 2 on a bad option too)
+TOKEN_ENV = "RAG_EVAL_TOKEN"  # eval.http.TOKEN_ENV (not imported: httpx at parse time)
+SUBCOMMANDS = ("own", "check", "bench", "squad2", "learn-abstention", "init", "validate")
 
 Command = Callable[[argparse.Namespace, str], int]
 
@@ -60,7 +77,12 @@ def _run_options(p: argparse.ArgumentParser, *, modes: bool = True, write: bool 
         )
     p.add_argument("--threshold", type=float, help="abstention threshold (default: setting)")
     if write:
-        p.add_argument("--out-dir", type=Path, default=EVAL_DIR, help="where reports are written")
+        p.add_argument(
+            "--out-dir",
+            type=Path,
+            help="where reports are written (default: eval/; an --url run writes them only "
+            "when this is given)",
+        )
         p.add_argument("--no-write", action="store_true", help="print only, write no files")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="index/vector cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -91,10 +113,40 @@ BOTH_SETS = (
 )
 
 
+def _url_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--url",
+        help="evaluate the service running at URL over HTTP (POST /ask, GET /documents/{id}) "
+        "instead of in process, waiting out 429/503 Retry-After; modes hybrid and accurate "
+        "unless --mode (a fast mode must be the service's RAG_RETRIEVAL_MODE); docs/ci.md",
+    )
+    p.add_argument(
+        "--token-env",
+        default=TOKEN_ENV,
+        metavar="NAME",
+        help=f"environment variable holding a bearer token for --url (default {TOKEN_ENV}; "
+        "sent only when set)",
+    )
+
+
+def _ci_options(p: argparse.ArgumentParser) -> None:
+    _url_option(p)
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML to FILE")
+    p.add_argument("--summary", type=Path, metavar="FILE", help="write a Markdown summary")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write the report as JSON (eval/report.json's format) to FILE; a second set's "
+        "file gets -<set> before the suffix",
+    )
+
+
 def _own_parser(p: argparse.ArgumentParser) -> None:
     _set_options(p, BOTH_SETS)
     _run_options(p)
     _baseline_option(p)
+    _ci_options(p)
     p.add_argument("--update-baseline", action="store_true", help="run, then rewrite the baseline")
     p.add_argument(
         "--tolerance",
@@ -110,6 +162,7 @@ def _check_parser(p: argparse.ArgumentParser) -> None:
     _set_options(p, BOTH_SETS)
     _run_options(p, write=False)
     _baseline_option(p)
+    _ci_options(p)
     p.set_defaults(
         func=cmd_check,
         check=True,
@@ -145,6 +198,32 @@ def _squad2_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_squad2)
 
 
+def _init_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="articles folder (default: RAG_DATA_DIR, data/)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("questions-mine.jsonl"),
+        metavar="FILE",
+        help="the question file to write (default: questions-mine.jsonl)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(func=cmd_init)
+
+
+def _validate_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, metavar="FILE", help="the question file to check")
+    p.add_argument("--data-dir", type=Path, help="articles folder (default: RAG_DATA_DIR, data/)")
+    p.add_argument(
+        "--squad",
+        type=Path,
+        default=SQUAD2_PATH,
+        help="SQuAD 2.0 file the stand-in articles (squad2-*) come from",
+    )
+    _url_option(p)
+    p.set_defaults(func=cmd_validate)
+
+
 def _learn_parser(p: argparse.ArgumentParser) -> None:
     _set_options(p, "question file (default: eval/questions.jsonl, the seed-article set)")
     _run_options(p, modes=False)
@@ -165,8 +244,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         sub.add_parser(
             "check",
             help="compare each set with its baseline; exit 1 on a regression",
-            description="The regression gate: rerun the question sets and compare them with "
-            "eval/baseline.json and eval/baseline-squad.json. Writes nothing.",
+            description="The regression gate: rerun the question sets (in process, or against "
+            "a running service with --url) and compare them with eval/baseline.json and "
+            "eval/baseline-squad.json. Writes only the --junit, --summary and --report files. "
+            "Exit 0 passed, 1 regression, 2 usage or input error.",
         )
     )
     _bench_parser(
@@ -189,6 +270,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             help="learn the abstention models and write rag/abstention/*.json",
             description="Learn the abstention models on the tuning half of the question set "
             "(--questions), report on the other half, and write rag/abstention/*.json.",
+        )
+    )
+    _init_parser(
+        sub.add_parser(
+            "init",
+            help="write a starter question file from the articles",
+            description="Write a starter question file: one line per paragraph of every "
+            "article in the data folder, with the paragraph's span and text filled in and the "
+            "question left blank for a person to write (docs/ci.md).",
+        )
+    )
+    _validate_parser(
+        sub.add_parser(
+            "validate",
+            help="check a question file against the articles; name the stale lines",
+            description="Check every line of a question file: its record, and that its gold "
+            "spans still match the article text (the data folder's, or the service's with "
+            "--url). Exit 1 naming each line with a problem.",
         )
     )
 
@@ -229,7 +328,7 @@ def _settings(args: argparse.Namespace) -> Any:
     updates: dict[str, Any] = {}
     if args.data_dir is not None:
         updates["data_dir"] = args.data_dir
-    if args.threshold is not None:
+    if getattr(args, "threshold", None) is not None:  # init and validate have none
         updates["abstain_threshold"] = args.threshold
     return settings.model_copy(update=updates) if updates else settings
 
@@ -264,13 +363,13 @@ def _shown(path: Path) -> Path:
 
 
 def _guarded(command: Command, args: argparse.Namespace) -> int:
-    """Run ``command`` with this run's command line; a bad question file or option exits 1
-    with its message."""
+    """Run ``command`` with this run's command line; a bad question file or option, or a
+    service that cannot be evaluated, exits 2 with its message."""
     try:
         return command(args, command_line(getattr(args, "_argv", None)))
-    except DatasetError as exc:
+    except (DatasetError, HttpEvalError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAIL
+        return EXIT_USAGE
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -301,16 +400,146 @@ def cmd_learn_abstention(args: argparse.Namespace) -> int:
     return _guarded(_learn_abstention, args)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """``rag eval init``: a starter question file from the articles."""
+    return _guarded(_init, args)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``rag eval validate FILE``: exit 1 naming every line with a problem."""
+    return _guarded(_validate, args)
+
+
+def _init(args: argparse.Namespace, command: str) -> int:
+    from eval.authoring import starter_records, write_records
+    from rag.load import load_data_dir
+
+    data_dir: Path = args.data_dir or _settings(args).data_dir
+    if not data_dir.is_dir():
+        raise DatasetError(f"no articles folder at {data_dir}")
+    out: Path = args.out
+    if out.exists() and not args.force:
+        raise DatasetError(f"{out} exists: give --force to overwrite it")
+    documents = load_data_dir(data_dir)
+    if not documents:
+        raise DatasetError(f"no articles in {data_dir}")
+    n = write_records(out, starter_records(documents))
+    print(
+        f"wrote {n} starter records ({len(documents)} article(s), one per paragraph) to {out}: "
+        "write each question, narrow its gold span, then `rag eval validate " + f"{out}`"
+    )
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace, command: str) -> int:
+    from collections.abc import Mapping
+    from contextlib import suppress
+
+    from core.types import Document
+    from eval.authoring import validate_file
+    from eval.dataset import SQUAD_PREFIX, resolve_documents
+
+    path: Path = args.file
+    if not path.is_file():
+        raise DatasetError(f"no question file at {path}")
+    answerer = None
+    if args.url:
+        from eval.http import HttpAnswerer
+
+        answerer = HttpAnswerer.from_env(args.url, args.token_env)
+
+    def documents_for(ids: list[str]) -> Mapping[str, Document]:
+        if answerer is not None:
+            found = {i: answerer.document(i) for i in ids}
+            return {i: d for i, d in found.items() if d is not None}
+        data_dir = args.data_dir or _settings(args).data_dir
+        documents: dict[str, Document] = {}
+        local = [i for i in ids if not i.startswith(SQUAD_PREFIX)]
+        squad = [i for i in ids if i.startswith(SQUAD_PREFIX)]
+        if local and data_dir.is_dir():
+            from rag.load import load_data_dir
+
+            documents.update({d.id: d for d in load_data_dir(data_dir) if d.id in local})
+        for doc_id in squad:  # one at a time: a missing one is a problem of its lines only
+            with suppress(DatasetError):
+                documents.update(resolve_documents([doc_id], squad_path=args.squad, data_dir=None))
+        return documents
+
+    try:
+        problems, count = validate_file(path, documents_for)
+    finally:
+        if answerer is not None:
+            answerer.close()
+    for problem in problems:
+        print(f"{path}: {problem}")
+    lines = len({p.line for p in problems})
+    if problems:
+        stale = sum(1 for p in problems if p.kind == "stale")
+        print(
+            f"{lines} of {count} line(s) need attention ({stale} with a gold span that no "
+            "longer matches its article)"
+        )
+        return EXIT_FAIL
+    print(f"{path}: all {count} records valid; every gold span matches its article")
+    return EXIT_OK
+
+
 def _run_sets(args: argparse.Namespace, command: str) -> int:
     sets = [args.questions] if args.questions else [DEFAULT_QUESTIONS, SQUAD_QUESTIONS]
     if args.baseline is not None and len(sets) > 1:
         raise DatasetError("--baseline names one set's baseline: give --questions too")
-    code = 0
-    for path in sets:
-        if len(sets) > 1:
-            print(f"== {_shown(path)}")
-        code |= run_own_set(argparse.Namespace(**{**vars(args), "questions": path}), command)
+    url = getattr(args, "url", None)
+    if url and args.calibrate:
+        raise DatasetError("--calibrate needs the confidence margins of an in-process run")
+    if url and args.threshold is not None:
+        raise DatasetError("--threshold applies in process; a service keeps its own thresholds")
+    results: list[Any] = []
+    answerer = None
+    if url:
+        from eval.http import HttpAnswerer
+
+        answerer = HttpAnswerer.from_env(url, args.token_env)
+    try:
+        code = EXIT_OK
+        for path in sets:
+            if len(sets) > 1:
+                print(f"== {_shown(path)}")
+            set_args = argparse.Namespace(
+                **{**vars(args), "questions": path, "named_set": bool(args.questions)}
+            )
+            code = max(code, run_own_set(set_args, command, results=results, answerer=answerer))
+    finally:
+        if answerer is not None:
+            answerer.close()
+    if answerer is not None and not results:
+        raise DatasetError(f"{url} serves none of the documents of the question sets")
+    _write_ci_outputs(args, results)
     return code
+
+
+def _write_ci_outputs(args: argparse.Namespace, results: list[Any]) -> None:
+    """``--junit``, ``--summary`` and ``--report`` of the sets that ran."""
+    junit: Path | None = getattr(args, "junit", None)
+    summary: Path | None = getattr(args, "summary", None)
+    report_path: Path | None = getattr(args, "report", None)
+    if not (junit or summary or report_path):
+        return
+    from eval.ci import junit_xml, summary_markdown
+    from eval.report import write_text
+
+    if junit is not None:
+        write_text(junit, junit_xml(results))
+        print(f"JUnit XML written: {junit}")
+    if summary is not None:
+        write_text(summary, summary_markdown(results))
+        print(f"summary written: {summary}")
+    if report_path is not None:
+        for n, result in enumerate(results):
+            path = report_path
+            if n:
+                path = report_path.with_name(f"{report_path.stem}-{result.key}{report_path.suffix}")
+            result.report.write(path)
+            print(f"report written: {path}")
 
 
 def set_name(questions: Path) -> str:
@@ -320,12 +549,31 @@ def set_name(questions: Path) -> str:
     return "" if stem == "questions" else stem.removeprefix("questions-")
 
 
-def run_own_set(args: argparse.Namespace, command: str) -> int:
-    """One question set: run it, then check it against its baseline (``args.check``) or
-    write its report (and, with ``args.update_baseline``, its baseline)."""
+def _http_modes(args: argparse.Namespace, baseline_modes: Sequence[str] | None) -> list[str]:
+    from eval.http import DEFAULT_HTTP_MODES, check_http_modes
+
+    if args.modes:
+        return check_http_modes(args.modes)
+    if baseline_modes is not None:
+        return [m for m in DEFAULT_HTTP_MODES if m in baseline_modes]
+    return list(DEFAULT_HTTP_MODES)
+
+
+def run_own_set(
+    args: argparse.Namespace,
+    command: str,
+    *,
+    results: list[Any] | None = None,
+    answerer: Any = None,
+) -> int:
+    """One question set: run it (in process, or over HTTP with ``answerer``), then check it
+    against its baseline (``args.check``) or write its report (and, with
+    ``args.update_baseline``, its baseline). ``results`` collects an
+    :class:`eval.ci.SetResult` for the CI outputs."""
     from eval.calibration import calibrate
+    from eval.ci import SetResult
     from eval.dataset import SQUAD_PREFIX, load_question_set, parse_questions
-    from eval.gate import make_baseline, run_check
+    from eval.gate import check_against_baseline, format_check, make_baseline
     from eval.plots import plot_recall
     from eval.render import (
         calibration_markdown,
@@ -335,53 +583,80 @@ def run_own_set(args: argparse.Namespace, command: str) -> int:
         update_report_file,
     )
     from eval.report import Baseline, build_report, report_meta
-    from eval.runner import available_modes, eval_engine, mode_options, run_set
 
     name = set_name(args.questions)
     baseline_path: Path = args.baseline or EVAL_DIR / (
         f"baseline-{name}.json" if name else "baseline.json"
     )
-    needs_squad = any(
-        (q.doc_id or "").startswith(SQUAD_PREFIX) for q in parse_questions(args.questions)
-    )
-    if needs_squad and not args.squad.is_file():
-        print(f"skipped: the stand-in articles need {args.squad} (../shared/benchmarks absent)")
-        return 0
     settings = _settings(args)
     baseline: Baseline | None = None
     if args.check:
         if not baseline_path.is_file():
-            print(
-                f"error: no baseline at {baseline_path}; create it with "
-                "`rag eval own --update-baseline`"
+            raise DatasetError(
+                f"no baseline at {baseline_path}; create it with "
+                f"`rag eval own --questions {args.questions} --update-baseline"
+                + (f" --url {answerer.url}`" if answerer is not None else "`")
             )
-            return EXIT_FAIL
         baseline = Baseline.read(baseline_path)
-    qset = load_question_set(args.questions, squad_path=args.squad, data_dir=settings.data_dir)
-    available = available_modes(settings.reranker)
-    if args.modes:
-        modes = _modes(args)
-        if baseline is not None:  # check only the modes asked for
-            baseline = baseline.only(modes)
-    elif baseline is not None:
-        modes = [m for m in available if m in baseline.modes]
-        modes += [m for m in baseline.modes if m not in modes]  # a missing mode fails
-    elif args.calibrate and not args.update_baseline:
-        modes = [_default_mode(settings)]
-    else:
-        modes = list(available)
-    runnable = [m for m in modes if m in available]
-    engine = eval_engine(settings, runnable)
-    run = run_set(qset, engine, runnable, args.cache_dir, progress=not args.quiet)
-    default_mode = _default_mode(settings)
     calibration = None
-    if default_mode in run.outcomes and not name:  # thresholds are chosen on the seed set
-        rule = "learned" if mode_options(default_mode).answer in engine.abstention else "threshold"
-        calibration = calibrate(run.outcomes[default_mode], default_mode, rule)
+    default_mode = _default_mode(settings) if answerer is None else None
+    if answerer is not None:
+        from eval.http import run_set as run_http_set
+        from eval.http import served_question_set
+
+        model = str(answerer.ready().get("model", ""))
+        served = served_question_set(args.questions, answerer)
+        if served is None:
+            message = f"{answerer.url} serves none of {_shown(args.questions)}'s documents"
+            if getattr(args, "named_set", False):  # the set asked for: an input error
+                raise DatasetError(message)
+            print(f"skipped: {message}")
+            return EXIT_OK
+        modes = _http_modes(args, list(baseline.modes) if baseline is not None else None)
+        if baseline is not None:
+            baseline = baseline.only(modes)
+        qset = served
+        run = run_http_set(qset, answerer, modes, settings, progress=not args.quiet)
+        if answerer.retried:
+            print(
+                f"{answerer.url} asked to wait {answerer.retried} times "
+                f"({answerer.waited:.0f} s in all, Retry-After honoured)"
+            )
+    else:
+        from eval.runner import available_modes, eval_engine, mode_options, run_set
+
+        needs_squad = any(
+            (q.doc_id or "").startswith(SQUAD_PREFIX) for q in parse_questions(args.questions)
+        )
+        if needs_squad and not args.squad.is_file():
+            print(f"skipped: the stand-in articles need {args.squad} (../shared/benchmarks absent)")
+            return EXIT_OK
+        qset = load_question_set(args.questions, squad_path=args.squad, data_dir=settings.data_dir)
+        available = available_modes(settings.reranker)
+        if args.modes:
+            modes = _modes(args)
+            if baseline is not None:  # check only the modes asked for
+                baseline = baseline.only(modes)
+        elif baseline is not None:
+            modes = [m for m in available if m in baseline.modes]
+            modes += [m for m in baseline.modes if m not in modes]  # a missing mode fails
+        elif args.calibrate and not args.update_baseline:
+            modes = [str(default_mode)]
+        else:
+            modes = list(available)
+        runnable = [m for m in modes if m in available]
+        engine = eval_engine(settings, runnable)
+        run = run_set(qset, engine, runnable, args.cache_dir, progress=not args.quiet)
+        model = engine.encoder.name
+        if default_mode in run.outcomes and not name:  # thresholds are chosen on the seed set
+            rule = (
+                "learned" if mode_options(default_mode).answer in engine.abstention else "threshold"
+            )
+            calibration = calibrate(run.outcomes[default_mode], default_mode, rule)
     report = build_report(
         run.outcomes,
         0.0,  # outcomes hold margins over each mode's own threshold
-        report_meta(run, command, engine.encoder.name),
+        report_meta(run, command, model),
         calibration,
     )
     if name:  # issue 14's targets are about the seed article; other sets are for breadth
@@ -394,14 +669,30 @@ def run_own_set(args: argparse.Namespace, command: str) -> int:
         print()
         print("\n".join(calibration_markdown(report.calibration)))
     questions = {q.id: q for q in qset.questions}
-    if baseline is not None:
-        code, text = run_check(baseline, report, questions)
+    check = check_against_baseline(baseline, report) if baseline is not None else None
+    if results is not None:
+        results.append(
+            SetResult(
+                name=str(_shown(args.questions)),
+                report=report,
+                questions=questions,
+                baseline=baseline,
+                check=check,
+                source=f"service at {answerer.url}" if answerer is not None else "in process",
+            )
+        )
+    if baseline is not None and check is not None:
         print()
-        print(text)
-        return code
-    if args.no_write:
-        return 0
-    out: Path = args.out_dir
+        print(format_check(check, questions))
+        return EXIT_OK if check.ok else EXIT_FAIL
+    out: Path | None = args.out_dir
+    if answerer is not None and args.update_baseline:
+        make_baseline(report, args.tolerance).write(baseline_path)
+        print(f"baseline written: {baseline_path}")
+    # An HTTP run writes this repository's reports only when --out-dir is given.
+    if args.no_write or (out is None and answerer is not None):
+        return EXIT_OK
+    out = out or EVAL_DIR
     sections: dict[str, str] = {}
     if args.calibrate and set(modes) == {default_mode}:
         if report.calibration is not None:  # a calibration run only rewrites its section
@@ -414,10 +705,10 @@ def run_own_set(args: argparse.Namespace, command: str) -> int:
         if report.calibration is not None:
             sections["calibration"] = calibration_section(report.calibration)
     update_report_file(out / "report.md", sections)
-    if args.update_baseline:
+    if args.update_baseline and answerer is None:
         make_baseline(report, args.tolerance).write(baseline_path)
         print(f"baseline written: {baseline_path}")
-    return 0
+    return EXIT_OK
 
 
 def _bench(args: argparse.Namespace, command: str) -> int:
@@ -445,7 +736,7 @@ def _bench(args: argparse.Namespace, command: str) -> int:
     print(text)
     if not args.no_write:
         name = "bench-distractors" if args.distractors else "bench"
-        update_report_file(args.out_dir / "report.md", {name: text})
+        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {name: text})
     return 0
 
 
@@ -472,7 +763,7 @@ def _squad2(args: argparse.Namespace, command: str) -> int:
     text = squad2_markdown(result, command, _date())
     print(text)
     if not args.no_write:
-        update_report_file(args.out_dir / "report.md", {"squad2": text})
+        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"squad2": text})
     return 0
 
 
@@ -495,7 +786,7 @@ def _learn_abstention(args: argparse.Namespace, command: str) -> int:
     print(text)
     if not args.no_write:
         write_models({mode: model for mode, (model, _) in learned.items()})
-        update_report_file(args.out_dir / "report.md", {"abstention": text})
+        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"abstention": text})
     return 0
 
 
