@@ -81,6 +81,15 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+#: What a 404 from POST /ask means (README, "Run the service").
+UNKNOWN_FILTER = (
+    "A filter selects no document: `doc_ids` names a document that is not in the index (the "
+    "message lists which), or no document's author contains `author`. Error code "
+    "`unknown_filter`. The same status as `GET /documents/{doc_id}` for that id: nothing was "
+    "searched, unlike an abstention (200), which means the named articles do not answer."
+)
+
+
 def render(result: Answer) -> bytes:
     """The response body: validated against the schema and serialised (in the worker)."""
     return AskResponse.model_validate(answer_dict(result)).model_dump_json().encode("utf-8")
@@ -128,7 +137,7 @@ def build_router(limiter: Limiter, rate_limit: str) -> APIRouter:
         response_model=AskResponse,
         responses={
             200: {"content": {"application/json": {"examples": RESPONSE_EXAMPLES}}},
-            **error_responses(413, 422, 429, 503),
+            **error_responses(404, 413, 422, 429, 503, descriptions={404: UNKNOWN_FILTER}),
         },
     )
     return router

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from core.errors import (
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_ERROR: dict[type[RagError], int] = {
     InvalidQuestion: 422,
     InvalidParameter: 422,
-    UnknownFilter: 422,
+    UnknownFilter: 404,  # a filter naming no document, like GET /documents/{id} (README)
     InvalidDocumentId: 422,
     DocumentError: 422,
     DocumentNotFound: 404,
@@ -197,8 +198,34 @@ async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
+#: The methods ``Allow`` may list, in its order.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """``Allow`` for the request's path: every method some route fully matches it with.
+    (Starlette lists only the first matching route's methods, so ``GET`` alone for
+    ``/documents/{doc_id}``, whose ``PUT`` and ``DELETE`` are routes of their own; asking each
+    route, through the public ``matches``, also sees into included routers.)"""
+    routes = request.app.router.routes
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allow = allowed_methods(request)
+        return error_response(
+            405,
+            "method_not_allowed",
+            f"method not allowed here; allowed: {allow}",
+            {**(exc.headers or {}), "Allow": allow},
+        )
     if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
         return error_response(422, "invalid_request", "body: not valid JSON in UTF-8")
     unrouted = exc.status_code == 404 and exc.detail == "Not Found"

@@ -45,11 +45,15 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` entries for a route that can fail with ``statuses``."""
+def error_responses(
+    *statuses: int, descriptions: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for a route that can fail with ``statuses`` (``descriptions``:
+    the route's own wording for some of them)."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        entry: dict[str, Any] = {"model": ErrorResponse, "description": _ERRORS[status]}
+        description = (descriptions or {}).get(status, _ERRORS[status])
+        entry: dict[str, Any] = {"model": ErrorResponse, "description": description}
         if status in _HEADERS:
             entry["headers"] = _HEADERS[status]
         out[status] = entry

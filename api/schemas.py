@@ -115,6 +115,23 @@ def unicode_text(value: str) -> str:
 Text = Annotated[str, AfterValidator(unicode_text)]
 
 
+def no_nul(value: str) -> str:
+    """``value`` if it has no NUL character, which PostgreSQL stores in neither ``text`` nor
+    ``jsonb`` (the text already refused it: rag.load)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (U+0000); send text without it")
+    return value
+
+
+#: A document's text or metadata field: valid Unicode without NUL, as the schema says.
+StoredText = Annotated[
+    str,
+    AfterValidator(unicode_text),
+    AfterValidator(no_nul),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*$"}),
+]
+
+
 def _integer_schema(minimum: int, maximum: int, default: int) -> Callable[[dict[str, Any]], None]:
     """``json_schema_extra`` of an optional integer whose absence means a setting: shown as
     a plain integer (an explicit null is refused) whose default is the setting's."""
@@ -163,14 +180,15 @@ class AskRequest(BaseModel):
         None,
         min_length=1,
         max_length=100,
-        description="Only search these documents (ids from GET /documents).",
+        description="Only search these documents (ids from GET /documents); an id that is "
+        "not in the index is refused with 404 `unknown_filter`, naming it.",
     )
     author: Text | None = Field(
         None,
         min_length=1,
         max_length=200,
         description="Only search documents whose author contains this (case- and "
-        "accent-insensitive).",
+        "accent-insensitive); 404 `unknown_filter` when no document's author does.",
     )
 
     mode: AnswerMode | None = Field(
@@ -191,10 +209,14 @@ class AskRequest(BaseModel):
     @field_validator("top_k", mode="before")
     @classmethod
     def _not_null(cls, value: object) -> object:
-        # Only an explicit null gets here (a default is not validated): leave top_k out
-        # for the setting's value, as the schema says.
+        # A given value only (a default is not validated). An explicit null is refused:
+        # leave top_k out for the setting's value, as the schema says.
         if value is None:
             raise ValueError("Input should be a valid integer (leave top_k out for the default)")
+        # JSON Schema's integer is any number with no fraction, 5.0 too (strict mode would
+        # refuse it); strings and booleans stay refused.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
         return value
 
     @field_validator("question", mode="after")
@@ -291,21 +313,21 @@ class DocumentIn(BaseModel):
         },
     )
 
-    text: Text = Field(
+    text: StoredText = Field(
         min_length=1,
         description="The article text. Every span the API returns is a character offset "
         "into exactly this string.",
     )
-    title: Text = Field("", max_length=_META_LIMITS["title"])
-    author: Text = Field("", max_length=_META_LIMITS["author"])
-    affiliation: Text = Field("", max_length=_META_LIMITS["affiliation"])
-    publisher: Text = Field("", max_length=_META_LIMITS["publisher"])
-    published: Text = Field(
+    title: StoredText = Field("", max_length=_META_LIMITS["title"])
+    author: StoredText = Field("", max_length=_META_LIMITS["author"])
+    affiliation: StoredText = Field("", max_length=_META_LIMITS["affiliation"])
+    publisher: StoredText = Field("", max_length=_META_LIMITS["publisher"])
+    published: StoredText = Field(
         "", max_length=_META_LIMITS["published"], description="ISO date (YYYY-MM-DD) if known."
     )
-    url: Text = Field("", max_length=_META_LIMITS["url"], description="Source URL.")
-    language: Text = Field("", max_length=_META_LIMITS["language"])
-    license: Text = Field("", max_length=_META_LIMITS["license"])
+    url: StoredText = Field("", max_length=_META_LIMITS["url"], description="Source URL.")
+    language: StoredText = Field("", max_length=_META_LIMITS["language"])
+    license: StoredText = Field("", max_length=_META_LIMITS["license"])
 
 
 class DocumentSummary(BaseModel):

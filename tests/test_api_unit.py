@@ -17,7 +17,7 @@ from api.app import create_app
 from api.config import ApiSettings
 from api.errors import STATUS_BY_ERROR, describe_validation_errors, status_of
 from api.middleware import BodyLimitMiddleware, request_id_of
-from api.schemas import CARD_QUESTION, AskRequest
+from api.schemas import CARD_QUESTION, AskRequest, DocumentIn
 from cli.main import build_parser, main
 from rag.settings import Settings
 
@@ -47,7 +47,7 @@ def test_every_pipeline_error_has_a_status() -> None:
     assert set(errors) <= set(STATUS_BY_ERROR)
     assert status_of(core.errors.DocumentNotFound("x")) == 404
     assert status_of(core.errors.IndexMismatch("x")) == 503
-    assert status_of(core.errors.UnknownFilter("x")) == 422
+    assert status_of(core.errors.UnknownFilter("x")) == 404
 
 
 def test_validation_messages_name_the_field() -> None:
@@ -97,6 +97,51 @@ def test_app_factory_loads_nothing_and_answers_while_not_ready(tmp_path: Path) -
         assert response.headers["x-request-id"]
     schema = app.openapi()
     assert schema["components"]["schemas"]["AskRequest"]["examples"][0]["question"] == CARD_QUESTION
+
+
+def test_a_wrong_method_is_a_405_that_allows_every_method_of_the_path(tmp_path: Path) -> None:
+    """Allow lists every method the path supports, the schema's, though each is a route of its
+    own (Starlette named the first matching route's only: Allow: GET for /documents/{id})."""
+    app = offline_app(tmp_path)
+    paths = app.openapi()["paths"]
+    assert set(paths["/documents/{doc_id}"]) == {"get", "put", "delete"}
+    for path, operations in paths.items():
+        url = path.replace("{doc_id}", "some-doc")
+        documented = {m.upper() for m in operations}
+        for method in {"OPTIONS", "PATCH", "TRACE", "GET", "POST"} - documented:
+            response = call(app, method, url)
+            assert response.status_code == 405, (method, url)
+            assert set(response.headers["allow"].split(", ")) == documented, (method, url)
+            assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unknown_filter_is_a_documented_404(tmp_path: Path) -> None:
+    assert status_of(core.errors.UnknownFilter("unknown document id(s): 'x'")) == 404
+    responses = offline_app(tmp_path).openapi()["paths"]["/ask"]["post"]["responses"]
+    schema = responses["404"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+    assert "unknown_filter" in responses["404"]["description"]
+
+
+def test_document_fields_refuse_nul_as_the_schema_says() -> None:
+    """PostgreSQL stores NUL in neither text nor jsonb: refused (422) in every field, as the
+    schema's pattern says, instead of failing in the database."""
+    properties = DocumentIn.model_json_schema()["properties"]
+    assert {p.get("pattern") for p in properties.values()} == {"^[^\\u0000]*$"}
+    for name in properties:
+        body = {"text": "Some text.", name: "bad\x00value"}
+        with pytest.raises(ValidationError, match="NUL"):
+            DocumentIn.model_validate(body)
+    assert DocumentIn.model_validate({"text": "Some text.", "title": "Õ"}).title == "Õ"
+
+
+def test_top_k_is_any_json_integer() -> None:
+    """5.0 is an integer to JSON Schema, so it is accepted; 5.5, "5" and true are not."""
+    assert AskRequest.model_validate({"question": "q", "top_k": 5.0}).top_k == 5
+    assert isinstance(AskRequest.model_validate({"question": "q", "top_k": 5.0}).top_k, int)
+    for bad in (5.5, "5", True, None):
+        with pytest.raises(ValidationError):
+            AskRequest.model_validate({"question": "q", "top_k": bad})
 
 
 def test_unhandled_error_is_a_500_in_the_error_shape(tmp_path: Path) -> None:
