@@ -75,8 +75,9 @@ class Engine:
 
     ``encoder``, ``reranker`` and ``abstention`` may be given ready-made (tests pass a fake
     encoder, benchmarks share one); whatever is not given is made from ``settings`` by
-    :meth:`load`. ``exact_reranker`` makes the cross-encoder's integer arithmetic exact, so an
-    evaluation gives the same figures on every CPU (:func:`rag.rerank.make_reranker`).
+    :meth:`load`. ``exact_reranker`` (or the setting of that name) makes the cross-encoder's
+    integer arithmetic exact, so an evaluation gives the same figures on every CPU
+    (:func:`rag.rerank.make_reranker`).
     """
 
     def __init__(
@@ -98,7 +99,7 @@ class Engine:
         self._use_reranker: RerankerUse = "off" if not settings.reranker else use_reranker
         if reranker is not None:
             self._use_reranker = "required"
-        self._exact = exact_reranker
+        self._exact = exact_reranker or settings.exact_reranker
         self._models: Models | None = None
         self._corpus: Corpus | None = None
 

@@ -173,6 +173,13 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(
         10, ge=1, le=100, description="How many fused candidates the cross-encoder re-scores."
     )
+    exact_reranker: bool = Field(
+        False,
+        description="Run the int8 cross-encoder with exact integer arithmetic: the same scores "
+        "on every CPU, as the evaluation gate runs it, at about twice the cost (docs/ci.md: "
+        "a service evaluated with `rag eval check --url` in accurate mode then gives the "
+        "in-process figures on any CPU).",
+    )
 
     # Quoting and abstention.
     abstain_threshold: float = Field(

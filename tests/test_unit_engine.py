@@ -334,3 +334,22 @@ def test_an_update_re_embeds_only_the_changed_article(tmp_path: Path) -> None:
     assert embedded and all(t in changed.text for t in embedded)  # only its chunks/sentences
     result = engine.ask(Request(HARBOUR), engine.read_corpus())
     assert result.answer is not None and "sixty boats" in result.answer.text
+
+
+@pytest.mark.parametrize(
+    ("setting", "argument", "exact"),
+    [(False, False, False), (True, False, True), (False, True, True)],
+)
+def test_exact_reranker_reaches_the_cross_encoder_from_the_setting_or_the_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: bool, argument: bool, exact: bool
+) -> None:
+    """RAG_EXACT_RERANKER makes a served cross-encoder use the gate's exact arithmetic."""
+    asked: list[bool] = []
+
+    def record(settings: object, *, exact: bool = False) -> None:
+        asked.append(exact)
+
+    monkeypatch.setattr("rag.engine.make_reranker", record)
+    settings = fake_settings(tmp_path, reranker="bundled:x", exact_reranker=setting)
+    Engine(settings, encoder=FakeEncoder(), abstention={}, exact_reranker=argument).load_models()
+    assert asked == [exact]
