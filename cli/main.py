@@ -61,6 +61,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from rag.engine import Engine
 
     settings = _settings(args)
+    if args.shard is not None:
+        return index_shard(args, settings)
     engine = Engine(settings, use_reranker="off")
     engine.load_models()
     report = engine.build_index(rebuild=args.rebuild, progress=True)
@@ -71,6 +73,52 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"added {len(report.added)}, updated {len(report.updated)}, "
         f"removed {len(report.removed)}, unchanged {len(report.unchanged)}; "
         f"embedded {report.chunks_embedded} chunks and {report.sentences_embedded} sentences"
+    )
+    return 0
+
+
+def index_shard(args: argparse.Namespace, settings: Settings) -> int:
+    """``rag index --shard i/n``: store this machine's part of the data folder's archive in
+    the database (docs/scale-out.md). Checks its input before loading the model."""
+    try:
+        from rag.pgstore import PostgresStorage, Shard
+    except ImportError:
+        print("error: --shard needs the `postgres` extra (psycopg)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        shard = Shard.parse(args.shard)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if settings.database_url is None or not settings.database_url.get_secret_value():
+        print(
+            "error: --shard needs the database the shards share: set RAG_DATABASE_URL "
+            "(or --database-url)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.rebuild:
+        print(
+            "error: --shard cannot --rebuild: a rebuild replaces the whole index, other "
+            "shards' documents included; run `rag index --rebuild` once, without --shard",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from rag.engine import Engine
+
+    engine = Engine(settings, use_reranker="off")
+    storage = engine.storage
+    assert isinstance(storage, PostgresStorage)
+    engine.load_models()
+    done = storage.build_shard(shard, engine.encoder, progress=True)
+    r, m = done.report, done.report.manifest
+    print(
+        f"index {storage.describe()} (generation {m.generation}), shard {shard}: "
+        f"{len(r.added) + len(r.updated) + len(r.unchanged)} documents in this shard "
+        f"({done.outside} in others); added {len(r.added)}, updated {len(r.updated)}, "
+        f"unchanged {len(r.unchanged)} in {done.transactions} transactions; embedded "
+        f"{r.chunks_embedded} chunks and {r.sentences_embedded} sentences; the database "
+        f"holds {m.counts.get('documents', 0)} documents, {m.counts.get('chunks', 0)} chunks"
     )
     return 0
 
@@ -239,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     paths(p_index)
     database(p_index)
     p_index.add_argument("--rebuild", action="store_true", help="re-embed everything")
+    p_index.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="with a database: store only part I of N of the data folder's articles (by a "
+        "stable hash of each id), so N machines index one archive together; idempotent "
+        "(docs/scale-out.md)",
+    )
     p_index.set_defaults(func=cmd_index)
 
     p_ask = sub.add_parser("ask", help="answer a question with quotes")

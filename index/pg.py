@@ -160,6 +160,11 @@ def _adapt_vectors(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader(info.oid, _VectorLoader)
 
 
+def adapt_vectors(conn: psycopg.Connection[Any]) -> None:
+    """Let ``conn`` send :class:`Vector` and read ``vector`` columns as float32 arrays."""
+    _adapt_vectors(conn)
+
+
 def _stack(rows: Sequence[np.ndarray], dim: int) -> np.ndarray:
     if not rows:
         return np.zeros((0, dim), dtype=np.float32)
@@ -245,6 +250,17 @@ def document_hashes(conn: psycopg.Connection[Any]) -> dict[str, str]:
         if not _table_exists(conn, "rag_documents"):
             return {}
         return {d: s for d, s in conn.execute("SELECT doc_id, sha256 FROM rag_documents")}
+
+
+def document_hash(conn: psycopg.Connection[Any], doc_id: str) -> str | None:
+    """The sha256 of one stored document's text (None: not stored). One index lookup."""
+    with unavailable_as_error("reading the documents"):
+        if not _table_exists(conn, "rag_documents"):
+            return None
+        row = conn.execute(
+            "SELECT sha256 FROM rag_documents WHERE doc_id = %s", (doc_id,)
+        ).fetchone()
+    return str(row[0]) if row else None
 
 
 def read_manifest(conn: psycopg.Connection[Any]) -> Manifest:
@@ -508,92 +524,157 @@ def _meta(value: object) -> DocumentMeta:
     )
 
 
-def load_snapshot(
-    conn: psycopg.Connection[Any],
-    expect: Expectation | None = None,
-    *,
-    index_type: IndexType = "auto",
-) -> IndexSnapshot:
-    """The whole stored index as one consistent version, its vectors in a new
-    :class:`FaissIndex` of ``index_type`` (added in the corpus order, as a fresh file build
-    adds them). Raises IndexNotFound (no index yet), IndexMismatch (``expect`` differs;
-    checked before the vectors are read), IndexCorrupt (inconsistent rows) or
-    StoreUnavailable."""
-    with unavailable_as_error("loading the index"), conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        stored = _manifest_row(conn)
-        if stored is None:
-            raise IndexNotFound("the database holds no index yet; build it with `rag index`")
-        if expect is not None:
-            check_manifest(stored, expect)
-        _adapt_vectors(conn)
-        dim = stored.dimension
-        cur = conn.cursor(binary=True)
-        cur.execute("SELECT doc_id, text, meta, sha256 FROM rag_documents ORDER BY position")
-        documents = tuple(
-            Document(id=d, text=t, meta=_meta(m), sha256=s) for d, t, m, s in cur.fetchall()
-        )
-        spans: dict[tuple[str, int], list[Span]] = {}
-        sentence_rows: list[np.ndarray] = []
-        cur.execute(
-            "SELECT s.doc_id, s.chunk_ord, s.start_char, s.end_char, s.embedding"
-            " FROM rag_sentences s JOIN rag_documents d USING (doc_id)"
-            " ORDER BY d.position, s.chunk_ord, s.ord"
-        )
-        sentence_keys: list[tuple[str, int]] = []
-        while batch := cur.fetchmany(FETCH_ROWS):
-            for doc_id, chunk_ord, start, end, vec in batch:
-                key = (doc_id, chunk_ord)
-                if key not in spans:
-                    spans[key] = []
-                    sentence_keys.append(key)
-                spans[key].append(Span(start, end))
-                sentence_rows.append(vec)
-        texts = {d.id: d.text for d in documents}
-        chunks: list[Chunk] = []
-        chunk_keys: list[tuple[str, int]] = []
-        chunk_rows: list[np.ndarray] = []
-        cur.execute(
-            "SELECT c.doc_id, c.ord, c.chunk_id, c.paragraph, c.part, c.start_char, c.end_char,"
-            " c.embedding FROM rag_chunks c JOIN rag_documents d USING (doc_id)"
-            " ORDER BY d.position, c.ord"
-        )
-        while batch := cur.fetchmany(FETCH_ROWS):
-            for doc_id, ord_, chunk_id, paragraph, part, start, end, vec in batch:
-                chunks.append(
-                    Chunk(
-                        id=chunk_id,
-                        doc_id=doc_id,
-                        paragraph=paragraph,
-                        part=part,
-                        start=start,
-                        end=end,
-                        text=texts[doc_id][start:end],
-                        sentences=tuple(spans.get((doc_id, ord_), ())),
-                    )
+@dataclass
+class _Rows:
+    """Documents read from the database, with their chunks and vectors, in corpus order."""
+
+    documents: tuple[Document, ...]
+    chunks: list[Chunk]
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+
+
+def _read_rows(cur: Any, dim: int, doc_ids: Sequence[str] | None = None) -> _Rows:
+    """Every document (``doc_ids`` None) or those named, in position order, with their
+    chunks, sentence spans and vectors; IndexCorrupt if sentences do not follow chunks.
+    Within the caller's transaction."""
+    params = {} if doc_ids is None else {"ids": list(doc_ids)}
+
+    def where(table: str) -> str:
+        # On each table's own doc_id: the planner does not carry "= ANY" across the join,
+        # and the primary keys' doc_id prefix then reads only these documents' rows.
+        return "" if doc_ids is None else f" WHERE {table}.doc_id = ANY(%(ids)s)"
+
+    cur.execute(
+        "SELECT d.doc_id, d.text, d.meta, d.sha256 FROM rag_documents d"
+        + where("d")
+        + " ORDER BY d.position",
+        params,
+    )
+    documents = tuple(
+        Document(id=d, text=t, meta=_meta(m), sha256=s) for d, t, m, s in cur.fetchall()
+    )
+    spans: dict[tuple[str, int], list[Span]] = {}
+    sentence_rows: list[np.ndarray] = []
+    cur.execute(
+        "SELECT s.doc_id, s.chunk_ord, s.start_char, s.end_char, s.embedding"
+        " FROM rag_sentences s JOIN rag_documents d USING (doc_id)"
+        + where("s")
+        + " ORDER BY d.position, s.chunk_ord, s.ord",
+        params,
+    )
+    sentence_keys: list[tuple[str, int]] = []
+    while batch := cur.fetchmany(FETCH_ROWS):
+        for doc_id, chunk_ord, start, end, vec in batch:
+            key = (doc_id, chunk_ord)
+            if key not in spans:
+                spans[key] = []
+                sentence_keys.append(key)
+            spans[key].append(Span(start, end))
+            sentence_rows.append(vec)
+    texts = {d.id: d.text for d in documents}
+    chunks: list[Chunk] = []
+    chunk_keys: list[tuple[str, int]] = []
+    chunk_rows: list[np.ndarray] = []
+    cur.execute(
+        "SELECT c.doc_id, c.ord, c.chunk_id, c.paragraph, c.part, c.start_char, c.end_char,"
+        " c.embedding FROM rag_chunks c JOIN rag_documents d USING (doc_id)"
+        + where("c")
+        + " ORDER BY d.position, c.ord",
+        params,
+    )
+    while batch := cur.fetchmany(FETCH_ROWS):
+        for doc_id, ord_, chunk_id, paragraph, part, start, end, vec in batch:
+            chunks.append(
+                Chunk(
+                    id=chunk_id,
+                    doc_id=doc_id,
+                    paragraph=paragraph,
+                    part=part,
+                    start=start,
+                    end=end,
+                    text=texts[doc_id][start:end],
+                    sentences=tuple(spans.get((doc_id, ord_), ())),
                 )
-                chunk_keys.append((doc_id, ord_))
-                chunk_rows.append(vec)
-    chunk_vectors = _stack(chunk_rows, dim)
-    sentence_vectors = _stack(sentence_rows, dim)
-    sentence_vectors.flags.writeable = False
+            )
+            chunk_keys.append((doc_id, ord_))
+            chunk_rows.append(vec)
     # Sentences read in (document, chunk) order must be the chunks' own, in the same order.
     with_sentences = [k for k, c in zip(chunk_keys, chunks, strict=True) if c.sentences]
     if with_sentences != sentence_keys:
         raise IndexCorrupt("the database's sentences do not follow its chunks")
-    try:
-        index = FaissIndex(dim, index_type)
-        index.add(np.array([chunk_key(c.id) for c in chunks], dtype=np.int64), chunk_vectors)
-    except ValueError as exc:
-        raise IndexCorrupt(f"the database's chunk vectors cannot be indexed: {exc}") from exc
-    problem = consistency_problem(
-        dimension=dim,
-        index=index,
-        chunks=chunks,
-        documents=documents,
-        sentence_vectors=sentence_vectors,
-    )
-    bad = [d.id for d in documents if d.sha256 != sha256_text(d.text)]
+    return _Rows(documents, chunks, _stack(chunk_rows, dim), _stack(sentence_rows, dim))
+
+
+class _Counted:
+    """Stands for a FAISS index in :func:`consistency_problem` when only rows are checked:
+    the right dimension and size, and no ids of its own."""
+
+    def __init__(self, dim: int, n: int) -> None:
+        self.dim, self._n = dim, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def ids(self) -> np.ndarray:
+        return np.zeros(0, dtype=np.int64)
+
+
+def _patch_problem(
+    dim: int,
+    index: FaissIndex,
+    chunks: Sequence[Chunk],
+    documents: Sequence[Document],
+    sentence_vectors: np.ndarray,
+) -> str | None:
+    """What a patched version must still agree on as a whole (its counts, unique documents,
+    every chunk's document present), in O(corpus) steps that are cheap."""
+    if len(index) != len(chunks):
+        return f"{len(index)} vectors for {len(chunks)} chunks"
+    n_sentences = sum(len(c.sentences) for c in chunks)
+    if sentence_vectors.shape != (n_sentences, dim):
+        return f"{sentence_vectors.shape[0]} sentence vectors for {n_sentences} sentences"
+    ids = {d.id for d in documents}
+    if len(ids) != len(documents):
+        return "duplicate document ids"
+    if not ids.issuperset(c.doc_id for c in chunks):
+        return "a chunk names an unknown document"
+    return None
+
+
+def _snapshot(
+    stored: StoredManifest,
+    index: FaissIndex,
+    chunks: Sequence[Chunk],
+    documents: tuple[Document, ...],
+    sentence_vectors: np.ndarray,
+    read: _Rows | None = None,
+) -> IndexSnapshot:
+    """The loaded parts as one snapshot, checked: IndexCorrupt if they disagree. With
+    ``read`` (a patch), the rows read for it are checked in full and the whole only by its
+    counts: the rest was checked when it was loaded."""
+    sentence_vectors.flags.writeable = False
+    if read is None:
+        problem = consistency_problem(
+            dimension=stored.dimension,
+            index=index,
+            chunks=chunks,
+            documents=documents,
+            sentence_vectors=sentence_vectors,
+        )
+        checked = documents
+    else:
+        problem = _patch_problem(stored.dimension, index, chunks, documents, sentence_vectors)
+        if problem is None:
+            problem = consistency_problem(
+                dimension=stored.dimension,
+                index=_Counted(stored.dimension, len(read.chunks)),  # type: ignore[arg-type]
+                chunks=read.chunks,
+                documents=read.documents,
+                sentence_vectors=read.sentence_vectors,
+            )
+        checked = read.documents
+    bad = [d.id for d in checked if d.sha256 != sha256_text(d.text)]
     if problem is None and bad:
         problem = f"documents whose text differs from their sha256: {bad[:5]}"
     if problem is not None:
@@ -606,6 +687,117 @@ def load_snapshot(
     }
     manifest = _manifest(stored, {d.id: d.sha256 for d in documents}, counts, index.kind)
     return IndexSnapshot(manifest, index, tuple(chunks), documents, sentence_vectors)
+
+
+def _begin_read(conn: psycopg.Connection[Any], expect: Expectation | None) -> StoredManifest:
+    """Within a new transaction: one consistent, read-only view; the manifest, checked."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    stored = _manifest_row(conn)
+    if stored is None:
+        raise IndexNotFound("the database holds no index yet; build it with `rag index`")
+    if expect is not None:
+        check_manifest(stored, expect)
+    _adapt_vectors(conn)
+    return stored
+
+
+def load_snapshot(
+    conn: psycopg.Connection[Any],
+    expect: Expectation | None = None,
+    *,
+    index_type: IndexType = "auto",
+) -> IndexSnapshot:
+    """The whole stored index as one consistent version, its vectors in a new
+    :class:`FaissIndex` of ``index_type`` (added in the corpus order, as a fresh file build
+    adds them). Raises IndexNotFound (no index yet), IndexMismatch (``expect`` differs;
+    checked before the vectors are read), IndexCorrupt (inconsistent rows) or
+    StoreUnavailable."""
+    with unavailable_as_error("loading the index"), conn.transaction():
+        stored = _begin_read(conn, expect)
+        rows = _read_rows(conn.cursor(binary=True), stored.dimension)
+    return _whole(stored, rows, index_type)
+
+
+def _whole(stored: StoredManifest, rows: _Rows, index_type: IndexType) -> IndexSnapshot:
+    """Every stored row as a snapshot, its vectors in a new FAISS index."""
+    try:
+        index = FaissIndex(stored.dimension, index_type)
+        index.add(
+            np.array([chunk_key(c.id) for c in rows.chunks], dtype=np.int64), rows.chunk_vectors
+        )
+    except ValueError as exc:
+        raise IndexCorrupt(f"the database's chunk vectors cannot be indexed: {exc}") from exc
+    return _snapshot(stored, index, rows.chunks, rows.documents, rows.sentence_vectors)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A version brought up to date by :func:`load_newer`, and how: ``"unchanged"`` (the
+    given snapshot), ``"incremental"`` (``documents_read`` documents read and patched in) or
+    ``"full"`` (everything read)."""
+
+    snapshot: IndexSnapshot
+    how: str
+    documents_read: int
+
+
+def load_newer(
+    conn: psycopg.Connection[Any],
+    snapshot: IndexSnapshot,
+    expect: Expectation | None = None,
+    *,
+    index_type: IndexType = "auto",
+) -> Loaded:
+    """``snapshot`` (a version this database served) brought up to the live generation by
+    reading only the documents written since: those whose row generation is newer than the
+    snapshot's, or that it lacks. Documents it holds that are no longer stored are dropped
+    (the list of stored ids and generations, without text or vectors, tells which). The
+    result equals :func:`load_snapshot`'s: same documents in the same order (a rewritten
+    document moves to the end, as its new position puts it), same chunks, spans and vectors.
+    ``snapshot`` is never modified (a live service may be searching it). Falls back to a
+    full load when the database's generation is behind the snapshot's (it was restored or
+    replaced)."""
+    since = snapshot.manifest.generation
+    with unavailable_as_error("loading the index"), conn.transaction():
+        stored = _begin_read(conn, expect)
+        if stored.generation == since:
+            return Loaded(snapshot, "unchanged", 0)
+        if stored.generation > since and stored.dimension == snapshot.index.dim:
+            live = conn.execute(
+                "SELECT doc_id, generation FROM rag_documents ORDER BY position"
+            ).fetchall()
+            known = {d.id for d in snapshot.documents}
+            kept = {d for d, g in live if g <= since and d in known}
+            changed = [d for d, g in live if d not in kept]
+            rows = _read_rows(conn.cursor(binary=True), stored.dimension, changed)
+            full = None
+        else:
+            full = _read_rows(conn.cursor(binary=True), stored.dimension)
+    if full is not None:
+        return Loaded(_whole(stored, full, index_type), "full", len(full.documents))
+    try:
+        index = FaissIndex.from_bytes(snapshot.index.to_bytes(), index_type)
+        gone = [chunk_key(c.id) for c in snapshot.chunks if c.doc_id not in kept]
+        index.remove(np.array(gone, dtype=np.int64))
+        index.add(
+            np.array([chunk_key(c.id) for c in rows.chunks], dtype=np.int64), rows.chunk_vectors
+        )
+    except ValueError as exc:
+        raise IndexCorrupt(f"the database's chunk vectors cannot be indexed: {exc}") from exc
+    keep_rows = np.repeat(
+        np.array([c.doc_id in kept for c in snapshot.chunks], dtype=bool),
+        [len(c.sentences) for c in snapshot.chunks],
+    )
+    sentence_vectors = np.concatenate(
+        [snapshot.sentence_vectors[keep_rows], rows.sentence_vectors]
+    ).astype(np.float32)
+    chunks = [c for c in snapshot.chunks if c.doc_id in kept] + rows.chunks
+    documents = tuple(d for d in snapshot.documents if d.id in kept) + rows.documents
+    return Loaded(
+        _snapshot(stored, index, chunks, documents, sentence_vectors, rows),
+        "incremental",
+        len(rows.documents),
+    )
 
 
 # --------------------------------------------------------------------------- change feed
