@@ -66,7 +66,7 @@ class LexicalIndex:
             if texts
             else []
         )
-        return self._index(ids)
+        return self._index([list(x) for x in ids])
 
     def updated(self, kept: Sequence[int], new_texts: Sequence[str]) -> LexicalIndex:
         """A new index over this one's chunks at positions ``kept`` (in that order) followed
@@ -86,13 +86,21 @@ class LexicalIndex:
             if new_texts
             else []
         )
-        return out._index([self._tokens[i] for i in kept] + [list(x) for x in new_ids])
+        new_tokens = [list(x) for x in new_ids]
+        # Document frequencies from the old ones: minus the chunks dropped, plus the new.
+        df = np.zeros(max(len(tokenizer.get_vocab_dict()), 1), dtype=np.int64)
+        df[: len(self._df)] = self._df
+        for i in set(range(len(self._tokens))).difference(kept):
+            df[list(set(self._tokens[i]))] -= 1
+        for doc in new_tokens:
+            df[list(set(doc))] += 1
+        return out._index([self._tokens[i] for i in kept] + new_tokens, df)
 
-    def _index(self, ids: list[list[int]]) -> LexicalIndex:
+    def _index(self, ids: list[list[int]], df: np.ndarray | None = None) -> LexicalIndex:
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
-        self._tokens = [list(x) for x in ids]
+        self._tokens = ids  # never changed in place: an update makes new lists
         self._size = len(ids)
         if not ids:
             return self
@@ -100,9 +108,10 @@ class LexicalIndex:
         self._bm25 = bm25s.BM25()
         # The vocabulary's ids are BM25's columns as they are (queries are tokenized with it).
         self._bm25.index((self._tokens, {i: i for i in range(vocab_size)}), show_progress=False)
-        df = np.zeros(vocab_size, dtype=np.int64)
-        for doc in self._tokens:
-            df[list(set(doc))] += 1
+        if df is None:
+            df = np.zeros(vocab_size, dtype=np.int64)
+            for doc in self._tokens:
+                df[list(set(doc))] += 1
         df[0] = 0  # bm25s's empty token
         n = max(len(ids), 1)
         self._df = df
