@@ -143,11 +143,11 @@ def test_the_benchmarks_run_end_to_end_on_small_real_samples(tmp_path: Path, enc
         ["bm25", "hybrid"],
         tmp_path,
         sample=8,
-        paragraphs=120,
+        paragraphs=60,
         distractors=False,
         seed=13,
     )
-    assert bench["meta"]["questions"] >= 8 and bench["meta"]["paragraphs"] == 120
+    assert bench["meta"]["questions"] >= 8 and bench["meta"]["paragraphs"] == 60
     for source, modes in bench["scores"].items():
         assert 0.0 <= modes["hybrid"]["recall@5"] <= 1.0, source
     assert bench["scores"]["all"]["hybrid"]["recall@5"] > 0.3  # a smoke floor only
