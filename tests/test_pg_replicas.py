@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from test_api_support import ADMIN_TOKEN, REPO_DATA, LiveServer, server_env
+from test_pg_support import status as _status
+from test_pg_support import wait_until
 
 from rag.load import load_data_dir
 
@@ -93,21 +94,6 @@ def replicas(pg_server, tmp_path_factory) -> Iterator[list[LiveServer]]:  # type
             assert PASSWORD not in server.logs()
 
 
-def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
-    """Seconds until ``check()`` holds; AssertionError after ``timeout``."""
-    started = time.perf_counter()
-    while True:
-        if check():
-            return time.perf_counter() - started
-        if time.perf_counter() - started > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(step)
-
-
-def status(server: LiveServer, path: str) -> int:
-    return httpx.get(server.base_url + path, timeout=10).status_code
-
-
 def test_replicas_serve_the_indexed_article(replicas: list[LiveServer]) -> None:
     generations = set()
     for server in replicas:
@@ -169,3 +155,7 @@ def test_a_replica_that_loses_the_database_keeps_answering_and_recovers(
     assert put.status_code in (200, 201), put.text
     wait_until(lambda: status(other, "/documents/ferry") == 200, 1.0)
     wait_until(lambda: status(other, "/readyz") == 200, 5.0)
+
+
+def status(server: LiveServer, path: str) -> int:
+    return _status(server.base_url, path)

@@ -16,13 +16,15 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from test_api_support import ADMIN_TOKEN, REPO_DATA, LiveServer
+from test_pg_support import status as _status
+from test_pg_support import wait_until
 from test_reliability_support import record_figures
 
 from core.types import sha256_text
@@ -88,24 +90,6 @@ def cluster(pg_server, tmp_path_factory) -> Iterator[Cluster]:  # type: ignore[n
         for server in replicas:
             logs = server.logs()
             assert "unhandled error" not in logs and "Traceback" not in logs, server.log_tail()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.05) -> float:
-    """Seconds until ``check()`` holds; AssertionError after ``timeout``."""
-    started = time.perf_counter()
-    while True:
-        if check():
-            return time.perf_counter() - started
-        if time.perf_counter() - started > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(step)
-
-
-def status(server: LiveServer, path: str) -> int:
-    try:
-        return httpx.get(server.base_url + path, timeout=10).status_code
-    except httpx.TransportError:
-        return 0
 
 
 def served_ids(server: LiveServer) -> set[str]:
@@ -378,3 +362,7 @@ def test_the_replicas_ride_out_a_database_restart_under_load(pg_server, cluster:
     assert failed == [], failed[:10]  # /ask and GET /documents never failed
     assert all(n >= 20 for n in by_replica), by_replica  # they were under load throughout
     assert "after-restart" in stored_state(cluster.url)["texts"]
+
+
+def status(server: LiveServer, path: str) -> int:
+    return _status(server.base_url, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,24 @@ class PgServer:
             self.stop()  # fast mode: the wheel's own cleanup waits for clients to leave
         self.handle.cleanup()
         shutil.rmtree(self.pgdata, ignore_errors=True)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
+    """Seconds until ``check()`` holds; AssertionError after ``timeout``."""
+    started = time.perf_counter()
+    while True:
+        if check():
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(step)
+
+
+def status(base_url: str, path: str) -> int:
+    """The status of ``GET path``, 0 when the server does not answer at all."""
+    import httpx
+
+    try:
+        return httpx.get(base_url + path, timeout=10).status_code
+    except httpx.TransportError:
+        return 0
