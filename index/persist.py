@@ -906,7 +906,7 @@ def apply_deltas(
     corpus order, as a whole-generation write puts it."""
     if not deltas:
         return snapshot
-    index = FaissIndex.from_bytes(snapshot.index.to_bytes(), index_type)
+    index = snapshot.index.copy(index_type)
     documents = {d.id: d for d in snapshot.documents}
     chunks = list(snapshot.chunks)
     vectors = snapshot.sentence_vectors
@@ -916,20 +916,22 @@ def apply_deltas(
             raise ValueError(f"delta {delta.generation} does not follow generation {generation}")
         generation = delta.generation
         span = _doc_ranges(chunks).get(delta.doc_id)
+        pieces = [vectors]
         if span is not None:
             c0, c1, s0, s1 = span
             index.remove(np.array([chunk_key(c.id) for c in chunks[c0:c1]], dtype=np.int64))
             del chunks[c0:c1]
-            vectors = np.concatenate([vectors[:s0], vectors[s1:]])
+            pieces = [vectors[:s0], vectors[s1:]]
         documents.pop(delta.doc_id, None)
-        if delta.document is None:
-            continue
-        documents[delta.doc_id] = delta.document
-        if delta.chunks:
-            keys = np.array([chunk_key(c.id) for c in delta.chunks], dtype=np.int64)
-            index.add(keys, delta.chunk_vectors)
-            chunks.extend(delta.chunks)
-            vectors = np.concatenate([vectors, delta.sentence_vectors])
+        if delta.document is not None:
+            documents[delta.doc_id] = delta.document
+            if delta.chunks:
+                keys = np.array([chunk_key(c.id) for c in delta.chunks], dtype=np.int64)
+                index.add(keys, delta.chunk_vectors)
+                chunks.extend(delta.chunks)
+                pieces.append(delta.sentence_vectors)
+        if len(pieces) > 1:  # one copy of the sentence vectors per delta
+            vectors = np.concatenate(pieces)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     vectors.flags.writeable = False
     docs = tuple(documents.values())

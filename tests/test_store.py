@@ -328,11 +328,20 @@ def test_remove_add_and_round_trip_for_each_kind(kind: str) -> None:
     with pytest.raises(ValueError, match="already present"):
         index.add(ids[1:2], vectors[1:2])
 
-    copy = FaissIndex.from_bytes(index.to_bytes(), kind)  # type: ignore[arg-type]
-    assert copy.kind == index.kind == kind
-    assert sorted(copy.ids().tolist()) == sorted(index.ids().tolist())
     queries = clustered(np.random.default_rng(4), 10, 32)
-    for a, b in zip(copy.search(queries, 7), index.search(queries, 7), strict=True):
+    for copy in (FaissIndex.from_bytes(index.to_bytes(), kind), index.copy()):  # type: ignore[arg-type]
+        assert copy.kind == index.kind == kind
+        assert sorted(copy.ids().tolist()) == sorted(index.ids().tolist())
+        for a, b in zip(copy.search(queries, 7), index.search(queries, 7), strict=True):
+            np.testing.assert_array_equal(a, b)
+    # A copy is independent: what it gains and loses, the original does not.
+    copy = index.copy()
+    before = sorted(index.ids().tolist())
+    copy.remove(ids[[1, 2, 4]])  # none of them removed above (ids[::3])
+    copy.add(np.array([2, 4], dtype=np.int64), clustered(rng, 2, 32))
+    assert sorted(index.ids().tolist()) == before
+    assert len(copy) == len(index) - 3 + 2
+    for a, b in zip(index.copy().search(queries, 7), index.search(queries, 7), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
