@@ -124,18 +124,27 @@ class Expectation:
 # --------------------------------------------------------------------------- manifest checks
 
 
-def check_manifest(manifest: Manifest, expect: Expectation) -> None:
-    """Raise IndexMismatch naming every setting the index was built with that differs."""
+def setting_differences(
+    model: str, dimension: int, chunker_version: str, expect: Expectation
+) -> list[str]:
+    """What an index built with these settings differs in from ``expect``, one line each."""
     pairs: list[tuple[str, object, object]] = [
-        ("model", manifest.model, expect.model),
-        ("dimension", manifest.dimension, expect.dimension),
-        ("chunker version", manifest.chunker_version, expect.chunker_version),
+        ("model", model, expect.model),
+        ("dimension", dimension, expect.dimension),
+        ("chunker version", chunker_version, expect.chunker_version),
     ]
-    diffs = [
+    return [
         f"{name}: built with {built!r}, settings ask for {wanted!r}"
         for name, built, wanted in pairs
         if built != wanted
     ]
+
+
+def check_manifest(manifest: Manifest, expect: Expectation) -> None:
+    """Raise IndexMismatch naming every setting the index was built with that differs."""
+    diffs = setting_differences(
+        manifest.model, manifest.dimension, manifest.chunker_version, expect
+    )
     if manifest.faiss_version != faiss.__version__:
         diffs.append(
             f"FAISS version: built with {manifest.faiss_version!r}, "

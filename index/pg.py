@@ -56,7 +56,14 @@ from core.errors import (
     StoreUnavailable,
 )
 from core.types import Chunk, Document, DocumentMeta, Span, sha256_text
-from index.persist import FORMAT_VERSION, Expectation, IndexSnapshot, Manifest, consistency_problem
+from index.persist import (
+    FORMAT_VERSION,
+    Expectation,
+    IndexSnapshot,
+    Manifest,
+    consistency_problem,
+    setting_differences,
+)
 from index.store import FaissIndex, IndexType, chunk_key
 
 log = logging.getLogger(__name__)
@@ -209,16 +216,7 @@ def check_manifest(stored: StoredManifest, expect: Expectation) -> None:
             f"the database's index has schema version {stored.format_version}, this version "
             f"reads {SCHEMA_VERSION}; {REBUILD_HINT}"
         )
-    pairs: list[tuple[str, object, object]] = [
-        ("model", stored.model, expect.model),
-        ("dimension", stored.dimension, expect.dimension),
-        ("chunker version", stored.chunker_version, expect.chunker_version),
-    ]
-    diffs = [
-        f"{name}: built with {built!r}, settings ask for {wanted!r}"
-        for name, built, wanted in pairs
-        if built != wanted
-    ]
+    diffs = setting_differences(stored.model, stored.dimension, stored.chunker_version, expect)
     if diffs:
         raise IndexMismatch(
             f"the database's index (generation {stored.generation}) does not match the "

@@ -123,8 +123,10 @@ def test_an_updated_corpus_searches_as_one_built_from_scratch(seed: int) -> None
 
 
 def test_a_removed_word_is_no_longer_known_or_suggested() -> None:
-    rng = random.Random(9)
-    keep = [article(f"d{i}", rng) for i in range(3)]
+    keep = [
+        make_document(f"d{i}", f"The {word} said the budget would pass.")
+        for i, word in enumerate(["chancellor", "senator", "governor"])
+    ]
     rare = make_document("rare", "The quokka spoke about the zebrafish.")
     corpus = Corpus.from_snapshot(version(None, [*keep, rare]))
     assert corpus.speller.suggest("zebrafsh") == "zebrafish"
