@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from slowapi import Limiter
 from slowapi.util import get_remote_address
 
-from api import ask, documents, health, web
+from api import ask, documents, health, speakers, web
 from api.admission import Admission, AdmissionCollector, AdmissionMiddleware
 from api.config import ApiSettings, get_api_settings
 from api.errors import install_error_handlers
@@ -102,6 +102,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ask.build_router(app.state.limiter, api_settings.ask_rate_limit))
     app.include_router(documents.router)
+    app.include_router(speakers.router)
     app.include_router(health.router)
     app.include_router(web.router)
     install_openapi(app, {("/ask", "post", 200): ask.RESPONSE_EXAMPLES})

@@ -84,7 +84,8 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
 #: What a 404 from POST /ask means (README, "Run the service").
 UNKNOWN_FILTER = (
     "A filter selects no document: `doc_ids` names a document that is not in the index (the "
-    "message lists which), or no document's author contains `author`. Error code "
+    "message lists which), no document's author contains `author`, or no speaker matches "
+    "`speaker` (GET /speakers lists them). Error code "
     "`unknown_filter`. The same status as `GET /documents/{doc_id}` for that id: nothing was "
     "searched, unlike an abstention (200), which means the named articles do not answer."
 )
@@ -121,6 +122,7 @@ async def ask(
         author=body.author,
         history=body.history,
         mode=body.mode,
+        speaker=body.speaker,
     )
     return Response(content, media_type="application/json")
 

@@ -26,6 +26,7 @@ def ask_key(
     author: str | None,
     history: Sequence[str] | None,
     mode: str | None,
+    speaker: str | None = None,
 ) -> tuple[Hashable, ...]:
     """The cache key of one /ask request against one index generation.
 
@@ -39,6 +40,7 @@ def ask_key(
         author,
         None if history is None else tuple(history),
         mode,
+        speaker,
     )
 
 

@@ -23,11 +23,48 @@ from rag.settings import AnswerMode, Settings
 CARD_QUESTION = "What did Merz say about German troops?"
 
 
+class MentionOut(BaseModel):
+    start: int = Field(description="Character offset into the document text (inclusive).")
+    end: int = Field(description="Character offset into the document text (exclusive).")
+    text: str = Field(description="Exactly document.text[start:end].")
+
+
+class SpeakerOut(BaseModel):
+    """Who says a quote, as attributed at index time (docs/attribution.md)."""
+
+    name: str = Field(
+        description="The speaker as the article names them, or the article's author for "
+        "the author's own voice.",
+        examples=["Friedrich Merz"],
+    )
+    mention: MentionOut | None = Field(
+        None,
+        description="The words in the quoted sentence that name or refer to the speaker "
+        '(a name, a title, or a pronoun such as "He" resolved to them); null in the '
+        "author's voice.",
+    )
+    reported_by: str | None = Field(
+        None,
+        description="The author who reports the statement (voice `reported`); null in the "
+        "author's own voice.",
+        examples=["Gwendolyn Sasse"],
+    )
+
+
+Voice = Literal["reported", "author"]
+_VOICE = (
+    "reported: a statement, position or belief the author attributes to `speaker`; author: "
+    "the author's own voice. Null (and `speaker` null) when the index holds no attribution."
+)
+
+
 class QuoteOut(BaseModel):
     start: int = Field(description="Character offset into the document text (inclusive).")
     end: int = Field(description="Character offset into the document text (exclusive).")
     text: str = Field(description="Exactly document.text[start:end].")
     score: float = Field(description="Support: how well this sentence answers the question.")
+    speaker: SpeakerOut | None = Field(None, description="Who says this sentence.")
+    voice: Voice | None = Field(None, description=_VOICE)
 
 
 class AnswerSpan(BaseModel):
@@ -36,6 +73,8 @@ class AnswerSpan(BaseModel):
     start: int
     end: int
     text: str = Field(description="Exactly document.text[start:end].")
+    speaker: SpeakerOut | None = Field(None, description="Who says the answer (its main sentence).")
+    voice: Voice | None = Field(None, description=_VOICE)
 
 
 class PassageOut(BaseModel):
@@ -190,6 +229,15 @@ class AskRequest(BaseModel):
         description="Only search documents whose author contains this (case- and "
         "accent-insensitive); 404 `unknown_filter` when no document's author does.",
     )
+    speaker: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only answer with this speaker's statements: a name, surname or title as "
+        'the articles give it ("Merz", "the German chancellor"), or "the author" for the '
+        "authors' own voice (GET /speakers lists them); 404 `unknown_filter` when no "
+        "speaker matches. When the speaker said nothing on the question, the reason says so.",
+    )
 
     mode: AnswerMode | None = Field(
         None,
@@ -253,6 +301,25 @@ def length_errors(request: AskRequest, max_chars: int) -> list[dict[str, Any]]:
 
 def _value_error(field: str, message: str) -> dict[str, Any]:
     return {"type": "value_error", "loc": ("body", field), "msg": f"Value error, {message}"}
+
+
+class SpeakerSummary(BaseModel):
+    name: str = Field(description="As the articles name them.", examples=["Friedrich Merz"])
+    kind: Literal["person", "organisation", "author"] = Field(
+        description="author: an article's author (statements: the sentences in her own voice)."
+    )
+    aliases: list[str] = Field(
+        description="Other names a question or the `speaker` filter may use.",
+        examples=[["German chancellor", "Merz"]],
+    )
+    statements: int = Field(description="Sentences attributed to them.")
+    documents: list[str] = Field(description="Ids of the documents they speak in.")
+
+
+class SpeakerList(BaseModel):
+    speakers: list[SpeakerSummary] = Field(
+        description="Reported speakers, most statements first, then the authors."
+    )
 
 
 class ErrorDetail(BaseModel):

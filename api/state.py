@@ -142,6 +142,7 @@ class ServiceState:
         author: str | None = None,
         history: Sequence[str] | None = None,
         mode: AnswerMode | None = None,
+        speaker: str | None = None,
     ) -> T:
         """Answer ``question`` and ``render`` the answer, both in a worker thread (at most
         ``ask_concurrency`` at once), so that neither blocks the event loop. A question
@@ -158,6 +159,7 @@ class ServiceState:
                 author=author,
                 history=history,
                 mode=mode,
+                speaker=speaker,
             ),
             render,
         )
@@ -170,6 +172,7 @@ class ServiceState:
             top_k=top_k,
             doc_ids=doc_ids,
             author=author,
+            speaker=speaker,
             mode=mode,
             history=tuple(history or ()),
         )

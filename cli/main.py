@@ -123,6 +123,18 @@ def index_shard(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def said_by(quote: dict) -> str:
+    """Who says a quote, for a reader: "Friedrich Merz (reported by Gwendolyn Sasse)", or
+    "Gwendolyn Sasse (author)"; "" when the index holds no attribution."""
+    speaker = quote.get("speaker")
+    if not speaker:
+        return ""
+    if quote.get("voice") == "reported":
+        by = speaker.get("reported_by")
+        return f"{speaker['name']} (reported by {by})" if by else speaker["name"]
+    return f"{speaker['name']} (author)"
+
+
 def format_answer(body: dict) -> str:
     """The response body as text a person reads in a terminal."""
     lines = [f"Q: {body['question']}"]
@@ -144,6 +156,8 @@ def format_answer(body: dict) -> str:
         lines.extend(
             textwrap.wrap(f"“{ans['text']}”", 88, initial_indent="  ", subsequent_indent="  ")
         )
+        if said_by(ans):
+            lines.append(f"  — {said_by(ans)}")
     if body["passages"]:
         lines += ["", "Passages:"]
     for n, p in enumerate(body["passages"], start=1):
@@ -158,7 +172,8 @@ def format_answer(body: dict) -> str:
         for q in p["quotes"]:
             lines.extend(
                 textwrap.wrap(
-                    f"“{q['text']}” [{q['start']}-{q['end']}, support {q['score']:.2f}]",
+                    f"“{q['text']}” [{q['start']}-{q['end']}, support {q['score']:.2f}]"
+                    + (f" — {said_by(q)}" if said_by(q) else ""),
                     88,
                     initial_indent="   > ",
                     subsequent_indent="     ",
@@ -185,6 +200,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             doc_ids=tuple(args.doc_id) if args.doc_id else None,
             author=args.author,
+            speaker=args.speaker,
             mode=args.mode,
         )
     )
@@ -193,6 +209,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(body.model_dump_json())
     else:
         print(format_answer(body.model_dump()))
+    return 0
+
+
+def cmd_speakers(args: argparse.Namespace) -> int:
+    """List the speakers the articles quote, and the authors (what GET /speakers returns)."""
+    from rag import speakers
+
+    engine = _engine(_settings(args), "fast").load(progress=True)
+    for e in speakers.registry(engine.corpus):
+        also = f"; also {', '.join(e.aliases)}" if e.aliases else ""
+        docs = ", ".join(e.documents)
+        print(f"{e.name} ({e.kind}): {e.statements} statement(s) in {docs}{also}")
     return 0
 
 
@@ -306,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask.add_argument("--doc-id", action="append", help="only this document (repeatable)")
     p_ask.add_argument("--author", help="only documents by this author")
     p_ask.add_argument(
+        "--speaker",
+        help="only this speaker's statements (a name, title or 'the author'; see `rag speakers`)",
+    )
+    p_ask.add_argument(
         "--mode",
         choices=get_args(AnswerMode),
         help="accurate: re-rank with the cross-encoder (default when it is installed)",
@@ -314,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--retrieval", choices=get_args(RetrievalMode), help="first-stage retrieval mode"
     )
     p_ask.set_defaults(func=cmd_ask)
+
+    p_speakers = sub.add_parser("speakers", help="list the speakers the articles quote")
+    paths(p_speakers)
+    p_speakers.set_defaults(func=cmd_speakers)
 
     p_serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
     paths(p_serve)

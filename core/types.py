@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 def sha256_text(text: str) -> str:
@@ -51,6 +52,24 @@ class Span:
     end: int
 
 
+#: Whose voice a sentence is: a statement the author reports, or the author's own.
+VoiceKind = Literal["reported", "author"]
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Whose voice one sentence is (``rag/attribution.py``): the author's own, or a statement,
+    position or belief the author reports, with who it is and where they are named."""
+
+    voice: VoiceKind
+    speaker: str = ""  # as the article names them; "" in the author's voice (Document author)
+    mention: Span | None = None  # the words in the sentence naming or referring to the speaker
+    content: Span | None = None  # what the speaker is reported to say
+    aliases: tuple[str, ...] = ()  # other names the document gives the speaker
+    kind: str = ""  # "person" or "organisation" for a reported speaker
+    resolved: bool = True  # False: a pronoun with no named antecedent
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One indexed unit: a paragraph, or a sentence-aligned part of a long paragraph."""
@@ -63,6 +82,8 @@ class Chunk:
     end: int
     text: str
     sentences: tuple[Span, ...]
+    #: One per sentence, aligned with ``sentences``, when the index was built with attribution.
+    voices: tuple[Voice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,17 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class SpeakerRef:
+    """Who says a quote: a reported speaker (with the words naming them, and the author who
+    reports them) or the document's author in her own voice (``reported_by`` None)."""
+
+    name: str
+    mention: Span | None = None  # document offsets of the words naming or referring to them
+    mention_text: str = ""  # exactly document.text[mention.start:mention.end]
+    reported_by: str | None = None
+
+
+@dataclass(frozen=True)
 class Quote:
     doc_id: str
     paragraph: int
@@ -86,6 +118,10 @@ class Quote:
     end: int
     text: str
     score: float
+    #: Who says it (the quote's main sentence): a reported speaker or the document's author;
+    #: None when the index holds no attribution.
+    speaker: SpeakerRef | None = None
+    voice: VoiceKind | None = None
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ import faiss
 import numpy as np
 
 from core.errors import IndexCorrupt, IndexMismatch, IndexNotFound, RagError
-from core.types import Chunk, Document, DocumentMeta, Span, sha256_text
+from core.types import Chunk, Document, DocumentMeta, Span, Voice, sha256_text
 from index.store import FaissIndex, IndexType, chunk_key
 
 logger = logging.getLogger(__name__)
@@ -258,9 +258,50 @@ def chunks_to_bytes(chunks: Iterable[Chunk]) -> bytes:
                 "end": c.end,
                 "text": c.text,
                 "sentences": [[s.start, s.end] for s in c.sentences],
+                **({"voices": [voice_to_json(v) for v in c.voices]} if c.voices else {}),
             }
         )
         for c in chunks
+    )
+
+
+def voice_to_json(v: Voice) -> dict[str, Any]:
+    """A sentence's voice as stored: ``{"voice": "author"}``, or the reported speaker's name,
+    mention and content spans, aliases, kind and whether a pronoun was resolved."""
+    if v.voice == "author":
+        return {"voice": "author"}
+    return {
+        "voice": "reported",
+        "speaker": v.speaker,
+        "mention": None if v.mention is None else [v.mention.start, v.mention.end],
+        "content": None if v.content is None else [v.content.start, v.content.end],
+        "aliases": list(v.aliases),
+        "kind": v.kind,
+        "resolved": v.resolved,
+    }
+
+
+def voice_from_json(value: object) -> Voice:
+    """Inverse of :func:`voice_to_json`; ValueError on malformed content."""
+    if not isinstance(value, dict) or value.get("voice") not in ("author", "reported"):
+        raise ValueError("a voice must be an object with voice 'author' or 'reported'")
+    if value["voice"] == "author":
+        return Voice("author")
+    aliases = value.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise ValueError("a voice's aliases must be strings")
+    resolved = value.get("resolved", True)
+    if not isinstance(resolved, bool):
+        raise ValueError("a voice's resolved must be true or false")
+    mention, content = value.get("mention"), value.get("content")
+    return Voice(
+        "reported",
+        _field(value, "speaker", str),
+        None if mention is None else _span(mention),
+        None if content is None else _span(content),
+        tuple(aliases),
+        _field(value, "kind", str),
+        resolved,
     )
 
 
@@ -326,8 +367,11 @@ def chunks_from_bytes(data: bytes) -> tuple[Chunk, ...]:
                     end=_field(rec, "end", int),
                     text=_field(rec, "text", str),
                     sentences=tuple(_span(s) for s in _field(rec, "sentences", list)),
+                    voices=tuple(voice_from_json(v) for v in rec.get("voices", [])),
                 )
             )
+            if out[-1].voices and len(out[-1].voices) != len(out[-1].sentences):
+                raise ValueError("voices and sentences differ in number")
         except ValueError as exc:
             raise ValueError(f"line {n}: {exc}") from exc
     return tuple(out)

@@ -11,7 +11,8 @@ The schema is created by the first write; ``vector(d)`` has the manifest's dimen
     rag_chunks     (doc_id, ord) key, cascading from rag_documents; chunk_id (unique),
                    paragraph, part, start_char, end_char, embedding vector(d)
     rag_sentences  (doc_id, chunk_ord, ord) key, cascading from rag_chunks; start_char,
-                   end_char, embedding vector(d)
+                   end_char, embedding vector(d), voice (jsonb: whose voice the sentence
+                   is, rag/attribution.py; schema version 2)
 
 A chunk's text is not stored: it is ``text[start_char:end_char]`` of its document.
 
@@ -55,7 +56,7 @@ from core.errors import (
     IndexNotFound,
     StoreUnavailable,
 )
-from core.types import Chunk, Document, DocumentMeta, Span, sha256_text
+from core.types import Chunk, Document, DocumentMeta, Span, Voice, sha256_text
 from index.persist import (
     FORMAT_VERSION,
     Expectation,
@@ -63,13 +64,15 @@ from index.persist import (
     Manifest,
     consistency_problem,
     setting_differences,
+    voice_from_json,
+    voice_to_json,
 )
 from index.store import FaissIndex, IndexType, chunk_key
 
 log = logging.getLogger(__name__)
 
 #: The layout of the tables above; a database of another version is refused (rebuild it).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The NOTIFY channel a write announces its new generation on.
 CHANNEL = "rag_index"
 #: The advisory lock every writer takes for its transaction ("rag_indx" as an int64).
@@ -346,6 +349,7 @@ def _create_tables(conn: psycopg.Connection[Any], expect: Expectation, generatio
             start_char integer NOT NULL,
             end_char integer NOT NULL,
             embedding vector({dim}) NOT NULL,
+            voice jsonb,
             PRIMARY KEY (doc_id, chunk_ord, ord),
             FOREIGN KEY (doc_id, chunk_ord) REFERENCES rag_chunks ON DELETE CASCADE
         );
@@ -445,14 +449,15 @@ def _insert(conn: psycopg.Connection[Any], rows: DocumentRows, generation: int) 
             copy.write_row((doc.id, ord_, c.id, c.paragraph, c.part, c.start, c.end, Vector(vec)))
     row = 0
     with cur.copy(
-        "COPY rag_sentences (doc_id, chunk_ord, ord, start_char, end_char, embedding)"
+        "COPY rag_sentences (doc_id, chunk_ord, ord, start_char, end_char, embedding, voice)"
         " FROM STDIN (FORMAT BINARY)"
     ) as copy:
-        copy.set_types(["text", "int4", "int4", "int4", "int4", "vector"])
+        copy.set_types(["text", "int4", "int4", "int4", "int4", "vector", "jsonb"])
         for ord_, c in enumerate(rows.chunks):
             for n, s in enumerate(c.sentences):
                 vec = rows.sentence_vectors[row]
-                copy.write_row((doc.id, ord_, n, s.start, s.end, Vector(vec)))
+                voice = Jsonb(voice_to_json(c.voices[n])) if c.voices else None
+                copy.write_row((doc.id, ord_, n, s.start, s.end, Vector(vec), voice))
                 row += 1
 
 
@@ -553,9 +558,10 @@ def _read_rows(cur: Any, dim: int, doc_ids: Sequence[str] | None = None) -> _Row
         Document(id=d, text=t, meta=_meta(m), sha256=s) for d, t, m, s in cur.fetchall()
     )
     spans: dict[tuple[str, int], list[Span]] = {}
+    voices: dict[tuple[str, int], list[Voice]] = {}
     sentence_rows: list[np.ndarray] = []
     cur.execute(
-        "SELECT s.doc_id, s.chunk_ord, s.start_char, s.end_char, s.embedding"
+        "SELECT s.doc_id, s.chunk_ord, s.start_char, s.end_char, s.embedding, s.voice"
         " FROM rag_sentences s JOIN rag_documents d USING (doc_id)"
         + where("s")
         + " ORDER BY d.position, s.chunk_ord, s.ord",
@@ -563,12 +569,15 @@ def _read_rows(cur: Any, dim: int, doc_ids: Sequence[str] | None = None) -> _Row
     )
     sentence_keys: list[tuple[str, int]] = []
     while batch := cur.fetchmany(FETCH_ROWS):
-        for doc_id, chunk_ord, start, end, vec in batch:
+        for doc_id, chunk_ord, start, end, vec, voice in batch:
             key = (doc_id, chunk_ord)
             if key not in spans:
                 spans[key] = []
+                voices[key] = []
                 sentence_keys.append(key)
             spans[key].append(Span(start, end))
+            if voice is not None:
+                voices[key].append(voice_from_json(voice))
             sentence_rows.append(vec)
     texts = {d.id: d.text for d in documents}
     chunks: list[Chunk] = []
@@ -593,6 +602,7 @@ def _read_rows(cur: Any, dim: int, doc_ids: Sequence[str] | None = None) -> _Row
                     end=end,
                     text=texts[doc_id][start:end],
                     sentences=tuple(spans.get((doc_id, ord_), ())),
+                    voices=tuple(voices.get((doc_id, ord_), ())),
                 )
             )
             chunk_keys.append((doc_id, ord_))

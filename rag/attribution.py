@@ -19,12 +19,15 @@ pass a hand-built parse instead. Every span indexes ``document.text`` exactly.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal, Protocol
 
 from core.types import Chunk, Document, Span
+from core.types import Voice as SentenceVoice
 
 #: Bump when attribution changes what it produces: the manifest will record it.
 ATTRIBUTION_VERSION = "1"
@@ -132,6 +135,23 @@ def load(model: str = SPACY_MODEL) -> SpacyParser:
 
     nlp = spacy.load(model)
     return SpacyParser(nlp)
+
+
+@functools.cache
+def shared_parser(model: str = SPACY_MODEL) -> SpacyParser:
+    """The pipeline :func:`load` returns, loaded once per process on first use (indexing calls
+    it; a process that only answers from a built index never loads spaCy)."""
+    return load(model)
+
+
+def analysis_version(model: str = SPACY_MODEL) -> str:
+    """What an index records about its attribution: the rules' version and the parser package
+    with its installed version (read from package metadata: no model is loaded)."""
+    try:
+        installed = version(model)
+    except PackageNotFoundError:
+        installed = "not installed"
+    return f"attribution {ATTRIBUTION_VERSION} ({model} {installed})"
 
 
 # --------------------------------------------------------------------------- output types
@@ -854,6 +874,48 @@ def analyse_many(
     return [
         _analyse_parsed(doc, ss, [next(parses) for _ in ss])
         for (doc, _), ss in zip(items, sents, strict=True)
+    ]
+
+
+def voices_of(
+    document: Document, chunks: Sequence[Chunk], analysed: DocumentAttribution
+) -> tuple[Chunk, ...]:
+    """The chunks with their sentences' voices (``Chunk.voices``), from ``analysed``, the
+    document's attribution: what an index stores with each chunk."""
+    by_span = {(a.sentence.start, a.sentence.end): a for a in analysed.attributions}
+    speakers = {s.name: s for s in analysed.speakers if s.kind != "author"}
+    out = []
+    for chunk in chunks:
+        voices = []
+        for span in chunk.sentences:
+            a = by_span[(span.start, span.end)]
+            if a.voice == "author":
+                voices.append(SentenceVoice("author"))
+                continue
+            known = speakers.get(a.speaker)
+            voices.append(
+                SentenceVoice(
+                    "reported",
+                    a.speaker,
+                    a.mention,
+                    a.content,
+                    tuple(x for x in known.aliases if x != a.speaker) if known else (),
+                    known.kind if known else "person",
+                    a.resolved,
+                )
+            )
+        out.append(replace(chunk, voices=tuple(voices)))
+    return tuple(out)
+
+
+def with_voices(
+    items: Sequence[tuple[Document, Sequence[Chunk]]], parser: Parser
+) -> list[tuple[Chunk, ...]]:
+    """Each document's chunks with their voices, the documents parsed in one batch."""
+    analysed = analyse_many(items, parser)
+    return [
+        voices_of(doc, chunks, result)
+        for (doc, chunks), result in zip(items, analysed, strict=True)
     ]
 
 

@@ -26,6 +26,7 @@ from index.persist import (
     writer_lock,
 )
 from index.store import FaissIndex, IndexType, chunk_key
+from rag import attribution
 from rag.chunk import CHUNKER_VERSION, chunk_document
 from rag.embed import Encoder
 from rag.journal import recover
@@ -34,6 +35,13 @@ from rag.retrieve import Corpus
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def chunk_format() -> str:
+    """What the manifest records as the chunker version: the chunker's, and the attribution
+    stored with every chunk (``Chunk.voices``), so that an index built by other rules or another
+    parser refuses to load and says how to rebuild."""
+    return f"{CHUNKER_VERSION}; {attribution.analysis_version()}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ class IndexParts:
 
 
 def expectation(encoder: Encoder) -> Expectation:
-    return Expectation(model=encoder.name, dimension=encoder.dim, chunker_version=CHUNKER_VERSION)
+    return Expectation(model=encoder.name, dimension=encoder.dim, chunker_version=chunk_format())
 
 
 @dataclass(frozen=True)
@@ -104,13 +112,22 @@ class IndexUpdate:
     sentences_embedded: int
 
 
-def embed_documents(docs: Sequence[Document], encoder: Encoder, progress: bool) -> Embedded:
-    """Chunk and embed documents."""
+def embed_documents(
+    docs: Sequence[Document],
+    encoder: Encoder,
+    progress: bool,
+    parser: attribution.Parser | None = None,
+) -> Embedded:
+    """Chunk documents, attribute their sentences (``Chunk.voices``; ``parser`` defaults to
+    the process's spaCy pipeline) and embed them."""
+    per_doc = [
+        (doc, chunk_document(doc, max_tokens=encoder.max_tokens, count_tokens=encoder.count_tokens))
+        for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or len(docs) < 10)
+    ]
+    parser = parser if parser is not None else attribution.shared_parser()
     chunks: list[Chunk] = []
-    for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or len(docs) < 10):
-        chunks.extend(
-            chunk_document(doc, max_tokens=encoder.max_tokens, count_tokens=encoder.count_tokens)
-        )
+    for voiced in attribution.with_voices(per_doc, parser):
+        chunks.extend(voiced)
     texts = {d.id: d.text for d in docs}
     sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
     vectors = encoder.encode([c.text for c in chunks] + sentences, progress=progress)
@@ -198,7 +215,7 @@ def save_parts(index_dir: Path, parts: IndexParts, encoder: Encoder) -> Manifest
         index_dir,
         model=encoder.name,
         dimension=encoder.dim,
-        chunker_version=CHUNKER_VERSION,
+        chunker_version=chunk_format(),
         index=parts.index,
         chunks=list(parts.chunks),
         documents=list(parts.documents),

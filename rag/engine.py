@@ -45,6 +45,7 @@ class Request:
     top_k: int | None = None  # default: the top_k setting
     doc_ids: tuple[str, ...] | None = None
     author: str | None = None
+    speaker: str | None = None  # only this speaker's statements (rag.speakers)
     mode: AnswerMode | None = None  # default: the answer_mode setting, else by the reranker
     retrieval: RetrievalMode | None = None  # default: the retrieval_mode setting
     history: tuple[str, ...] = ()  # the conversation's earlier questions, oldest first
@@ -231,6 +232,7 @@ class Engine:
             top_k=request.top_k,
             doc_ids=request.doc_ids,
             author=request.author,
+            speaker=request.speaker,
             mode=request.mode,
             retrieval=request.retrieval,
             history=request.history or None,

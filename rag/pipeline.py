@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import get_args
 
 import numpy as np
 
-from core.errors import InvalidParameter, InvalidQuestion, RerankerUnavailable
+from core.errors import InvalidParameter, InvalidQuestion, RerankerUnavailable, UnknownFilter
 from core.text import is_valid_unicode
-from core.types import Answer, Document, Hit
+from core.types import Answer, Document, Hit, Passage
+from rag import speakers
 from rag.abstain import AbstentionModel, signals
 from rag.embed import Encoder
 from rag.query import retrieval_text, validate_history
@@ -210,8 +211,11 @@ def read(
     found: FirstStage,
     settings: Settings,
     reranker: Reranker | None,
+    scope: speakers.Scope | None = None,
 ) -> Reading:
-    """Rerank the candidates (accurate mode) and weigh every sentence of each passage."""
+    """Rerank the candidates (accurate mode) and weigh every sentence of each passage. With a
+    speaker's ``scope``, only that speaker's sentences can be chosen (the others are given no
+    support and no window score)."""
     hits = found.hits
     windows = None
     if q.mode == "accurate" and reranker is not None:
@@ -231,7 +235,23 @@ def read(
         )
         windows = window_scores(corpus, reranker, readings, hits)
     evidence = [sentence_evidence(corpus, h, found.vector, found.terms) for h in hits]
+    if scope is not None:
+        masks = [scope.eligible(corpus.position_of(h.chunk), len(h.chunk.sentences)) for h in hits]
+        evidence = [
+            Evidence(np.where(m, e.cosine, -1.0), np.where(m, e.lexical, 0.0))
+            for e, m in zip(evidence, masks, strict=True)
+        ]
+        if windows is not None:
+            m = masks[0]
+            windows = WindowScores(
+                np.where(m, windows.sentences, UNELIGIBLE).astype(np.float32),
+                np.where(m[:-1] & m[1:], windows.pairs, UNELIGIBLE).astype(np.float32),
+            )
     return Reading(hits=hits, evidence=evidence, windows=windows)
+
+
+#: The window score given to a sentence outside the speaker's scope: never chosen.
+UNELIGIBLE = -1e4
 
 
 def answer_signals(
@@ -257,6 +277,7 @@ def answer(
     top_k: int | None = None,
     doc_ids: Iterable[str] | None = None,
     author: str | None = None,
+    speaker: str | None = None,
     mode: str | None = None,
     retrieval: RetrievalMode | None = None,
     history: Sequence[str] | None = None,
@@ -274,6 +295,14 @@ def answer(
     ``retrieval`` picks the first stage (default: the ``retrieval_mode`` setting).
     ``history`` holds the conversation's earlier questions, oldest first; a follow-up that
     depends on them ("And France?") is searched together with the previous question.
+
+    Who said what (:mod:`rag.speakers`): ``speaker`` (a filter: a name, surname, title or "the
+    author"; unknown names raise) limits the answer to that speaker's statements; so does a
+    question that asks for a known speaker's words ("what did Merz say about ...", "according
+    to Merz, ..."). When that speaker said nothing on the question, the service says so and
+    offers the speaker's statements and what the articles say on it. A question about what
+    someone thinks or wants prefers their own statements and falls back to the articles' other
+    sentences; one about the words of someone the articles never quote is refused.
 
     Whether to abstain is decided by the learned model for the mode in ``abstention`` (see
     :mod:`rag.abstain`), else by the support threshold setting. ``abstain=False`` returns the
@@ -294,7 +323,91 @@ def answer(
         reranker=reranker,
     )
     q = name_the_author(corpus, encoder, q, settings)
-    reading = read(corpus, q, first_stage(corpus, encoder, q, settings), settings, reranker)
+
+    def run(scope: speakers.Scope | None = None) -> Answer:
+        return answer_query(
+            corpus, encoder, q, settings, reranker, abstention, abstain=abstain, scope=scope
+        )
+
+    known = speakers.registry(corpus)
+    if q.allowed is not None:
+        docs = {corpus.chunks[int(i)].doc_id for i in q.allowed}
+        known = tuple(e for e in known if docs & set(e.documents))
+    if speaker is not None:
+        entry = speakers.resolve(speaker, known) if speaker.strip() else None
+        if entry is None:
+            raise UnknownFilter(
+                f"no speaker matching {speaker!r} in the articles searched (GET /speakers lists "
+                "them); leave the filter out to search every speaker"
+            )
+        return said_or_refuse(run, speakers.scope(corpus, entry, q.allowed), abstain)
+    asked = speakers.parse_question(q.searched)
+    if asked is None:
+        return run()
+    entry = speakers.resolve(asked.who, known)
+    if entry is None:
+        if (
+            asked.asked != "attitude"
+            and not speakers.is_author_name(asked.who)
+            and speakers.looks_like_speaker(asked.who)
+        ):
+            # Nobody by that name is quoted: what the articles say on it, but no answer.
+            return refuse(run(), speakers.not_reported(asked.who), abstain)
+        return run()
+    scope = speakers.scope(corpus, entry, q.allowed)
+    if entry.kind == "author":
+        # Everything in an article is "according to" its author: no narrowing then.
+        return run() if asked.asked == "according" else preferring(run, scope)
+    if asked.asked == "attitude":
+        return preferring(run, scope)
+    return said_or_refuse(run, scope, abstain)
+
+
+def preferring(run: Callable[..., Answer], scope: speakers.Scope) -> Answer:
+    """The answer among the speaker's statements when they answer, else among all."""
+    own = run(scope)
+    return own if not own.abstained else run()
+
+
+def said_or_refuse(run: Callable[..., Answer], scope: speakers.Scope, abstain: bool) -> Answer:
+    """The answer among the speaker's statements; when none answers, the reason says so, and
+    the passages offer the speaker's statements first, then what the articles say on it."""
+    own = run(scope)
+    if not own.abstained or not abstain:
+        return own
+    others = run()
+    k = max(len(others.passages), 1)
+    mine = own.passages[: max(1, k // 2)]
+    seen = {p.hit.chunk.id for p in mine}
+    rest = tuple(p for p in others.passages if p.hit.chunk.id not in seen)
+    passages: tuple[Passage, ...] = (*mine, *rest)[: max(k, len(mine))]
+    return replace(
+        own, reason=speakers.not_reported(scope.speaker.name), answer=None, passages=passages
+    )
+
+
+def refuse(result: Answer, reason: str, abstain: bool) -> Answer:
+    """``result`` turned into an abstention with ``reason`` (kept as is when not abstaining)."""
+    if not abstain:
+        return result
+    return replace(result, answer=None, abstained=True, reason=reason)
+
+
+def answer_query(
+    corpus: Corpus,
+    encoder: Encoder,
+    q: Query,
+    settings: Settings,
+    reranker: Reranker | None,
+    abstention: Mapping[str, AbstentionModel] | None,
+    *,
+    abstain: bool = True,
+    scope: speakers.Scope | None = None,
+) -> Answer:
+    """The answer to a prepared query, among ``scope``'s sentences when given."""
+    if scope is not None:
+        q = replace(q, allowed=scope.chunks)
+    reading = read(corpus, q, first_stage(corpus, encoder, q, settings), settings, reranker, scope)
     choice = choose_answer(
         corpus, reading.hits, reading.evidence, reading.windows, settings.tuning.pair_margin
     )
@@ -315,13 +428,23 @@ def answer(
         reason = NOTHING_INDEXED
     if not abstain and choice is not None:
         reason = None
+    eligible = None
+    if scope is not None:
+        eligible = [
+            scope.eligible(corpus.position_of(h.chunk), len(h.chunk.sentences))
+            for h in reading.hits
+        ]
     return Answer(
         question=q.text,
         answer=None if reason or choice is None else answer_quote(corpus, reading.hits, choice),
         abstained=reason is not None,
         reason=reason,
         passages=build_passages(
-            corpus, reading.hits, [e.support for e in reading.evidence], settings.max_quotes
+            corpus,
+            reading.hits,
+            [e.support for e in reading.evidence],
+            settings.max_quotes,
+            eligible,
         ),
         mode=q.mode,
         confidence=decision.confidence,

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.types import Chunk, Hit, Passage, Quote, Span
+from core.types import Chunk, Hit, Passage, Quote, Span, SpeakerRef
 from rag.retrieve import Corpus
+from rag.speakers import author_of, speaker_of
 
 #: Weight of meaning against lexical overlap in a sentence's support score.
 SEMANTIC_WEIGHT = 0.7
@@ -143,25 +144,51 @@ def _sentence(text: str, span: Span) -> str:
     return text[span.start : span.end]
 
 
-def quotes_for(corpus: Corpus, hit: Hit, support: np.ndarray, limit: int) -> tuple[Quote, ...]:
-    """The passage's ``limit`` best-supported sentences as quotes, best first."""
+def quotes_for(
+    corpus: Corpus,
+    hit: Hit,
+    support: np.ndarray,
+    limit: int,
+    eligible: np.ndarray | None = None,
+) -> tuple[Quote, ...]:
+    """The passage's ``limit`` best-supported sentences as quotes, best first (only the
+    ``eligible`` ones when given: a speaker's statements)."""
     chunk = hit.chunk
-    doc_text = corpus.documents[chunk.doc_id].text
-    order = np.argsort(-support, kind="stable")[:limit]
+    order = [
+        int(i)
+        for i in np.argsort(-support, kind="stable")
+        if eligible is None or bool(eligible[int(i)])
+    ][:limit]
     return tuple(
-        _quote(chunk, doc_text, chunk.sentences[i].start, chunk.sentences[i].end, support[i])
+        _quote(corpus, chunk, i, chunk.sentences[i].start, chunk.sentences[i].end, support[i])
         for i in order
     )
 
 
-def _quote(chunk: Chunk, doc_text: str, start: int, end: int, score: float) -> Quote:
+def _quote(
+    corpus: Corpus, chunk: Chunk, sentence: int, start: int, end: int, score: float
+) -> Quote:
+    """A quote of ``[start, end)``, attributed to the speaker of the chunk's ``sentence``."""
+    text = corpus.documents[chunk.doc_id].text
+    voice = chunk.voices[sentence] if chunk.voices else None
+    speaker = None
+    if voice is not None:
+        m = voice.mention
+        speaker = SpeakerRef(
+            name=speaker_of(corpus, chunk, voice),
+            mention=m,
+            mention_text="" if m is None else text[m.start : m.end],
+            reported_by=author_of(corpus, chunk.doc_id) if voice.voice == "reported" else None,
+        )
     return Quote(
         doc_id=chunk.doc_id,
         paragraph=chunk.paragraph,
         start=start,
         end=end,
-        text=doc_text[start:end],
+        text=text[start:end],
         score=round(float(score), 6),
+        speaker=speaker,
+        voice=None if voice is None else voice.voice,
     )
 
 
@@ -248,9 +275,8 @@ def _widened(
 def answer_quote(corpus: Corpus, hits: list[Hit], choice: Choice) -> Quote:
     """The quote for a choice: its sentences as one exact span of the document."""
     chunk = hits[choice.passage].chunk
-    doc_text = corpus.documents[chunk.doc_id].text
     start, end = chunk.sentences[choice.first].start, chunk.sentences[choice.last].end
-    return _quote(chunk, doc_text, start, end, choice.support)
+    return _quote(corpus, chunk, choice.sentence, start, end, choice.support)
 
 
 def choice_text(corpus: Corpus, hits: list[Hit], choice: Choice) -> str:
@@ -259,11 +285,21 @@ def choice_text(corpus: Corpus, hits: list[Hit], choice: Choice) -> str:
 
 
 def build_passages(
-    corpus: Corpus, hits: list[Hit], supports: list[np.ndarray], max_quotes: int
+    corpus: Corpus,
+    hits: list[Hit],
+    supports: list[np.ndarray],
+    max_quotes: int,
+    eligible: list[np.ndarray] | None = None,
 ) -> tuple[Passage, ...]:
+    """Each hit with its best sentences as quotes (of the ``eligible`` ones, when given)."""
     return tuple(
-        Passage(hit=hit, quotes=quotes_for(corpus, hit, support, max_quotes))
-        for hit, support in zip(hits, supports, strict=True)
+        Passage(
+            hit=hit,
+            quotes=quotes_for(
+                corpus, hit, support, max_quotes, None if eligible is None else eligible[i]
+            ),
+        )
+        for i, (hit, support) in enumerate(zip(hits, supports, strict=True))
     )
 
 

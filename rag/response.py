@@ -12,8 +12,29 @@ from typing import Any
 from core.types import Answer, Passage, Quote
 
 
+def speaker_dict(quote: Quote) -> dict[str, Any] | None:
+    s = quote.speaker
+    if s is None:
+        return None
+    mention = s.mention
+    return {
+        "name": s.name,
+        "mention": None
+        if mention is None
+        else {"start": mention.start, "end": mention.end, "text": s.mention_text},
+        "reported_by": s.reported_by,
+    }
+
+
 def quote_dict(quote: Quote) -> dict[str, Any]:
-    return {"start": quote.start, "end": quote.end, "text": quote.text, "score": quote.score}
+    return {
+        "start": quote.start,
+        "end": quote.end,
+        "text": quote.text,
+        "score": quote.score,
+        "speaker": speaker_dict(quote),
+        "voice": quote.voice,
+    }
 
 
 def passage_dict(passage: Passage) -> dict[str, Any]:
@@ -48,6 +69,8 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
             "start": best.start,
             "end": best.end,
             "text": best.text,
+            "speaker": speaker_dict(best),
+            "voice": best.voice,
         },
         "abstained": answer.abstained,
         "reason": answer.reason,

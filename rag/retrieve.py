@@ -173,6 +173,8 @@ class Corpus:
     #: Corrects a question's misspelled words toward this corpus's words (an unbuilt speller,
     #: which changes nothing, when spelling correction is off).
     speller: Speller = field(default_factory=Speller)
+    #: What is derived from this version on first use (rag.speakers' registry), by key.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_snapshot(

@@ -76,6 +76,7 @@ ACCESS: dict[tuple[str, str], Call] = {
     ("POST", "/ask"): Call("/ask", PUBLIC_200, {"question": "Who were the Normans?"}),
     ("GET", "/documents"): Call("/documents", PUBLIC_200),
     ("GET", "/documents/{doc_id:path}"): Call(f"/documents/{DOC}", PUBLIC_200),
+    ("GET", "/speakers"): Call("/speakers", PUBLIC_200),
     ("PUT", "/documents/{doc_id:path}"): Call(
         f"/documents/{PROBE}", {"none": 401, "wrong": 403, "admin": 201}, {"text": PROBE_TEXT}
     ),
