@@ -173,7 +173,7 @@ def format_answer(body: dict) -> str:
             lines.extend(
                 textwrap.wrap(
                     f"“{q['text']}” [{q['start']}-{q['end']}, support {q['score']:.2f}]"
-                    + (f" — {said_by(q)}" if said_by(q) else ""),
+                    + (f" — {said_by(q)}" if q.get("voice") == "reported" else ""),
                     88,
                     initial_indent="   > ",
                     subsequent_indent="     ",

@@ -31,6 +31,7 @@ from rag.question import (
 )
 from rag.quote import (
     NOTHING_INDEXED,
+    SEMANTIC_WEIGHT,
     Choice,
     Evidence,
     WindowScores,
@@ -324,9 +325,17 @@ def answer(
     )
     q = name_the_author(corpus, encoder, q, settings)
 
-    def run(scope: speakers.Scope | None = None) -> Answer:
+    def run(scope: speakers.Scope | None = None, rivals: Sequence[Hit] = ()) -> Answer:
         return answer_query(
-            corpus, encoder, q, settings, reranker, abstention, abstain=abstain, scope=scope
+            corpus,
+            encoder,
+            q,
+            settings,
+            reranker,
+            abstention,
+            abstain=abstain,
+            scope=scope,
+            rivals=rivals,
         )
 
     known = speakers.registry(corpus)
@@ -340,7 +349,7 @@ def answer(
                 f"no speaker matching {speaker!r} in the articles searched (GET /speakers lists "
                 "them); leave the filter out to search every speaker"
             )
-        return said_or_refuse(run, speakers.scope(corpus, entry, q.allowed), abstain)
+        return said_or_refuse(run, speakers.scope(corpus, entry, q.allowed), abstain, None)
     asked = speakers.parse_question(q.searched)
     if asked is None:
         return run()
@@ -355,34 +364,125 @@ def answer(
             return refuse(run(), speakers.not_reported(asked.who), abstain)
         return run()
     scope = speakers.scope(corpus, entry, q.allowed)
+
+    def on_topic(own: Answer, others: Answer) -> bool:
+        return speaks_to(corpus, encoder, reranker, q.mode, scope, asked, own, others)
+
     if entry.kind == "author":
         # Everything in an article is "according to" its author: no narrowing then.
-        return run() if asked.asked == "according" else preferring(run, scope)
+        return run() if asked.asked == "according" else preferring(run, scope, on_topic)
     if asked.asked == "attitude":
-        return preferring(run, scope)
-    return said_or_refuse(run, scope, abstain)
+        return preferring(run, scope, on_topic)
+    return said_or_refuse(run, scope, abstain, on_topic)
 
 
-def preferring(run: Callable[..., Answer], scope: speakers.Scope) -> Answer:
+def speaks_to(
+    corpus: Corpus,
+    encoder: Encoder,
+    reranker: Reranker | None,
+    mode: AnswerMode,
+    scope: speakers.Scope,
+    asked: speakers.SpeakerQuestion,
+    own: Answer,
+    others: Answer,
+) -> bool:
+    """Whether the speaker's statements answer what the question asks about: the speaker's
+    best statement, read against the question without the speaker's name ("What did someone
+    say about the Paris declaration?"), scores within the mode's margin
+    (:data:`rag.speakers.TOPIC_MARGIN`) of the best sentence of the passages the question
+    finds without the scope. A statement is read with the sentence before it too, so that
+    "Only Ukraine has signalled such willingness" counts as being about compromise."""
+    topic = speakers.topic_question(asked)
+    if topic is None:
+        return True  # "What did Merz say?": any statement of theirs answers
+    accurate = mode == "accurate" and reranker is not None
+    theirs: list[tuple[int, int, bool]] = []  # (chunk position, sentence, with the one before)
+    for p in own.passages:
+        position = corpus.position_of(p.hit.chunk)
+        mask = scope.eligible(position, len(p.hit.chunk.sentences))
+        for n in np.flatnonzero(mask).tolist():
+            theirs.append((position, n, False))
+            if accurate and n > 0:
+                theirs.append((position, n, True))
+    positions = dict.fromkeys(
+        corpus.position_of(p.hit.chunk) for p in (*own.passages, *others.passages)
+    )
+    everyone = [
+        (pos, i, False) for pos in positions for i in range(len(corpus.chunks[pos].sentences))
+    ]
+    if not theirs or not everyone:
+        return False
+    windows = theirs + everyone
+    if accurate:
+        assert reranker is not None
+        texts = []
+        for pos, n, before in windows:
+            chunk = corpus.chunks[pos]
+            first = chunk.sentences[n - 1 if before else n]
+            texts.append(corpus.documents[chunk.doc_id].text[first.start : chunk.sentences[n].end])
+        scores = np.asarray(reranker.score(topic, texts), dtype=np.float32)
+    else:
+        query = encoder.encode([topic], kind="query")[0]
+        terms = corpus.lexical.terms(topic)
+        rows = [corpus.sentence_rows(pos).start + i for pos, i, _ in windows]
+        cosine = corpus.sentence_vectors[rows] @ query
+        lexical = np.array([corpus.lexical.overlap(terms, corpus.sentence_terms[r]) for r in rows])
+        scores = SEMANTIC_WEIGHT * cosine + (1 - SEMANTIC_WEIGHT) * lexical
+    best_theirs = float(np.max(scores[: len(theirs)]))
+    best = float(np.max(scores))
+    return best_theirs - best >= speakers.TOPIC_MARGIN[mode]
+
+
+def rival_margins(top: Hit, rivals: Sequence[Hit], values: Mapping[str, float]) -> dict[str, float]:
+    """The margin signals of ``top`` (the scoped reading's top passage) against the best other
+    passage among ``rivals``, where both were scored (same query, same scales)."""
+    out: dict[str, float] = {}
+    others = [h for h in rivals if h.chunk.id != top.chunk.id]
+    dense = [h.dense_score for h in others if h.dense_score is not None]
+    if top.dense_score is not None and dense and "dense_margin" in values:
+        out["dense_margin"] = top.dense_score - max(dense)
+    reranked = [h.rerank_score for h in others if h.rerank_score is not None]
+    if top.rerank_score is not None and reranked and "rerank_margin" in values:
+        out["rerank_margin"] = top.rerank_score - max(reranked)
+    return out
+
+
+#: Decides whether the speaker's answer speaks to the question: (own, unscoped) -> bool.
+OnTopic = Callable[[Answer, Answer], bool]
+
+
+def preferring(run: Callable[..., Answer], scope: speakers.Scope, on_topic: OnTopic) -> Answer:
     """The answer among the speaker's statements when they answer, else among all."""
-    own = run(scope)
-    return own if not own.abstained else run()
-
-
-def said_or_refuse(run: Callable[..., Answer], scope: speakers.Scope, abstain: bool) -> Answer:
-    """The answer among the speaker's statements; when none answers, the reason says so, and
-    the passages offer the speaker's statements first, then what the articles say on it."""
-    own = run(scope)
-    if not own.abstained or not abstain:
-        return own
     others = run()
+    own = run(scope, [p.hit for p in others.passages])
+    return own if not own.abstained and on_topic(own, others) else others
+
+
+def said_or_refuse(
+    run: Callable[..., Answer], scope: speakers.Scope, abstain: bool, on_topic: OnTopic | None
+) -> Answer:
+    """The answer among the speaker's statements; when none answers, the reason says so, and
+    the passages offer the speaker's statements first, then what the articles say on it.
+
+    Whether one answers is decided against the whole corpus's passages (the ``rivals``): a
+    statement that is the speaker's best but ranks well below what others said on the
+    question is no answer to it."""
+    others = run()
+    own = run(scope, [p.hit for p in others.passages])
+    if not abstain or (not own.abstained and (on_topic is None or on_topic(own, others))):
+        return own
     k = max(len(others.passages), 1)
     mine = own.passages[: max(1, k // 2)]
     seen = {p.hit.chunk.id for p in mine}
     rest = tuple(p for p in others.passages if p.hit.chunk.id not in seen)
     passages: tuple[Passage, ...] = (*mine, *rest)[: max(k, len(mine))]
     return replace(
-        own, reason=speakers.not_reported(scope.speaker.name), answer=None, passages=passages
+        own,
+        reason=speakers.not_reported(scope.speaker.name),
+        answer=None,
+        abstained=True,
+        confidence=min(own.confidence, 0.0),
+        passages=passages,
     )
 
 
@@ -390,7 +490,13 @@ def refuse(result: Answer, reason: str, abstain: bool) -> Answer:
     """``result`` turned into an abstention with ``reason`` (kept as is when not abstaining)."""
     if not abstain:
         return result
-    return replace(result, answer=None, abstained=True, reason=reason)
+    return replace(
+        result,
+        answer=None,
+        abstained=True,
+        reason=reason,
+        confidence=min(result.confidence, 0.0),
+    )
 
 
 def answer_query(
@@ -403,8 +509,12 @@ def answer_query(
     *,
     abstain: bool = True,
     scope: speakers.Scope | None = None,
+    rivals: Sequence[Hit] = (),
 ) -> Answer:
-    """The answer to a prepared query, among ``scope``'s sentences when given."""
+    """The answer to a prepared query, among ``scope``'s sentences when given. ``rivals`` are
+    the passages the same query finds without the scope: the margins the abstention decision
+    weighs are then taken against the best of them (with the scope alone, a speaker's only
+    passage would have no competitor and look certain)."""
     if scope is not None:
         q = replace(q, allowed=scope.chunks)
     reading = read(corpus, q, first_stage(corpus, encoder, q, settings), settings, reranker, scope)
@@ -415,6 +525,7 @@ def answer_query(
     values: dict[str, float] = {}
     if choice is not None and document is not None:
         values = answer_signals(corpus, q, reading, choice, document)
+        values.update(rival_margins(reading.hits[0], rivals, values))
     # The learned rules saw hybrid retrieval's signals; other first stages use the threshold.
     learned = abstention if q.retrieval == "hybrid" else None
     decision = decide(choice, values, len(reading.hits), q.mode, settings, learned)

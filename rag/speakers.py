@@ -98,6 +98,7 @@ class SpeakerQuestion:
     who: str
     asked: Asked
     about: str
+    verb: str = ""
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def parse_question(question: str) -> SpeakerQuestion | None:
     m = _ASKS.match(question)
     if m:
         asked: Asked = "speech" if _SPEECH_RE.match(m["verb"]) else "attitude"
-        return SpeakerQuestion(_clean(m["who"]), asked, m["rest"].strip())
+        return SpeakerQuestion(_clean(m["who"]), asked, m["rest"].strip(), m["verb"].lower())
     return None
 
 
@@ -253,6 +254,28 @@ def scope(corpus: Corpus, speaker: SpeakerEntry, allowed: np.ndarray | None = No
         wanted = set(allowed.tolist())
         masks = {p: m for p, m in masks.items() if p in wanted}
     return Scope(speaker, np.array(sorted(masks), dtype=np.int64), masks)
+
+
+#: How far below the best sentence on the question (without the speaker's name) the speaker's
+#: best statement may score and still count as speaking to it, per answer mode: cross-encoder
+#: logits in accurate mode, support (0.7 cosine + 0.3 lexical overlap) in fast mode.
+#: Chosen on hand-made seed-article cases (docs/attribution.md, "Question time"): on those,
+#: statements that answer scored at most 5.2 logits / 0.29 below, and off-topic ones 6.8+ / 0.35+.
+TOPIC_MARGIN: dict[str, float] = {"accurate": -6.0, "fast": -0.32}
+
+
+def topic_question(asked: SpeakerQuestion) -> str | None:
+    """The question without the speaker ("What did someone say about German troops?"), or
+    None when it asks for nothing in particular ("What did Merz say?")."""
+    about = re.sub(r"^(?:about|of|on|regarding|concerning)\b", "", asked.about.strip(" ?.!"))
+    if not about.strip():
+        return None
+    if asked.asked == "according":
+        return asked.about
+    if asked.asked == "view":
+        return f"What is someone's view {asked.about}"
+    verb_and_rest = asked.about
+    return f"What did someone {asked.verb} {verb_and_rest}".strip()
 
 
 def not_reported(name: str) -> str:
