@@ -338,6 +338,8 @@ def answer(
             rivals=rivals,
         )
 
+    if not corpus.chunks:
+        return run()  # nothing indexed: the reason says so, whoever is asked about
     known = speakers.registry(corpus)
     if q.allowed is not None:
         docs = {corpus.chunks[int(i)].doc_id for i in q.allowed}

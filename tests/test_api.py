@@ -196,6 +196,26 @@ def test_card_question_quotes_merz(tmp_path):  # type: ignore[no-untyped-def]
             assert "Nato countries bordering Ukraine" in body["answer"]["text"]
             assert "The German chancellor, Friedrich Merz" in body["answer"]["text"]
             check_spans(client, body)
+            # who says it (issue 18): Merz, named at an exact span, reported by the author
+            speaker = body["answer"]["speaker"]
+            assert body["answer"]["voice"] == "reported"
+            assert speaker["name"] == "Friedrich Merz"
+            assert speaker["reported_by"] == "Gwendolyn Sasse"
+            doc = client.get(f"/documents/{body['answer']['doc_id']}").json()
+            mention = speaker["mention"]
+            assert doc["text"][mention["start"] : mention["end"]] == mention["text"]
+            listed = {s["name"]: s for s in client.get("/speakers").json()["speakers"]}
+            assert listed["Friedrich Merz"]["statements"] == 2
+            assert "German chancellor" in listed["Friedrich Merz"]["aliases"]
+            assert listed["Gwendolyn Sasse"]["kind"] == "author"
+            only = ask(client, "Where could troops be stationed?", speaker="the German chancellor")
+            assert only["answer"]["speaker"]["name"] == "Friedrich Merz"
+            refused = client.post("/ask", json={"question": "Troops?", "speaker": "Macron"})
+            assert refused.status_code == 404
+            assert refused.json()["error"]["code"] == "unknown_filter"
+            never = ask(client, "What did Macron say about German troops?")
+            assert never["abstained"] is True
+            assert never["reason"] == "The articles don't report Macron saying anything about this."
     finally:
         srv.stop()
 

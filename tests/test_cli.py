@@ -79,7 +79,10 @@ def test_ask_off_topic_says_so(env_index, capsys) -> None:
     assert cli.main(["ask", "What did Macron say about nuclear deterrence?"]) == 0
     out = capsys.readouterr().out
     assert "No answer (accurate mode, confidence " in out
-    assert "The articles do not appear to answer this" in out
+    # Macron is quoted nowhere: the refusal names him (issue 18)
+    assert "The articles don't report Macron saying anything about this." in out
+    assert cli.main(["ask", "How many moons does Jupiter have?"]) == 0
+    assert "The articles do not appear to answer this" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,19 @@ MERZ_ANSWER = (
     "approval of the German parliament."
 )
 
+#: Who says the card's answer (issue 18): Friedrich Merz, in a statement the author reports.
+MERZ_SAID_BY = "Said by Friedrich Merz, reported by Gwendolyn Sasse"
+#: A question about the author's own view, answered in her voice (paragraph 8).
+AUTHOR_QUESTION = "What does the author think about the term coalition of the willing?"
+AUTHOR_ANSWER = (
+    "While the term “coalition of the willing” is unfortunate, as it brings back memories of the "
+    "US-led engagement in Iraq, it clearly signals that we have moved into a period of ad hoc "
+    "relations between states, outside existing international institutions and law."
+)
+AUTHOR_SAID_BY = "Said by Gwendolyn Sasse, the author"
+
+#: WCAG 1.4.3: text needs 4.5:1 against its background.
+MIN_TEXT_CONTRAST = 4.5
 #: WCAG 1.4.11: a focus indicator needs 3:1 against the colours next to it.
 MIN_FOCUS_CONTRAST = 3.0
 
@@ -356,6 +369,27 @@ def focus_ring(page: Page) -> dict[str, Any] | None:
     return ring
 
 
+#: An element's text colour, and the background colours of it and its ancestors, innermost
+#: first, across shadow boundaries: what the text is drawn on.
+TEXT_COLOURS_SCRIPT = """(el) => {
+  const up = (n) =>
+    n.parentElement || (n.parentNode instanceof ShadowRoot ? n.parentNode.host : null);
+  const layers = [];
+  for (let n = el; n; n = up(n)) layers.push(getComputedStyle(n).backgroundColor);
+  return {color: getComputedStyle(el).color, layers};
+}"""
+
+
+def text_contrast(element: Locator) -> float:
+    """The contrast of ``element``'s computed text colour against the background it is drawn
+    on (its own and its ancestors' backgrounds composited over the white canvas)."""
+    found = element.evaluate(TEXT_COLOURS_SCRIPT)
+    background: RGBA = (255, 255, 255, 1.0)
+    for layer in reversed(found["layers"]):
+        background = over(parse_color(layer), background)
+    return contrast(over(parse_color(found["color"]), background), background)
+
+
 @cache
 def axe_source() -> str:
     """axe-core's browser build: from the ``axe-playwright-python`` package, or AXE_CORE_JS."""
@@ -488,7 +522,16 @@ def test_card_question_with_the_seed_article(seed: Document, tab: Tab, server: L
             f"{SEED_LABEL} · paragraph 5, characters 2005–2300"
         )
         expect(reply.locator(":scope > .source cite")).to_have_text(SEED_LABEL)
-        expect(tab.status).to_have_text(f"Answer from {SEED_LABEL}, paragraph 5: {MERZ_ANSWER}")
+        # Who says it (issue 18): under the quote, in words, and in what is announced.
+        said = reply.locator(":scope > .said-by")
+        expect(said).to_have_text(MERZ_SAID_BY)
+        expect(said.locator(".who")).to_have_text(["Friedrich Merz", "Gwendolyn Sasse"])
+        expect(tab.status).to_have_text(
+            f"Answer from {SEED_LABEL}, paragraph 5: {MERZ_ANSWER} {MERZ_SAID_BY}."
+        )
+        assert_speaker_line_is_read_with_the_answer(tab, reply, MERZ_ANSWER, MERZ_SAID_BY)
+        for part in (said, said.locator(".who").first):
+            assert text_contrast(part) >= MIN_TEXT_CONTRAST, part
         show = reply.locator(":scope > .actions .show")
         expect(show).to_have_attribute(
             "aria-label", "Show in article: paragraph 5 of the article by Gwendolyn Sasse"
@@ -498,8 +541,83 @@ def test_card_question_with_the_seed_article(seed: Document, tab: Tab, server: L
         expect(tab.page.locator("#article-body mark")).to_have_text(MERZ_ANSWER)
         expect(tab.page.locator("#article-body mark").first).to_be_in_viewport()
         expect(tab.page.locator("#article-body p[data-paragraph='5'] mark")).to_have_count(1)
+
+        # The author's own view: attributed to her, as the author.
+        author = tab.ask(AUTHOR_QUESTION)
+        expect(author.locator(".quote mark")).to_have_text(AUTHOR_ANSWER)
+        expect(author.locator(":scope > .said-by")).to_have_text(AUTHOR_SAID_BY)
+        expect(author.locator(":scope > .said-by .who")).to_have_text("Gwendolyn Sasse")
+        expect(tab.status).to_have_text(
+            f"Answer from {SEED_LABEL}, paragraph 8: {AUTHOR_ANSWER} {AUTHOR_SAID_BY}."
+        )
+        assert_speaker_line_is_read_with_the_answer(tab, author, AUTHOR_ANSWER, AUTHOR_SAID_BY)
+        # Its other passages are the author's too: one line each, under the passage.
+        author.locator("details summary").click()
+        passages = author.locator(".passages > li")
+        expect(passages.first).to_be_visible()
+        for passage in passages.all():
+            expect(passage.locator(":scope > .said-by")).to_have_text(AUTHOR_SAID_BY)
+            assert text_contrast(passage.locator(".said-by")) >= MIN_TEXT_CONTRAST
+
+        # On a phone, and at 400% zoom (320x256 CSS px): the lines wrap, nothing scrolls sideways.
+        for width, height in ((360, 740), (320, 256)):
+            tab.page.set_viewport_size({"width": width, "height": height})
+            assert tab.page.evaluate("document.documentElement.scrollWidth") <= width
+            for line in (said, author.locator(":scope > .said-by")):
+                line.scroll_into_view_if_needed()
+                expect(line).to_be_in_viewport(ratio=1)
+                box = line.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        assert_no_axe_violations(tab.page, "seed article, 320x256")
     finally:
         delete_document(server, seed.id)
+
+
+def ax_text(page: Page, role: str, name: str) -> str:
+    """The text of Chromium's own accessibility tree (shadow roots included) under the node of
+    this role and name, in reading order, a line per text node: what a screen reader reads,
+    without what CSS or ARIA hides."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    by_id = {node["nodeId"]: node for node in nodes}
+    out: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("role", {}).get("value") == "StaticText" and not node.get("ignored"):
+            out.append(node.get("name", {}).get("value", ""))
+        for child in node.get("childIds", []):
+            if child in by_id:
+                walk(by_id[child])
+
+    for node in nodes:
+        if node.get("role", {}).get("value") == role and node.get("name", {}).get("value") == name:
+            walk(node)
+    assert out, f"no {role} {name!r} in the accessibility tree"
+    return "\n".join(out)
+
+
+def assert_speaker_line_is_read_with_the_answer(
+    tab: Tab, reply: Locator, answer: str, said_by: str
+) -> None:
+    """The speaker line is in the accessibility tree (Playwright's and Chromium's) as a paragraph
+    of its own, read right after the quote and before the source."""
+    expect(reply).to_match_aria_snapshot(
+        f"""
+        - paragraph: "Answer:"
+        - blockquote:
+          - mark: {json.dumps(answer, ensure_ascii=False)}
+        - paragraph: {json.dumps(said_by)}
+        - paragraph: /paragraph \\d+, characters/
+        """
+    )
+    text = ax_text(tab.page, "list", "Conversation")
+    # The names are spans of their own: the tree holds "Said by ", "Friedrich Merz", ...
+    heard = text.replace("\n", "")
+    assert answer in heard and said_by in heard, text
+    assert heard.rindex(said_by) > heard.rindex(answer), f"read before the quote:\n{text}"
 
 
 UNTITLED_ID = "untitled-test"
@@ -532,6 +650,95 @@ def test_an_article_without_title_or_author_is_named_by_its_opening_words(
         delete_document(server, UNTITLED_ID)
 
 
+def quotes_of(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answer and every passage quote of an /ask response body."""
+    return [*filter(None, [body["answer"]]), *(q for p in body["passages"] for q in p["quotes"])]
+
+
+def test_who_says_it_is_shown_only_where_the_response_says(tab: Tab) -> None:
+    """With ``speaker`` null everywhere, the reply is as before issue 18: no line added, nothing
+    more announced. A passage whose highlighted sentences have different speakers, or some
+    none, names each attributed sentence by its opening words; a passage whose sentences share
+    one speaker gets one line. An article without an author speaks as "the author"."""
+    tab.open()
+    page = tab.page
+    bodies: list[dict[str, Any]] = []
+
+    def rewritten(change: Any) -> Any:
+        def handle(route: Route) -> None:
+            body = route.fetch().json()
+            for quote in quotes_of(body):
+                quote["speaker"] = quote["voice"] = None
+            change(body)
+            bodies.append(body)
+            route.fulfill(json=body)
+
+        return handle
+
+    page.route("**/ask", rewritten(lambda body: None))
+    plain = tab.ask(NORMANS_QUESTION)
+    expect(plain.locator(".quote mark")).to_have_text(NORMANS_ANSWER)
+    expect(tab.status).to_have_text(f"Answer from Normans, paragraph 1: {NORMANS_ANSWER}")
+    plain.locator("details summary").click()
+    expect(plain.locator(".passages > li").first).to_be_visible()
+    expect(plain.locator(".said-by")).to_have_count(0)
+    assert "said by" not in plain.inner_text().lower()
+    page.unroute("**/ask")
+
+    rollo = {"name": "Rollo", "mention": None, "reported_by": "the author"}
+    the_author = {"name": "the author", "mention": None, "reported_by": None}
+
+    def mixed(body: dict[str, Any]) -> None:
+        body["answer"].update(speaker=the_author, voice="author")
+        for passage in body["passages"]:
+            for n, quote in enumerate(passage["quotes"]):
+                if n == 0:
+                    quote.update(speaker=rollo, voice="reported")
+                elif n > 1:
+                    quote.update(speaker=the_author, voice="author")  # the second stays null
+
+    page.route("**/ask", rewritten(mixed))
+    reply = tab.ask(NORMANS_QUESTION)
+    page.unroute("**/ask")
+    expect(reply.locator(":scope > .said-by")).to_have_text("Said by the author")
+    expect(tab.status).to_have_text(
+        f"Answer from Normans, paragraph 1: {NORMANS_ANSWER} Said by the author."
+    )
+    answer = bodies[-1]["answer"]
+    others = [
+        p
+        for p in bodies[-1]["passages"]
+        if not (p["doc_id"] == answer["doc_id"] and p["start"] <= answer["start"])
+        or answer["end"] > p["end"]
+    ]
+    assert any(len(p["quotes"]) > 1 for p in others), "no passage with several quotes to test"
+    reply.locator("details summary").click()
+    items = reply.locator(".passages > li")
+    expect(items).to_have_count(len(others))
+    for item, passage in zip(items.all(), others, strict=True):
+        quotes = passage["quotes"]
+        if len(quotes) == 1:
+            expect(item.locator(":scope > p.said-by")).to_have_text(
+                "Said by Rollo, reported by the author"
+            )
+            continue
+        said = {0: "Rollo, reported by the author"} | {n: "the author" for n in range(2, 9)}
+        expected = [
+            (quote, said[n])
+            for n, quote in sorted(enumerate(quotes), key=lambda nq: nq[1]["start"])
+            if n != 1  # no speaker: not listed
+        ]
+        lines = item.locator(":scope > ul.said-by > li")
+        expect(lines).to_have_count(len(expected))
+        for line, (quote, who) in zip(lines.all(), expected, strict=True):
+            opening = " ".join(quote["text"].split()[:3])
+            expect(line).to_have_text(re.compile(rf"^“{re.escape(opening)}.*” said by {who}$"))
+    listed = reply.locator("ul.said-by li").first
+    expect(listed).to_be_visible()
+    expect(listed).to_have_css("border-top-style", "none")  # not styled as a passage
+    assert text_contrast(listed) >= MIN_TEXT_CONTRAST
+
+
 def test_a_corrected_question_says_what_was_searched(tab: Tab) -> None:
     tab.open()
     reply = tab.ask("Who were the Normmans?")
@@ -558,11 +765,14 @@ def test_follow_up_uses_the_conversation_and_survives_a_reload(tab: Tab) -> None
     tab.open()
     first = tab.ask(PRESIDING_QUESTION)
     expect(first.locator(":scope > .source")).to_contain_text("Scottish Parliament · paragraph 9")
+    said_by = first.locator(":scope > .said-by").all_inner_texts()
 
     tab.page.reload()  # the conversation is kept in sessionStorage
     expect(tab.chat.locator(".turn")).to_have_count(1)
     expect(tab.chat.locator(".turn .question")).to_contain_text(PRESIDING_QUESTION)
     expect(tab.chat.locator(".turn .quote mark")).to_contain_text("Presiding Officer")
+    # Who says it comes back with the answer.
+    expect(tab.chat.locator(".turn .reply > .said-by")).to_have_text(said_by)
 
     with tab.page.expect_request(lambda r: r.url.endswith("/ask")) as request:
         reply = tab.ask(FOLLOW_UP)
@@ -1054,13 +1264,15 @@ def test_no_axe_violations_after_an_answer(tab: Tab) -> None:
 
 def test_screenshot(seed: Document, tab: Tab, server: LiveServer, tmp_path: Path) -> None:
     """The demo page with the card question answered on the seed article, the two Merz
-    sentences of paragraph 5 highlighted: saved to docs/widget.png when UPDATE_SCREENSHOT=1."""
+    sentences of paragraph 5 highlighted and attributed to him: saved to docs/widget.png when
+    UPDATE_SCREENSHOT=1."""
     put_document(server, seed.id, {"text": seed.text, **vars(seed.meta)})
     try:
         tab.open(f"/?doc={seed.id}")
         tab.chat.evaluate(f"el => el.setAttribute('doc-ids', {json.dumps(seed.id)})")
         reply = tab.ask(CARD_QUESTION)
         expect(reply.locator(".quote mark")).to_have_text(MERZ_ANSWER)
+        expect(reply.locator(":scope > .said-by")).to_have_text(MERZ_SAID_BY)
         reply.locator(":scope > .actions .show").click()
         mark = tab.page.locator("#article-body p[data-paragraph='5'] mark")
         expect(mark).to_have_text(MERZ_ANSWER)

@@ -29,6 +29,13 @@
  *                          its id.
  *   textFragmentUrl(url, quote)
  *
+ * Who says it: under the answer, "Said by Friedrich Merz, reported by Gwendolyn Sasse" (a
+ * statement the article's author reports) or "Said by Gwendolyn Sasse, the author" (the
+ * author's own voice), from the response's `speaker` and `voice`; the same for the highlighted
+ * sentences of each passage (one line when they share a speaker, else one per sentence, named by
+ * its opening words). Shown as words, not colour, and said in the live region after the answer.
+ * Nothing is added for a quote whose `speaker` is null.
+ *
  * Questions asked while an answer is loading wait their turn (at most MAX_QUEUED of them); the
  * reader is told so, on screen and in the live region.
  *
@@ -97,7 +104,12 @@ details { margin-top: .45rem; }
 summary { cursor: pointer; color: var(--accent); font-size: .9rem; }
 .passages { margin: .4rem 0 0; padding: 0; list-style: none; display: flex;
   flex-direction: column; gap: .6rem; }
-.passages li { border-top: 1px solid var(--line); padding-top: .45rem; }
+.passages > li { border-top: 1px solid var(--line); padding-top: .45rem; }
+/* Who says a quote: words (never colour alone), #1f2328/#57606a on the reply's #f3f4f6. */
+.said-by { margin: .1rem 0 .35rem; padding-left: calc(.6rem + 3px); /* under the quote's text */
+  font-size: .9rem; color: var(--muted); }
+ul.said-by { list-style: none; display: flex; flex-direction: column; gap: .15rem; }
+.said-by .who { color: #1f2328; font-weight: 600; }
 form { display: flex; gap: .4rem; padding: .6rem; border-top: 1px solid var(--line); }
 input { flex: 1; min-width: 0; font: inherit; padding: .45rem .6rem; border-radius: 8px;
   border: 1px solid #8c959f; color: inherit; background: #fff; }
@@ -232,6 +244,51 @@ form button:hover { background: #094a8c; }
     if (title) return `“${title}”`;
     const author = String(doc.author || "").trim();
     return author ? `the article by ${author}` : `“${openingWords(doc.text) || "an untitled article"}”`;
+  }
+
+  /** Who says a quote, as words after "Said by": "Friedrich Merz, reported by Gwendolyn Sasse"
+   * (voice "reported"), "Gwendolyn Sasse, the author" (voice "author"; "the author" when the
+   * article names none), or the bare name; null when the quote carries no speaker. The names
+   * are text nodes in <span class="who">. */
+  function saidBy(quote, doc) {
+    const speaker = quote && quote.speaker;
+    const name = speaker && String(speaker.name || "").trim();
+    if (!name) return null;
+    const out = document.createDocumentFragment();
+    const who = (text) => h("span", { class: "who" }, text);
+    if (quote.voice === "author") {
+      if (String(doc.author || "").trim()) out.append(who(name), ", the author");
+      else out.append("the author");
+    } else {
+      out.append(who(name));
+      const by = String(speaker.reported_by || "").trim();
+      if (quote.voice === "reported" && by) out.append(", reported by ", who(by));
+    }
+    return out;
+  }
+
+  /** saidBy as a plain string (the live region's words), or "". */
+  function saidByText(quote, doc) {
+    const said = saidBy(quote, doc);
+    return said ? said.textContent : "";
+  }
+
+  /** The answer's speaker line: <p class="said-by">Said by …</p>, or null. */
+  function speakerLine(quote, doc) {
+    const said = saidBy(quote, doc);
+    return said ? h("p", { class: "said-by" }, "Said by ", said) : null;
+  }
+
+  /** Who says a passage's highlighted sentences: one line when they all have one speaker, else
+   * one line per attributed sentence, in reading order, named by its opening words; null when
+   * none is attributed. */
+  function passageSpeakers(quotes, doc) {
+    const attributed = quotes.filter((q) => saidByText(q, doc));
+    if (!attributed.length) return null;
+    const lines = new Set(attributed.map((q) => saidByText(q, doc)));
+    if (lines.size === 1 && attributed.length === quotes.length) return speakerLine(attributed[0], doc);
+    return h("ul", { class: "said-by" }, ...attributed.slice().sort((a, b) => a.start - b.start).map((q) =>
+      h("li", null, `“${openingWords(q.text)}” said by `, saidBy(q, doc))));
   }
 
   const QUOTES = new WeakMap(); // a "Show in article" control -> the quote it shows
@@ -619,6 +676,7 @@ form button:hover { background: #094a8c; }
         this.searchedNote(response),
         h("p", { class: "sr-only" }, "Answer:"),
         h("blockquote", { class: "quote" }, quote),
+        speakerLine(a, doc),
         this.source(doc, a),
         h("div", { class: "actions" }, this.showLink(doc, a)),
         others.length ? this.passageList(`Other passages (${others.length})`, others, docs) : null));
@@ -648,6 +706,7 @@ form button:hover { background: #094a8c; }
           const span = { doc_id: p.doc_id, paragraph: p.paragraph, start: best.start, end: best.end, text: best.text };
           return h("li", null,
             h("blockquote", null, highlighted(doc.text, u16(p.start), u16(p.end), marks)),
+            passageSpeakers(p.quotes, doc),
             this.source(doc, span),
             h("div", { class: "actions" }, this.showLink(doc, span)));
         })));
@@ -684,7 +743,11 @@ form button:hover { background: #094a8c; }
       const r = turn.response;
       if (r.abstained || !r.answer) return `The article doesn't say. ${r.passages.length} nearest passages offered.`;
       const doc = docs.get(r.answer.doc_id).doc;
-      return `Answer from ${documentLabel(doc)}, paragraph ${r.answer.paragraph}: ${r.answer.text}`;
+      const answer = `Answer from ${documentLabel(doc)}, paragraph ${r.answer.paragraph}: ${r.answer.text}`;
+      const said = saidByText(r.answer, doc);
+      if (!said) return answer;
+      const stop = /[.!?…]["'”’)\]]*\s*$/u.test(r.answer.text) ? "" : ".";
+      return `${answer}${stop} Said by ${said}.`;
     }
   }
 
