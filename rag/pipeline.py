@@ -43,7 +43,7 @@ from rag.quote import (
     sentence_evidence,
     sentence_windows,
 )
-from rag.rerank import Reranker, rerank_hits
+from rag.rerank import MemoReranker, Reranker, rerank_hits
 from rag.retrieve import Corpus, resolve_filter, retrieve
 from rag.settings import MAX_TOP_K, AnswerMode, RetrievalMode, Settings
 
@@ -324,6 +324,9 @@ def answer(
         reranker=reranker,
     )
     q = name_the_author(corpus, encoder, q, settings)
+    if reranker is not None:
+        # A speaker's question reads the same passages with and without the scope: once.
+        reranker = MemoReranker(reranker)
 
     def run(scope: speakers.Scope | None = None, rivals: Sequence[Hit] = ()) -> Answer:
         return answer_query(
@@ -397,6 +400,12 @@ def speaks_to(
     topic = speakers.topic_question(asked)
     if topic is None:
         return True  # "What did Merz say?": any statement of theirs answers
+    if (
+        own.passages
+        and others.passages
+        and own.passages[0].hit.chunk == others.passages[0].hit.chunk
+    ):
+        return True  # their statement is in the passage that best answers the question
     accurate = mode == "accurate" and reranker is not None
     theirs: list[tuple[int, int, bool]] = []  # (chunk position, sentence, with the one before)
     for p in own.passages:

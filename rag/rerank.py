@@ -42,6 +42,28 @@ class Reranker(Protocol):
     def score(self, query: str, passages: Sequence[str]) -> np.ndarray: ...  # float32 (n,)
 
 
+class MemoReranker:
+    """A :class:`Reranker` that remembers the scores it gave, for the passes of one question
+    (with and without a speaker's scope) that read the same passages. Exact: the bundled
+    cross-encoder scores each pair on its own (``batch_size`` 1), so a score does not depend
+    on the pairs scored with it."""
+
+    def __init__(self, inner: Reranker) -> None:
+        self.inner = inner
+        self._memo: dict[tuple[str, str], float] = {}
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        missing = [p for p in dict.fromkeys(passages) if (query, p) not in self._memo]
+        if missing:
+            for text, value in zip(missing, self.inner.score(query, missing), strict=True):
+                self._memo[(query, text)] = float(value)
+        return np.array([self._memo[(query, p)] for p in passages], dtype=np.float32)
+
+
 def available(location: str = BUNDLED_RERANKER) -> bool:
     """Cheap check (nothing imported or read): are the runtime and the model files there?"""
     return onnx_available(location)
