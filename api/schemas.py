@@ -126,6 +126,14 @@ class AskResponse(BaseModel):
     answer: AnswerSpan | None
     abstained: bool
     reason: str | None
+    speaker: str | None = Field(
+        None,
+        description="The speaker the answer was chosen among, when the question asked for "
+        'someone\'s words ("what did Merz say ...") or the `speaker` filter named them; when '
+        "it abstains, the speaker the articles don't report saying anything about it. Null "
+        "when no speaker narrowed the answer.",
+        examples=["Friedrich Merz"],
+    )
     passages: list[PassageOut]
 
 

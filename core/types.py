@@ -146,3 +146,6 @@ class Answer:
     signals: Mapping[str, float] = field(default_factory=dict)
     #: The question as searched when misspelled words were corrected (rag.spell), else None.
     searched_as: str | None = None
+    #: The speaker whose statements the answer was chosen from (named by the question or the
+    #: speaker filter; rag.speakers), or whom the refusal names; None when no speaker narrowed it.
+    speaker: str | None = None

@@ -366,7 +366,7 @@ def answer(
             and speakers.looks_like_speaker(asked.who)
         ):
             # Nobody by that name is quoted: what the articles say on it, but no answer.
-            return refuse(run(), speakers.not_reported(asked.who), abstain)
+            return refuse(run(), asked.who, abstain)
         return run()
     scope = speakers.scope(corpus, entry, q.allowed)
 
@@ -466,7 +466,9 @@ def preferring(run: Callable[..., Answer], scope: speakers.Scope, on_topic: OnTo
     """The answer among the speaker's statements when they answer, else among all."""
     others = run()
     own = run(scope, [p.hit for p in others.passages])
-    return own if not own.abstained and on_topic(own, others) else others
+    if not own.abstained and on_topic(own, others):
+        return replace(own, speaker=scope.speaker.name)
+    return others
 
 
 def said_or_refuse(
@@ -481,7 +483,7 @@ def said_or_refuse(
     others = run()
     own = run(scope, [p.hit for p in others.passages])
     if not abstain or (not own.abstained and (on_topic is None or on_topic(own, others))):
-        return own
+        return replace(own, speaker=scope.speaker.name)
     k = max(len(others.passages), 1)
     mine = own.passages[: max(1, k // 2)]
     seen = {p.hit.chunk.id for p in mine}
@@ -490,6 +492,7 @@ def said_or_refuse(
     return replace(
         own,
         reason=speakers.not_reported(scope.speaker.name),
+        speaker=scope.speaker.name,
         answer=None,
         abstained=True,
         confidence=min(own.confidence, 0.0),
@@ -497,15 +500,17 @@ def said_or_refuse(
     )
 
 
-def refuse(result: Answer, reason: str, abstain: bool) -> Answer:
-    """``result`` turned into an abstention with ``reason`` (kept as is when not abstaining)."""
+def refuse(result: Answer, who: str, abstain: bool) -> Answer:
+    """``result`` turned into an abstention saying the articles don't report ``who`` (kept
+    as is when not abstaining)."""
     if not abstain:
         return result
     return replace(
         result,
         answer=None,
         abstained=True,
-        reason=reason,
+        reason=speakers.not_reported(who),
+        speaker=who,
         confidence=min(result.confidence, 0.0),
     )
 

@@ -74,5 +74,6 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         },
         "abstained": answer.abstained,
         "reason": answer.reason,
+        "speaker": answer.speaker,
         "passages": [passage_dict(p) for p in answer.passages],
     }

@@ -197,6 +197,7 @@ def test_card_question_quotes_merz(tmp_path):  # type: ignore[no-untyped-def]
             assert "The German chancellor, Friedrich Merz" in body["answer"]["text"]
             check_spans(client, body)
             # who says it (issue 18): Merz, named at an exact span, reported by the author
+            assert body["speaker"] == "Friedrich Merz"
             speaker = body["answer"]["speaker"]
             assert body["answer"]["voice"] == "reported"
             assert speaker["name"] == "Friedrich Merz"

@@ -6,9 +6,11 @@ patterns, name resolution, the stored form of a voice) are tested on their own f
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +20,7 @@ from core.types import Answer, Chunk, Span, Voice
 from index.persist import chunks_from_bytes, chunks_to_bytes
 from rag import speakers
 from rag.engine import Engine, Request
+from rag.rerank import MemoReranker
 from rag.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -156,6 +159,30 @@ def test_stored_voices_must_match_the_sentences() -> None:
         chunks_from_bytes(json.dumps(record).encode() + b"\n")
 
 
+class CountingReranker:
+    """A fake cross-encoder (pure logic): the passage length as its score, calls counted."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.pairs = 0
+
+    def score(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        self.pairs += len(passages)
+        return np.array([len(query) + len(p) for p in passages], dtype=np.float32)
+
+
+def test_the_memo_reranker_scores_each_pair_once_with_the_same_result() -> None:
+    inner = CountingReranker()
+    memo = MemoReranker(inner)
+    first = memo.score("q", ["a", "bb", "a"])
+    assert first.tolist() == [2.0, 3.0, 2.0] and inner.pairs == 2
+    again = memo.score("q", ["bb", "ccc"])
+    assert again.tolist() == [3.0, 4.0] and inner.pairs == 3
+    assert memo.score("other", ["a"]).tolist() == [6.0] and inner.pairs == 4
+    assert memo.name == "counting"
+
+
 # --------------------------------------------------------------------------- the seed article
 
 
@@ -200,6 +227,7 @@ def test_the_registry_lists_speakers_with_aliases_and_the_author(engine: Engine)
 
 def test_the_card_question_quotes_merz_reported_by_the_author(engine: Engine) -> None:
     result = ask(engine, "What did Merz say about German troops?")
+    assert result.speaker == "Friedrich Merz"  # the answer was chosen among his statements
     quote = result.answer
     assert quote is not None and MERZ_FIRST in quote.text and MERZ_ADDED in quote.text
     assert quote.voice == "reported" and quote.speaker is not None
@@ -231,7 +259,9 @@ def test_a_speaker_never_quoted_is_refused_by_name(engine: Engine) -> None:
     result = ask(engine, "What did Macron say about German troops?")
     assert result.abstained and result.answer is None
     assert result.reason == "The articles don't report Macron saying anything about this."
+    assert result.speaker == "Macron"
     assert result.passages  # what the articles do say on it
+    assert ask(engine, "How many countries took part in the latest Paris talks?").speaker is None
 
 
 def test_a_speaker_silent_on_the_topic_is_refused_with_what_they_did_say(engine: Engine) -> None:

@@ -559,6 +559,14 @@ def test_card_question_with_the_seed_article(seed: Document, tab: Tab, server: L
             expect(passage.locator(":scope > .said-by")).to_have_text(AUTHOR_SAID_BY)
             assert text_contrast(passage.locator(".said-by")) >= MIN_TEXT_CONTRAST
 
+        # A quoted speaker asked about what they did not say: refused by name, shown and
+        # announced, with his statements offered first.
+        silent = tab.ask("What did Merz say about the Paris declaration?")
+        refusal = "The articles don't report Friedrich Merz saying anything about this."
+        expect(silent).to_contain_text(refusal)
+        expect(tab.status).to_contain_text(refusal)
+        expect(silent.locator(".quote")).to_have_count(0)
+
         # On a phone, and at 400% zoom (320x256 CSS px): the lines wrap, nothing scrolls sideways.
         for width, height in ((360, 740), (320, 256)):
             tab.page.set_viewport_size({"width": width, "height": height})

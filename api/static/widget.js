@@ -274,6 +274,14 @@ form button:hover { background: #094a8c; }
   }
 
   /** The answer's speaker line: <p class="said-by">Said by …</p>, or null. */
+  // Why there is no answer, for a reader: the speaker the articles don't report saying
+  // anything about the question (the response's `speaker`), or that the article doesn't say.
+  function notSaid(response) {
+    return response.speaker
+      ? `The articles don't report ${response.speaker} saying anything about this.`
+      : "The article doesn't say.";
+  }
+
   function speakerLine(quote, doc) {
     const said = saidBy(quote, doc);
     return said ? h("p", { class: "said-by" }, "Said by ", said) : null;
@@ -693,7 +701,7 @@ form button:hover { background: #094a8c; }
       const n = response.passages.length;
       return uniqueNames(h("div", { class: "bubble reply abstain" },
         this.searchedNote(response),
-        h("p", null, n ? "The article doesn't say. These passages come closest:" : "The article doesn't say, and no passage comes close."),
+        h("p", null, `${notSaid(response)}${n ? " These passages come closest:" : " No passage comes close."}`),
         n ? this.passageList(`Nearest passages (${n})`, response.passages, docs) : null));
     }
 
@@ -741,7 +749,7 @@ form button:hover { background: #094a8c; }
     summary(turn, docs) {
       if (turn.state === "error") return turn.error.message;
       const r = turn.response;
-      if (r.abstained || !r.answer) return `The article doesn't say. ${r.passages.length} nearest passages offered.`;
+      if (r.abstained || !r.answer) return `${notSaid(r)} ${r.passages.length} nearest passages offered.`;
       const doc = docs.get(r.answer.doc_id).doc;
       const answer = `Answer from ${documentLabel(doc)}, paragraph ${r.answer.paragraph}: ${r.answer.text}`;
       const said = saidByText(r.answer, doc);
