@@ -214,7 +214,19 @@ def resolve(name: str, entries: Iterable[SpeakerEntry]) -> SpeakerEntry | None:
             if not (e.kind == "author" and e.name == AUTHOR_FALLBACK)
         ],
     )
-    return next((e for e in pool if found is not None and e.name == found.name), None)
+    if found is not None:
+        return next(e for e in pool if e.name == found.name)
+    # A shorter description: "the chancellor" for "the German chancellor", "the president".
+    words = set(normalise(name).split())
+    if not words:
+        return None
+    shorter = [
+        e
+        for e in pool
+        if e.kind != "author"
+        and any(words <= set(normalise(a).split()) for a in (e.name, *e.aliases))
+    ]
+    return shorter[0] if len(shorter) == 1 else None
 
 
 def parse_question(question: str) -> SpeakerQuestion | None:

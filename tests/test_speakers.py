@@ -103,6 +103,7 @@ ENTRIES = (
         ("Merz", "Friedrich Merz"),
         ("the German chancellor", "Friedrich Merz"),
         ("Chancellor Friedrich Merz", "Friedrich Merz"),
+        ("the chancellor", "Friedrich Merz"),  # a shorter description, one speaker fits
         ("merz's", "Friedrich Merz"),
         ("the UK", "UK and France"),
         ("France", "UK and France"),
