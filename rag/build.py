@@ -37,6 +37,10 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 
+#: Documents parsed per call when attributing (progress is shown between calls).
+ATTRIBUTION_BATCH = 32
+
+
 def chunk_format() -> str:
     """What the manifest records as the chunker version: the chunker's, and the attribution
     stored with every chunk (``Chunk.voices``), so that an index built by other rules or another
@@ -126,8 +130,14 @@ def embed_documents(
     ]
     parser = parser if parser is not None else attribution.shared_parser()
     chunks: list[Chunk] = []
-    for voiced in attribution.with_voices(per_doc, parser):
-        chunks.extend(voiced)
+    with tqdm(
+        total=len(per_doc), desc="attributing", unit="doc", disable=not progress or len(docs) < 10
+    ) as bar:
+        for at in range(0, len(per_doc), ATTRIBUTION_BATCH):
+            batch = per_doc[at : at + ATTRIBUTION_BATCH]
+            for voiced in attribution.with_voices(batch, parser):
+                chunks.extend(voiced)
+            bar.update(len(batch))
     texts = {d.id: d.text for d in docs}
     sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
     vectors = encoder.encode([c.text for c in chunks] + sentences, progress=progress)
