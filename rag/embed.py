@@ -75,6 +75,47 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...  # float32 (n, dim), rows of unit length
 
 
+class MemoEncoder:
+    """An :class:`Encoder` that remembers its vectors, for the passes of one question (with and
+    without a speaker's scope) that encode the same query. Exact: a text's vector does not
+    depend on what is encoded with it."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self._memo: dict[tuple[str, str], np.ndarray] = {}
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def query_name(self) -> str:
+        return self.inner.query_name
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.inner.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def encode(
+        self, texts: Sequence[str], *, kind: Kind = "passage", progress: bool = False
+    ) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if (kind, t) not in self._memo]
+        if missing:
+            vectors = self.inner.encode(missing, kind=kind, progress=progress)
+            for text, row in zip(missing, vectors, strict=True):
+                self._memo[(kind, text)] = row
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([self._memo[(kind, t)] for t in texts]).astype(np.float32, copy=False)
+
+
 def resolve_model_path(model: str) -> str:
     """Where to load ``model`` from: the bundled package, a local folder, or a hub name."""
     if model == BUNDLED_MODEL:

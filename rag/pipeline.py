@@ -20,7 +20,7 @@ from core.text import is_valid_unicode
 from core.types import Answer, Document, Hit, Passage
 from rag import speakers
 from rag.abstain import AbstentionModel, signals
-from rag.embed import Encoder
+from rag.embed import Encoder, MemoEncoder
 from rag.query import retrieval_text, validate_history
 from rag.question import (
     answer_type_found,
@@ -324,8 +324,10 @@ def answer(
         reranker=reranker,
     )
     q = name_the_author(corpus, encoder, q, settings)
+    # A speaker's question encodes the question and reads the same passages with and without
+    # the scope: each once.
+    encoder = MemoEncoder(encoder)
     if reranker is not None:
-        # A speaker's question reads the same passages with and without the scope: once.
         reranker = MemoReranker(reranker)
 
     def run(scope: speakers.Scope | None = None, rivals: Sequence[Hit] = ()) -> Answer:

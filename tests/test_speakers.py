@@ -9,9 +9,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from fakes import FakeEncoder
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +21,7 @@ from core.errors import IndexMismatch, UnknownFilter
 from core.types import Answer, Chunk, Span, Voice
 from index.persist import chunks_from_bytes, chunks_to_bytes
 from rag import speakers
+from rag.embed import MemoEncoder
 from rag.engine import Engine, Request
 from rag.rerank import MemoReranker
 from rag.settings import Settings
@@ -182,6 +185,26 @@ def test_the_memo_reranker_scores_each_pair_once_with_the_same_result() -> None:
     assert again.tolist() == [3.0, 4.0] and inner.pairs == 3
     assert memo.score("other", ["a"]).tolist() == [6.0] and inner.pairs == 4
     assert memo.name == "counting"
+
+
+def test_the_memo_encoder_encodes_each_text_once_with_the_same_vectors() -> None:
+    inner = FakeEncoder()
+    calls: list[tuple[str, ...]] = []
+    real = inner.encode
+
+    def counted(texts: Sequence[str], **kw: Any) -> np.ndarray:
+        calls.append(tuple(texts))
+        return real(texts, **kw)
+
+    inner.encode = counted  # type: ignore[method-assign]
+    memo = MemoEncoder(inner)
+    first = memo.encode(["a b", "c"], kind="query")
+    again = memo.encode(["c", "a b", "d"], kind="query")
+    assert calls == [("a b", "c"), ("d",)]
+    assert np.array_equal(again[:2], first[::-1])
+    assert np.array_equal(again, real(["c", "a b", "d"], kind="query"))
+    assert memo.encode([], kind="query").shape == (0, inner.dim)
+    assert (memo.name, memo.dim) == (inner.name, inner.dim)
 
 
 # --------------------------------------------------------------------------- the seed article
