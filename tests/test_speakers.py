@@ -326,3 +326,54 @@ def test_an_index_from_other_attribution_rules_refuses_to_load(engine: Engine) -
         mp.setattr("rag.attribution.ATTRIBUTION_VERSION", "0-test")
         with pytest.raises(IndexMismatch, match=r"attribution 0-test.*rebuild"):
             Engine(engine.settings).load()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How did AT&T react when Larry Roberts offered to build the network?",
+        "How is the Paris declaration best described?",
+        "What does the author see as the problem, and why does Putin feel no pressure?",
+        "What did Merz say; what did the UK and France state?",
+    ],
+)
+def test_clauses_passives_and_compound_questions_name_no_speaker(question: str) -> None:
+    assert speakers.parse_question(question) is None
+
+
+def test_a_name_is_mentioned_by_itself_or_its_last_word() -> None:
+    texts = ["In 1755 Governor William Shirley wrote to the Board.", "Voltaire's Candide"]
+    assert speakers.mentioned("Governor Shirley", texts)
+    assert speakers.mentioned("voltaire", texts)
+    assert not speakers.mentioned("Macron", texts)
+    assert not speakers.mentioned("Will", texts)  # whole words only
+
+
+def test_a_name_the_articles_mention_but_never_quote(engine: Engine) -> None:
+    # Trump is named in the seed article, never quoted: no sentence about him answers this.
+    result = ask(engine, "According to Trump, will the US back a ceasefire in Ukraine?")
+    assert result.abstained and result.speaker == "Trump"
+    assert result.reason == "The articles don't report Trump saying anything about this."
+
+
+def test_a_view_attribution_missed_is_still_answered(engine: Engine, tmp_path: Path) -> None:
+    """Attribution misses some reporting forms ("dismissed X as ..."): a question about a
+    person the article names is then answered from the sentence that names them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "colonies.txt").write_text(
+        "The war in North America was fought over the Ohio valley and the fur trade.\n\n"
+        "Voltaire famously dismissed Canada as nothing more than a few acres of snow, "
+        "unworthy of the cost of defending it.\n\n"
+        "The British navy blockaded the French ports for most of the war.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(data_dir=data, index_dir=tmp_path / "index")
+    models = engine.models  # the same models, another folder
+    local = Engine(
+        settings, encoder=models.encoder, reranker=models.reranker, abstention=models.abstention
+    ).load()
+    chunks = local.corpus.chunks
+    assert all(v.voice == "author" for c in chunks for v in c.voices), "a form it misses"
+    result = local.ask(Request("What was Voltaire's view of Canada?"))
+    assert result.answer is not None and "a few acres of snow" in result.answer.text
