@@ -10,8 +10,8 @@ reporters, Azure Pipelines and CircleCI read), one ``<testsuite>`` per question 
 * a ``<testsuite>`` ``<set>: gate`` with one test case per mode and gated metric, failed
   when the metric is below its floor (or above its ceiling) or moved by more than its
   tolerance, or the mode is missing;
-* a ``<testsuite>`` ``<set>: targets`` with one test case per target of the report (issue
-  14's, seed-article set only), failed when the target is missed.
+* a ``<testsuite>`` ``<set>: targets`` with one test case per target of the report (issues
+  14 and 18, seed-article set only), failed when the target is missed.
 
 The exit code stays the gate's verdict (0 passed, 1 regression): the gate tolerates two
 questions' worth of change per metric and reports targets without gating them, so a JUnit

@@ -16,6 +16,8 @@ calibration and learning, and the external benchmarks.
 * ``rag eval bench DIR`` and ``rag eval squad2 FILE`` — the external benchmarks.
 * ``rag eval learn-abstention`` — learn the abstention models on the tuning half of the
   seed-article set and write ``rag/abstention/*.json``.
+* ``rag eval attribution`` — speaker attribution (issue 18) scored against the hand-labelled
+  sentences (:mod:`eval.attribution`), written to ``eval/report.md``'s attribution section.
 * ``rag eval init`` — a starter question file from the articles (one line per paragraph,
   the span filled in, the question left blank); ``rag eval validate FILE`` — every line of a
   question file whose record is invalid or whose gold span no longer matches its article.
@@ -56,7 +58,16 @@ EXIT_OK = 0
 EXIT_FAIL = 1  # a regression (check), problems found (validate)
 EXIT_USAGE = 2  # a usage or input error (argparse exits 2 on a bad option too)
 TOKEN_ENV = "RAG_EVAL_TOKEN"  # eval.http.TOKEN_ENV (not imported: httpx at parse time)
-SUBCOMMANDS = ("own", "check", "bench", "squad2", "learn-abstention", "init", "validate")
+SUBCOMMANDS = (
+    "own",
+    "check",
+    "bench",
+    "squad2",
+    "learn-abstention",
+    "attribution",
+    "init",
+    "validate",
+)
 
 Command = Callable[[argparse.Namespace, str], int]
 
@@ -230,6 +241,17 @@ def _learn_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_learn_abstention)
 
 
+def _attribution_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--timing",
+        action="store_true",
+        help="also time attribution against indexing per paragraph (loads the encoder)",
+    )
+    p.add_argument("--out-dir", type=Path, help="where report.md is updated (default: eval/)")
+    p.add_argument("--no-write", action="store_true", help="print only, write no files")
+    p.set_defaults(func=cmd_attribution)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The subcommands of ``rag eval`` on ``p``; without one, ``rag eval`` runs ``own``."""
     sub = p.add_subparsers(dest="eval_command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
@@ -270,6 +292,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             help="learn the abstention models and write rag/abstention/*.json",
             description="Learn the abstention models on the tuning half of the question set "
             "(--questions), report on the other half, and write rag/abstention/*.json.",
+        )
+    )
+    _attribution_parser(
+        sub.add_parser(
+            "attribution",
+            help="score speaker attribution against the labelled sentences",
+            description="Speaker attribution (issue 18, rag/attribution.py) against the "
+            "hand-labelled sentences of eval/attribution/ (python -m eval.attribution's "
+            "scoring): print it and rewrite eval/report.md's attribution section.",
         )
     )
     _init_parser(
@@ -398,6 +429,11 @@ def cmd_squad2(args: argparse.Namespace) -> int:
 def cmd_learn_abstention(args: argparse.Namespace) -> int:
     """``rag eval learn-abstention``: learn and write the abstention models."""
     return _guarded(_learn_abstention, args)
+
+
+def cmd_attribution(args: argparse.Namespace) -> int:
+    """``rag eval attribution``: speaker attribution against the labelled sentences."""
+    return _guarded(_attribution, args)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -659,7 +695,7 @@ def run_own_set(
         report_meta(run, command, model),
         calibration,
     )
-    if name:  # issue 14's targets are about the seed article; other sets are for breadth
+    if name:  # the issues' targets are about the seed article; other sets are for breadth
         report = replace(report, targets=())
     print(text_table(report))
     missed = [t for t in report.targets if not t.met and t.mode in report.modes]
@@ -765,6 +801,30 @@ def _squad2(args: argparse.Namespace, command: str) -> int:
     if not args.no_write:
         update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"squad2": text})
     return 0
+
+
+def _attribution(args: argparse.Namespace, command: str) -> int:
+    from eval import attribution
+    from eval.render import attribution_section, update_report_file
+    from rag.attribution import load as load_parser
+
+    parts: tuple[str, ...] = attribution.PARTS
+    if not attribution.BENCHMARKS.is_dir():
+        print(f"the stand-in sentences need {attribution.BENCHMARKS}: scoring the seed only")
+        parts = ("seed",)
+    parser = load_parser()
+    scores, _, _ = attribution.run(parser, parts=parts)
+    print(attribution.render(scores))
+    timing = None
+    if args.timing:
+        timing = attribution.timing(attribution.timing_documents(), parser).summary()
+        print(f"indexing with attribution: {timing['ratio_with_attribution']}x without")
+    text = attribution_section(
+        {p: s.summary() for p, s in scores.items()}, command, _date(), timing
+    )
+    if not args.no_write and parts == attribution.PARTS:
+        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"attribution": text})
+    return EXIT_OK
 
 
 def _learn_abstention(args: argparse.Namespace, command: str) -> int:

@@ -4,7 +4,7 @@ One JSON object a line::
 
     {"id": "isl-001", "question": "...", "category": "factual", "doc_id": "squad2-Islamism",
      "gold_paragraphs": [1], "gold_spans": [[123, 140]], "answer_text": "...",
-     "previous": ["an earlier question", ...], "note": "..."}
+     "previous": ["an earlier question", ...], "speaker": "Friedrich Merz", "note": "..."}
 
 * ``category`` is one of :data:`CATEGORIES`.
 * ``gold_spans`` are character ranges ``[start, end)`` into the document's text; each one is an
@@ -15,6 +15,12 @@ One JSON object a line::
   between the file and the document is caught on load.
 * ``previous`` gives the earlier questions of the conversation (oldest first); required for
   ``follow_up``.
+* ``speaker`` (issue 18, who said what) names whose words the question asks for: on an
+  answerable question, the speaker of the gold span as ``GET /speakers`` names them (the
+  registry's canonical name, or the author's name for the author's own voice); on an
+  unanswerable one, the speaker it asks about, as the question names them (the service should
+  refuse: that speaker said nothing on it, or is never quoted). Required for ``who_said_what``;
+  every question that has one counts in the speaker accuracy (:mod:`eval.metrics`).
 
 Documents are named by id: ``squad2-<Title>`` ids are articles of the SQuAD 2.0 dev set, built at
 run time by :mod:`eval.squad` (never copied into the repository); any other id is an article in
@@ -43,9 +49,12 @@ CATEGORIES: tuple[str, ...] = (
     "author_source",
     "misspelled",
     "follow_up",
+    "who_said_what",
     "unanswerable",
 )
 UNANSWERABLE = "unanswerable"
+#: Questions that ask for a named speaker's words or views (issue 18): ``speaker`` required.
+WHO_SAID_WHAT = "who_said_what"
 SQUAD_PREFIX = "squad2-"
 #: The seed-article set (the product's own questions) and the SQuAD stand-in set (breadth).
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
@@ -61,6 +70,7 @@ _FIELDS = frozenset(
         "gold_spans",
         "answer_text",
         "previous",
+        "speaker",
         "note",
     }
 )
@@ -82,6 +92,8 @@ class EvalQuestion:
     previous: tuple[str, ...] = ()
     note: str = ""
     line: int = 0
+    #: Whose words the question asks for (see the module's docstring); None: no one's.
+    speaker: str | None = None
 
     @property
     def answerable(self) -> bool:
@@ -161,6 +173,11 @@ def parse_record(raw: object, line: int) -> EvalQuestion:
     note = raw.get("note", "")
     if not isinstance(note, str):
         raise fail("'note' must be a string")
+    speaker = raw.get("speaker")
+    if speaker is not None and (not isinstance(speaker, str) or not speaker.strip()):
+        raise fail("'speaker' must be a non-empty string (the speaker's name)")
+    if category == WHO_SAID_WHAT and speaker is None:
+        raise fail("a who_said_what question needs 'speaker' (whose words it asks for)")
     spans_raw = raw.get("gold_spans", [])
     if not isinstance(spans_raw, list) or not all(
         isinstance(s, list) and len(s) == 2 and all(_int(v) for v in s) for s in spans_raw
@@ -198,6 +215,7 @@ def parse_record(raw: object, line: int) -> EvalQuestion:
         previous=tuple(previous),
         note=note,
         line=line,
+        speaker=speaker.strip() if speaker is not None else None,
     )
 
 
@@ -361,6 +379,8 @@ def to_record(question: EvalQuestion) -> dict[str, Any]:
     }
     if question.previous:
         record["previous"] = list(question.previous)
+    if question.speaker is not None:
+        record["speaker"] = question.speaker
     if question.note:
         record["note"] = question.note
     return record

@@ -38,6 +38,7 @@ DENOMINATOR = {
     "quote_exactness": "all",
     "abstention_recall": "unanswerable",
     "abstention_precision": "refused",
+    "speaker_accuracy": "speaker",
 }
 
 

@@ -11,7 +11,7 @@ asked through ``POST /ask`` instead of the in-process :class:`~rag.engine.Engine
   the service's own ``RAG_RETRIEVAL_MODE``, which the caller names with ``--mode``;
   ``accurate``). The service decides whether to abstain; its decision is the outcome's (the
   outcome carries no confidence margin, so the abstention threshold cannot be re-chosen from
-  an HTTP run).
+  an HTTP run). The answer's speaker is its ``speaker.name`` (who said what, issue 18).
 * ``429`` and ``503`` with ``Retry-After`` (the per-client rate limit, the admission control)
   are waited out and asked again, never counted as failures.
 * A bearer token, when the service (or a proxy before it) needs one, is read from the
@@ -271,6 +271,14 @@ def ranked_paragraphs(answer: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
+def answer_speaker(answer: Mapping[str, Any]) -> str | None:
+    """Who says the answer: ``speaker.name`` of the answer's JSON (None when the service has
+    no attribution, or an older service sends no ``speaker``)."""
+    speaker = answer.get("speaker")
+    name = speaker.get("name") if isinstance(speaker, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
 def evaluate_question(answerer: HttpAnswerer, question: EvalQuestion, mode: str) -> Outcome:
     """What the service does with ``question`` in the evaluated ``mode`` (as
     :func:`eval.runner.evaluate_question` in process)."""
@@ -302,6 +310,8 @@ def evaluate_question(answerer: HttpAnswerer, question: EvalQuestion, mode: str)
         n_hits=len(result.get("passages", ())),
         exact=returned_texts_exact(answerer, ranking) and returned_texts_exact(answerer, result),
         threshold=0.0,
+        gold_speaker=question.speaker,
+        speaker=answer_speaker(best) if answered and best else None,
     )
 
 

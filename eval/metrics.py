@@ -11,7 +11,12 @@ Ranking metrics (paragraph Recall@k, MRR@10, nDCG@10) come from ranx, over parag
   equals ``document.text[start:end]``; must be 1.0;
 * **abstention recall / precision** — abstentions among the unanswerable questions, and the
   share of all abstentions that were on unanswerable questions; **false abstention** — the
-  share of answerable questions that were refused.
+  share of answerable questions that were refused;
+* **speaker accuracy** (who said what, issue 18) — over the questions that name a speaker
+  (``speaker`` in the question file): an answerable one is right when the service answers, the
+  answer's speaker (``answer.speaker.name``) is the gold speaker and the answer overlaps a gold
+  span; an unanswerable one (a speaker never quoted, or quoted on something else) is right
+  when the service abstains.
 
 Everything is computed overall and per category. Whether a question is refused depends on the
 threshold, so outcomes keep the raw best support score and the threshold is applied here with
@@ -34,11 +39,13 @@ ABSTENTION_METRICS: tuple[str, ...] = (
     "abstention_precision",
     "false_abstention",
 )
+SPEAKER_METRICS: tuple[str, ...] = ("speaker_accuracy",)
 ALL_METRICS: tuple[str, ...] = (
     *RANK_METRICS,
     *SPAN_METRICS,
     "quote_exactness",
     *ABSTENTION_METRICS,
+    *SPEAKER_METRICS,
 )
 #: Metrics where a lower value is better (the rest: higher is better).
 LOWER_IS_BETTER = frozenset({"false_abstention"})
@@ -70,6 +77,10 @@ class Outcome:
     n_hits: int
     exact: bool  # every returned text equals the document text at its span
     threshold: float = 0.0  # the mode's own threshold on its confidence score
+    #: Whose words the question asks for (its ``speaker``), None for most questions.
+    gold_speaker: str | None = None
+    #: Who says the answer (``answer.speaker.name``: its main sentence's speaker), or None.
+    speaker: str | None = None
 
 
 def abstains(outcome: Outcome, threshold: float) -> bool:
@@ -92,6 +103,11 @@ def iou(a: TextSpan, b: TextSpan) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def overlaps(a: TextSpan, b: TextSpan) -> bool:
+    """Whether two spans share at least one character (same document)."""
+    return a.doc_id == b.doc_id and max(a.start, b.start) < min(a.end, b.end)
+
+
 def answer_hit(outcome: Outcome, threshold: float) -> bool:
     if outcome.answer is None or abstains(outcome, threshold):
         return False
@@ -103,6 +119,22 @@ def span_iou(outcome: Outcome, threshold: float) -> float:
         return 0.0
     answer = outcome.answer
     return max((iou(answer, g) for g in outcome.gold_spans), default=0.0)
+
+
+def speaker_right(outcome: Outcome, threshold: float) -> bool:
+    """Who said what: an answerable question is right when the service answers with the gold
+    speaker's words (the answer's speaker is the gold speaker and the answer overlaps a gold
+    span); an unanswerable one when the service abstains. Only for questions that name a
+    speaker (``gold_speaker``)."""
+    if outcome.gold_speaker is None:
+        raise ValueError(f"{outcome.id} names no speaker")
+    refused = abstains(outcome, threshold)
+    if not outcome.answerable:
+        return refused
+    if outcome.answer is None or refused or outcome.speaker != outcome.gold_speaker:
+        return False
+    answer = outcome.answer
+    return any(overlaps(answer, g) for g in outcome.gold_spans)
 
 
 def first_gold_rank(outcome: Outcome) -> int | None:
@@ -197,6 +229,9 @@ def summarize(
         _mean([float(not o.answerable) for o in refused]) if refused else None
     )
     result["false_abstention"] = _mean([float(abstains(o, threshold)) for o in answerable])
+    result["speaker_accuracy"] = _mean(
+        [float(speaker_right(o, threshold)) for o in outcomes if o.gold_speaker is not None]
+    )
     return result
 
 

@@ -1,8 +1,8 @@
 """The evaluation report and the gate's baseline, as typed, frozen records.
 
 A :class:`Report` holds, per mode, the overall and per-category metrics, the Recall@k curve
-and every question's status, plus the metrics on the reported half, issue 14's targets and
-the abstention calibration. A :class:`Baseline` holds, per mode and metric, the value with
+and every question's status, plus the metrics on the reported half, issue 14's and 18's targets
+and the abstention calibration. A :class:`Baseline` holds, per mode and metric, the value with
 its floor (a ceiling for lower-is-better metrics) and tolerance, and every question's status
 (what ``rag eval check`` compares). Both are written as JSON (``eval/report[-squad].json``,
 ``eval/baseline[-squad].json``): ``to_json()`` and ``from_json()`` keep that format exactly,
@@ -33,6 +33,7 @@ from eval.metrics import (
     question_status,
     recall_curve,
     span_iou,
+    speaker_right,
     summarize_by_category,
 )
 from eval.runner import RANKING_DEPTH, REPO, SetRun, mode_thresholds
@@ -40,8 +41,9 @@ from eval.runner import RANKING_DEPTH, REPO, SetRun, mode_thresholds
 #: The Recall@k curve's k values (1 to the ranking depth).
 CURVE_KS: tuple[int, ...] = tuple(range(1, RANKING_DEPTH + 1))
 
-#: Issue 14's targets, on the reported half of the seed-article set: (mode, metric) ->
+#: The issues' targets, on the reported half of the seed-article set: (mode, metric) ->
 #: (comparison, value). ``hybrid`` is the fast answer mode (hybrid retrieval, no reranker).
+#: Issue 14's, and issue 18's speaker accuracy (:data:`TARGET_ISSUES`).
 TARGETS: dict[tuple[str, str], tuple[str, float]] = {
     ("accurate", "recall@1"): (">=", 0.93),
     ("accurate", "answer_hit"): (">=", 0.85),
@@ -53,7 +55,17 @@ TARGETS: dict[tuple[str, str], tuple[str, float]] = {
     ("hybrid", "false_abstention"): ("<=", 0.08),
     ("hybrid", "abstention_recall"): (">=", 0.85),
     ("hybrid", "quote_exactness"): (">=", 1.0),
+    ("accurate", "speaker_accuracy"): (">=", 0.90),
+    ("hybrid", "speaker_accuracy"): (">=", 0.90),
 }
+#: The issue that set a metric's target (the rest: issue 14).
+TARGET_ISSUES: dict[str, int] = {"speaker_accuracy": 18}
+
+
+def target_issue(metric: str) -> int:
+    """The issue whose target ``metric`` is held to."""
+    return TARGET_ISSUES.get(metric, 14)
+
 
 #: How the report's meta describes the split.
 REPORT_SPLIT = "sha256(id) even: tuning half (thresholds chosen here); odd: reported half"
@@ -140,10 +152,17 @@ class QuestionReport(GateStatus):
     rank: int | None = None  # the first gold paragraph's rank (answerable questions)
     iou: float | None = None  # the answer's best span IoU (answerable questions)
     support: float | None = None  # the confidence's margin over the threshold
+    #: Who said what (questions that name a speaker only): the speaker asked for, the answer's
+    #: speaker (None when refused or unattributed), and whether the speaker accuracy counts
+    #: the question right (:func:`eval.metrics.speaker_right`).
+    gold_speaker: str | None = None
+    speaker: str | None = None
+    speaker_right: bool | None = None
 
     @classmethod
     def of(cls, outcome: Outcome, threshold: float) -> QuestionReport:
         status = question_status(outcome, threshold)
+        named = outcome.gold_speaker is not None
         return cls(
             category=outcome.category,
             answerable=outcome.answerable,
@@ -154,16 +173,24 @@ class QuestionReport(GateStatus):
             rank=first_gold_rank(outcome) if outcome.answerable else None,
             iou=round(span_iou(outcome, threshold), 4) if outcome.answerable else None,
             support=round(outcome.support, 4) if math.isfinite(outcome.support) else None,
+            gold_speaker=outcome.gold_speaker,
+            speaker=outcome.speaker if named and not status.abstained else None,
+            speaker_right=speaker_right(outcome, threshold) if named else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             **super().to_dict(),
             "right": self.right,
             "rank": self.rank,
             "iou": self.iou,
             "support": self.support,
         }
+        if self.gold_speaker is not None:  # written for who-said-what questions only
+            data["gold_speaker"] = self.gold_speaker
+            data["speaker"] = self.speaker
+            data["speaker_right"] = self.speaker_right
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QuestionReport:
@@ -174,6 +201,9 @@ class QuestionReport(GateStatus):
             rank=data.get("rank"),
             iou=data.get("iou"),
             support=data.get("support"),
+            gold_speaker=data.get("gold_speaker"),
+            speaker=data.get("speaker"),
+            speaker_right=data.get("speaker_right"),
         )
 
 
@@ -302,18 +332,22 @@ class Denominators:
     answerable: int
     unanswerable: int
     refused: int
+    speaker: int = 0  # questions that name a speaker (the speaker accuracy's)
 
     def of(self, name: str) -> int:
         """The denominator called ``name`` (``all``, ``answerable``, ...); 0 if unknown."""
         return int(self.to_dict().get(name, 0))
 
     def to_dict(self) -> dict[str, int]:
-        return {
+        data = {
             "all": self.all,
             "answerable": self.answerable,
             "unanswerable": self.unanswerable,
             "refused": self.refused,
         }
+        if self.speaker:  # a set with who-said-what questions (older reports have none)
+            data["speaker"] = self.speaker
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Denominators:
@@ -322,6 +356,7 @@ class Denominators:
             answerable=data.get("answerable", 0),
             unanswerable=data.get("unanswerable", 0),
             refused=data.get("refused", 0),
+            speaker=data.get("speaker", 0),
         )
 
 
@@ -357,7 +392,7 @@ class ModeReport:
 
 @dataclass(frozen=True)
 class TargetRow:
-    """One of issue 14's targets and the value measured on the reported half."""
+    """One of the issues' targets and the value measured on the reported half."""
 
     mode: str
     metric: str
@@ -551,6 +586,7 @@ def build_report(
                 answerable=sum(1 for o in items if o.answerable),
                 unanswerable=sum(1 for o in items if not o.answerable),
                 refused=sum(1 for o in items if abstains(o, threshold)),
+                speaker=sum(1 for o in items if o.gold_speaker is not None),
             ),
             recall_curve={k: round(v, 4) for k, v in recall_curve(items, CURVE_KS).items()},
         )

@@ -8,6 +8,16 @@ the outcome records the confidence's margin over the mode's threshold, and
 :mod:`eval.metrics` abstains below a margin of 0 (the service's own decision). The modes are
 the retrieval modes of :data:`rag.retrieve.MODES` answering in ``fast`` mode, and ``accurate``
 (reranked hybrid).
+
+A question that asks for someone's words ("what did X say about ...", "according to X, ...",
+:func:`rag.speakers.parse_question`) is asked with abstention on, as the service asks it: with
+it off, the pipeline keeps the speaker's best statement and skips the who-said-what decisions
+(a speaker the articles never quote is refused whatever the confidence, and so is a statement
+that does not speak to the question; a question about what X thinks falls back to the other
+sentences). Its outcome is the service's decision: a refusal whose confidence cleared the
+threshold is recorded with margin -inf, so that no threshold answers it, and the ranking is
+that of the passages the service shows. (``rag eval learn-abstention`` still learns from
+answers with abstention off, :mod:`eval.abstention`.)
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from rag.rerank import BUNDLED_RERANKER
 from rag.rerank import available as reranker_available
 from rag.retrieve import MODES, Corpus
 from rag.settings import AnswerMode, RetrievalMode, Settings
+from rag.speakers import parse_question
 
 REPO = Path(__file__).resolve().parent.parent
 EVAL_DIR = REPO / "eval"
@@ -148,10 +159,28 @@ def ranked_paragraphs(answer: Answer) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
+def asks_for_a_speaker(corpus: Corpus, question: EvalQuestion) -> bool:
+    """Whether the pipeline reads ``question`` as asking for someone's words (it parses the
+    question with its misspellings corrected, as here)."""
+    return parse_question(corpus.speller.correct(question.question)) is not None
+
+
+def margin(result: Answer, served: bool) -> float:
+    """The answer's confidence minus its threshold (-inf without a candidate answer). A
+    question asked as the service asks it (``served``) keeps the service's decision: an answer
+    has a margin of at least 0, a refusal a negative one (-inf when the confidence cleared the
+    threshold and the service refused for who said what)."""
+    value = result.confidence - result.threshold
+    if result.answer is None:
+        return value if served and result.abstained and value < 0 else -math.inf
+    return max(value, 0.0) if served else value
+
+
 def evaluate_question(engine: Engine, corpus: Corpus, question: EvalQuestion, mode: str) -> Outcome:
     """What the pipeline does with ``question`` in the evaluated ``mode``."""
     options = mode_options(mode)
     settings = engine.settings
+    served = asks_for_a_speaker(corpus, question)
 
     def ask(top_k: int | None) -> Answer:
         request = Request(
@@ -160,7 +189,7 @@ def evaluate_question(engine: Engine, corpus: Corpus, question: EvalQuestion, mo
             mode=options.answer,
             retrieval=options.retrieval,
             history=question.previous,
-            abstain=False,
+            abstain=served,
         )
         return engine.ask(request, corpus)
 
@@ -182,10 +211,12 @@ def evaluate_question(engine: Engine, corpus: Corpus, question: EvalQuestion, mo
         ),
         ranked=ranked_paragraphs(ranking),
         answer=None if quote is None else TextSpan(quote.doc_id, quote.start, quote.end),
-        support=result.confidence - result.threshold if quote is not None else -math.inf,
+        support=margin(result, served),
         n_hits=len(result.passages),
         exact=returned_texts_exact(corpus, ranking) and returned_texts_exact(corpus, result),
         threshold=result.threshold,
+        gold_speaker=question.speaker,
+        speaker=quote.speaker.name if quote is not None and quote.speaker is not None else None,
     )
 
 

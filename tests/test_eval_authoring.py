@@ -49,6 +49,8 @@ def test_both_shipped_question_files_follow_the_schema() -> None:
         {"surprise": 1},
         {"category": "follow_up"},  # without "previous"
         {"category": "unanswerable"},  # with spans
+        {"category": "who_said_what"},  # without "speaker"
+        {"speaker": " "},
     ],
 )
 def test_the_schema_refuses_what_the_loader_refuses(change: dict[str, object]) -> None:

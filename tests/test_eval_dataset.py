@@ -84,6 +84,8 @@ def test_a_good_record_loads(tmp_path: Path) -> None:
         ({"colour": "red"}, "unknown field(s) ['colour']"),
         ({"question": "  "}, "'question' must be a non-empty string"),
         ({"previous": "not a list"}, "'previous' must be a list"),
+        ({"category": "who_said_what"}, "a who_said_what question needs 'speaker'"),
+        ({"speaker": ""}, "'speaker' must be a non-empty string"),
     ],
 )
 def test_bad_records_are_refused_with_their_line(
@@ -156,6 +158,9 @@ def test_the_committed_question_sets_are_valid_and_complete() -> None:
     assert sum(q.note.startswith("near") for q in unanswerable) > len(unanswerable) / 2
     assert {q.category for q in questions} == set(CATEGORIES)
     assert all(q.previous for q in questions if q.category == "follow_up")
+    # Who said what (issue 18): each names its speaker; refusals name the one they ask about.
+    assert all(q.speaker for q in questions if q.category == "who_said_what")
+    assert sum(1 for q in unanswerable if q.speaker) >= 6
 
     squad = load_question_set(SQUAD_QUESTIONS, squad_path=SQUAD2_PATH)
     assert len(squad.questions) >= 80

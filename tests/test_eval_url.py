@@ -202,6 +202,14 @@ def test_http_and_in_process_evaluations_agree(
                 theirs, support=None
             ), qid
     assert over_http.modes["hybrid"].overall["quote_exactness"] == 1.0
+    # Who said what (issue 18): the answers' speakers come through both ways (compared above),
+    # from the answer's speaker.name over HTTP.
+    named = {q.id for q in qset.questions if q.speaker is not None}
+    statuses = over_http.questions["hybrid"]
+    assert named and all(statuses[q].gold_speaker is not None for q in named)
+    answered = [statuses[q] for q in named if statuses[q].answerable and not statuses[q].abstained]
+    assert answered and all(s.speaker is not None for s in answered)
+    assert over_http.modes["hybrid"].overall["speaker_accuracy"] is not None
 
 
 @pytest.mark.slow  # starts its own server (not through the `server` fixture)
