@@ -73,6 +73,7 @@ def create_app(
         ask_concurrency=api_settings.ask_concurrency,
         reload_interval=api_settings.reload_interval,
         answer_cache_size=api_settings.answer_cache_size,
+        writes=api_settings.admin_token is not None,
     )
 
     @asynccontextmanager

@@ -28,6 +28,7 @@ import anyio.to_thread
 from api.cache import LRUCache, ask_key
 from core.errors import IndexNotFound, NotReady, StoreUnavailable
 from core.types import Answer, Document
+from rag import attribution
 from rag.embed import Encoder
 from rag.engine import Engine, Request
 from rag.retrieve import Corpus
@@ -86,8 +87,13 @@ class ServiceState:
         reload_interval: float = 1.0,
         answer_cache_size: int = 1024,
         encoder: Encoder | None = None,
+        writes: bool = False,
     ) -> None:
         self.settings = settings
+        #: Whether this service takes document writes (an admin token is set): it then loads
+        #: the attribution parser with the models, so that the first write does not wait ~2 s
+        #: for it (rag.attribution.shared_parser; a service that only answers never loads it).
+        self.writes = writes
         #: The models, loaded once by :meth:`run` (the cross-encoder when it can be: without
         #: it, fast mode still works and the reason is in the log).
         self.engine = Engine(settings, encoder=encoder)
@@ -204,6 +210,8 @@ class ServiceState:
 
     def _load(self) -> Loaded:
         self.engine.load_models()
+        if self.writes:
+            attribution.shared_parser()
         try:
             loaded = self._reload()
         except IndexNotFound:

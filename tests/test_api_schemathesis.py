@@ -26,7 +26,7 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-EXAMPLES_PER_OPERATION = 20  # x 8 operations x 2 modes: about 300 requests in all
+EXAMPLES_PER_OPERATION = 20  # x 9 operations x 2 modes: about 300 requests in all
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,7 @@ OPERATIONS = [
     ("GET", "/documents/{doc_id}"),
     ("PUT", "/documents/{doc_id}"),
     ("DELETE", "/documents/{doc_id}"),
+    ("GET", "/speakers"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -62,8 +62,10 @@ def test_ask_json_is_the_api_response_body(env_index, capsys, squad_corpus) -> N
         "answer",
         "abstained",
         "reason",
+        "speaker",
         "passages",
     }
+    assert body["speaker"] is None  # no speaker asked for
     assert body["mode"] == "accurate"  # the reranker is installed, so it is the default
     assert all(p["rerank_score"] is not None for p in body["passages"])
     assert len(body["passages"]) == 3

@@ -91,7 +91,10 @@ def test_off_topic_questions_abstain_with_a_reason(
 ) -> None:
     result = answer(squad_corpus, encoder, question, settings=squad_settings)
     assert result.abstained and result.answer is None
-    assert result.reason and "threshold" in result.reason
+    if question.startswith("What did Macron say"):  # quoted nowhere: named (issue 18)
+        assert result.reason == "The articles don't report Macron saying anything about this."
+    else:
+        assert result.reason and "threshold" in result.reason
     assert result.passages, "the nearest passages are still offered"
     _check_exact(result, squad_corpus)
 
