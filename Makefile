@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint chromium bench
+.PHONY: setup run test lint lint-fast typecheck gate chromium bench
 
 # torch is pinned and installed first: this machine has a CPU build of 2.13.0 on disk, while an
 # unpinned torch (pulled in by sentence-transformers) would download a multi-GB CUDA build.
@@ -26,10 +26,14 @@ run: setup
 
 # lint-imports checks the layers (pyproject.toml, docs/architecture.md): it fails on an
 # upward import, such as index/ importing rag/.
-lint: setup
+lint: lint-fast typecheck
+
+lint-fast: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
 	$(VENV)/bin/mypy
 
 # The widget tests drive Debian's Chromium through Playwright (never `playwright install`:
@@ -41,8 +45,14 @@ chromium:
 # The retrieval gate fails on a regression against the baselines of both question sets (the
 # seed article's, eval/baseline.json, and the SQuAD stand-ins', eval/baseline-squad.json); the
 # external benchmarks run end to end on small samples inside pytest (tests/test_eval_smoke.py).
-test: lint chromium
+gate: setup
 	$(VENV)/bin/rag eval check --quiet
+
+# mypy (one core, about 40 s from a clean clone) runs beside the gate, which leaves part of the
+# second core idle (-O: each one's output is printed whole when it ends); the tests start once
+# both have passed.
+test: lint-fast chromium
+	$(MAKE) --no-print-directory -j2 -O typecheck gate
 	$(VENV)/bin/pytest -q
 
 # The fast tier (tests/README.md): no real model, no ../shared data, no server or browser.

@@ -132,7 +132,10 @@ SLOW_MODULES = frozenset(
         "test_pg_replicas",  # `rag serve` replicas and `rag index` against PostgreSQL
         # No model, but ranx compiles its numba code (typed dicts, not cached on disk) in
         # every session: about 7 s of CPU, a third of the fast tier, for the first test that
-        # computes ranking metrics (the regression gate's tests and the metrics' own).
+        # computes ranking metrics (the regression gate's tests and the metrics' own). It also
+        # compiles once per length of the longest paragraph id ("<U3"), cached on disk in the
+        # venv: about 10 s for each new length in a fresh one (CI), so the tests on made-up
+        # ids all use three-character ids ("d#1", "p#1").
         "test_eval_check",
         "test_eval_metrics",
     }

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from test_api_support import LiveServer, assert_error_shape, prepare_dirs
+from test_api_support import LiveServer, assert_error_shape
+
+from core.types import Document
+from rag.load import write_article
 
 RATE_LIMIT = 3  # per minute
 QUESTION = "When did Herve serve as a Byzantine general?"
 
 
 @pytest.fixture(scope="module")
-def fresh_server(tmp_path_factory, squad_data_dir):  # type: ignore[no-untyped-def]
-    """No index yet (built at start-up), a tight rate limit, no admin token."""
+def fresh_server(tmp_path_factory, squad_articles):  # type: ignore[no-untyped-def]
+    """No index yet (built at start-up), a tight rate limit, no admin token. The data folder
+    holds the three SQuAD articles' first four paragraphs each: a build at start-up that the
+    tests can watch, without embedding all of their 120 paragraphs."""
     root = tmp_path_factory.mktemp("api-limits")
-    data, index = prepare_dirs(root, squad_data_dir, None)
+    data, index = root / "data", root / "index"
+    for article in squad_articles:
+        doc = article.document
+        end = article.paragraph_spans[3].end
+        write_article(data, Document(id=doc.id, text=doc.text[:end] + "\n", meta=doc.meta))
     srv = LiveServer(root, data, index, settings={"RAG_ASK_RATE_LIMIT": f"{RATE_LIMIT}/minute"})
     srv.start()
     yield srv

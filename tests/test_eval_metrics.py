@@ -49,9 +49,11 @@ def outcome(
 
 
 def test_ranking_metrics_come_from_ranx_and_match_hand_values() -> None:
+    # Paragraph ids of three characters, as everywhere in these tests: ranx compiles its
+    # numba code for each length of the longest id, about 10 s each in CI's fresh environment.
     scores = ranking_scores(
-        {"q1": ["a"], "q2": ["b"], "q3": ["x"]},
-        {"q1": ["a", "b", "c"], "q2": ["a", "b"], "q3": []},
+        {"q1": ["p#a"], "q2": ["p#b"], "q3": ["p#x"]},
+        {"q1": ["p#a", "p#b", "p#c"], "q2": ["p#a", "p#b"], "q3": []},
     )
     assert scores["recall@1"] == {"q1": 1.0, "q2": 0.0, "q3": 0.0}
     assert scores["recall@3"] == {"q1": 1.0, "q2": 1.0, "q3": 0.0}
@@ -59,7 +61,7 @@ def test_ranking_metrics_come_from_ranx_and_match_hand_values() -> None:
     assert scores["ndcg@10"]["q1"] == pytest.approx(1.0)
     assert scores["ndcg@10"]["q2"] == pytest.approx(1 / math.log2(3))
     # Two gold paragraphs, one found at rank 1: Recall@1 is a half.
-    two = ranking_scores({"q": ["a", "b"]}, {"q": ["a", "z"]}, ["recall@1"])
+    two = ranking_scores({"q": ["p#a", "p#b"]}, {"q": ["p#a", "p#z"]}, ["recall@1"])
     assert two["recall@1"]["q"] == pytest.approx(0.5)
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from once_encoder import OnceEncoder
 from pydantic import SecretStr
 
 from eval.dataset import SQUAD_QUESTIONS, QuestionSet, load_question_set
@@ -24,8 +25,10 @@ SEED_QUESTIONS = REPO / "eval" / "questions.jsonl"
 
 
 def engines(encoder, root: Path, url: str, qset: QuestionSet):  # type: ignore[no-untyped-def]
-    """The question set's documents indexed by each backend, in the same order."""
+    """The question set's documents indexed by each backend, in the same order (the real
+    model embeds each text once for both: tests/once_encoder.py)."""
     documents = list(qset.documents.values())
+    encoder = OnceEncoder(encoder)
     base = Settings(data_dir=root / "data", index_dir=root / "index", reranker="")
     out = {}
     for name, settings in (
@@ -39,7 +42,11 @@ def engines(encoder, root: Path, url: str, qset: QuestionSet):  # type: ignore[n
         engine.load()  # reads the index just built
         print(f"{name}: indexed and loaded in {time.perf_counter() - started:.2f} s")
         out[name] = engine
+        if name == "files":
+            embedded = encoder.model_calls
     assert type(out["postgres"].storage).__name__ == "PostgresStorage"
+    # The second backend embedded nothing new: it was given the first one's vectors.
+    assert embedded > 0 and encoder.model_calls == embedded
     return out
 
 

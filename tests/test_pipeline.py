@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +57,7 @@ class CountingEncoder:
         return self.inner.encode(texts, kind=kind, progress=progress)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def small_docs(squad_articles) -> list[Document]:  # type: ignore[no-untyped-def]
     """The first four paragraphs of each article: real text, quick to embed."""
     docs = []
@@ -69,6 +70,21 @@ def small_docs(squad_articles) -> list[Document]:  # type: ignore[no-untyped-def
 
 def _settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", index_dir=tmp_path / "index")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, encoder, small_docs) -> Settings:  # type: ignore[no-untyped-def]
+    """An index of ``small_docs`` built from scratch, once for the tests that only read it;
+    a test that changes an index works on its own copy (:func:`copy_of`)."""
+    settings = _settings(tmp_path_factory.mktemp("pipeline-built"))
+    build_index(settings, encoder, documents=small_docs)
+    return settings
+
+
+def copy_of(built: Settings, tmp_path: Path) -> Settings:
+    settings = _settings(tmp_path)
+    shutil.copytree(built.index_dir, settings.index_dir)
+    return settings
 
 
 def test_update_reembeds_only_the_changed_document(tmp_path, encoder, small_docs) -> None:
@@ -104,11 +120,10 @@ def test_update_reembeds_only_the_changed_document(tmp_path, encoder, small_docs
     assert len(corpus.index) == len(corpus.chunks) == third.manifest.counts["chunks"]
 
 
-def test_updated_index_equals_a_fresh_build(tmp_path, encoder, small_docs) -> None:
-    incremental, fresh = _settings(tmp_path / "a"), _settings(tmp_path / "b")
+def test_updated_index_equals_a_fresh_build(tmp_path, encoder, small_docs, built) -> None:
+    incremental, fresh = _settings(tmp_path / "a"), built
     build_index(incremental, encoder, documents=small_docs[:2])
     build_index(incremental, encoder, documents=small_docs)
-    build_index(fresh, encoder, documents=small_docs)
     a, b = load_corpus(incremental, encoder), load_corpus(fresh, encoder)
     assert a.chunks == b.chunks
     np.testing.assert_allclose(a.sentence_vectors, b.sentence_vectors, atol=1e-5)
@@ -118,10 +133,8 @@ def test_updated_index_equals_a_fresh_build(tmp_path, encoder, small_docs) -> No
     assert [p.hit.chunk.id for p in ra.passages] == [p.hit.chunk.id for p in rb.passages]
 
 
-def test_save_load_round_trip_keeps_text_and_spans(tmp_path, encoder, small_docs) -> None:
-    settings = _settings(tmp_path)
-    build_index(settings, encoder, documents=small_docs)
-    corpus = load_corpus(settings, encoder)
+def test_save_load_round_trip_keeps_text_and_spans(encoder, small_docs, built) -> None:
+    corpus = load_corpus(built, encoder)
     for doc in small_docs:
         assert corpus.documents[doc.id].text == doc.text
         assert corpus.documents[doc.id].meta == doc.meta
@@ -134,10 +147,9 @@ def test_save_load_round_trip_keeps_text_and_spans(tmp_path, encoder, small_docs
 
 
 def test_index_of_another_model_is_refused_with_how_to_rebuild(
-    tmp_path, encoder, small_docs
+    tmp_path, encoder, small_docs, built
 ) -> None:
-    settings = _settings(tmp_path)
-    build_index(settings, encoder, documents=small_docs)
+    settings = copy_of(built, tmp_path)
     other = CountingEncoder(encoder, name="sentence-transformers/some-other-model")
     with pytest.raises(IndexMismatch, match="rag index --rebuild"):
         load_corpus(settings, other)
@@ -148,9 +160,8 @@ def test_index_of_another_model_is_refused_with_how_to_rebuild(
     assert report.manifest.model == other.name
 
 
-def test_corrupt_index_is_refused(tmp_path, encoder, small_docs) -> None:
-    settings = _settings(tmp_path)
-    build_index(settings, encoder, documents=small_docs)
+def test_corrupt_index_is_refused(tmp_path, encoder, built) -> None:
+    settings = copy_of(built, tmp_path)
     live = settings.index_dir / (settings.index_dir / "CURRENT").read_text().strip()
     chunks = live / "chunks.jsonl"
     chunks.write_bytes(chunks.read_bytes()[:-10])
@@ -158,10 +169,8 @@ def test_corrupt_index_is_refused(tmp_path, encoder, small_docs) -> None:
         load_corpus(settings, encoder)
 
 
-def test_manifest_records_what_the_index_was_built_with(tmp_path, encoder, small_docs) -> None:
-    settings = _settings(tmp_path)
-    build_index(settings, encoder, documents=small_docs)
-    live = settings.index_dir / (settings.index_dir / "CURRENT").read_text().strip()
+def test_manifest_records_what_the_index_was_built_with(small_docs, built) -> None:
+    live = built.index_dir / (built.index_dir / "CURRENT").read_text().strip()
     manifest = json.loads((live / "manifest.json").read_text())
     assert manifest["model"] == "bundled:all-MiniLM-L6-v2"
     assert manifest["dimension"] == 384

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
 from test_api_support import ADMIN_TOKEN, LiveServer, assert_error_shape, prepare_dirs
-from test_reliability_support import MODEL_CACHE, record_figures
+from test_reliability_support import record_figures
 
 from api.app import create_app
 from api.config import ApiSettings
@@ -50,7 +50,6 @@ def server(tmp_path_factory, squad_data_dir, squad_settings, squad_corpus):
             "RAG_ASK_RATE_LIMIT": "",
             "RAG_CORS_ORIGINS": f'["{ALLOWED_ORIGIN}"]',
             "RAG_LOG_LEVEL": "debug",  # the most the server ever logs
-            **MODEL_CACHE,
         },
     )
     srv.start()

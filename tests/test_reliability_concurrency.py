@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio
 import anyio.from_thread
 import pytest
-from test_api_support import REPO, prepare_dirs
+from test_api_support import prepare_dirs
 from test_reliability_support import leading_sentences, real_paragraphs, record_figures
 
 from api.state import Loaded, ServiceState
@@ -84,7 +84,6 @@ def state(tmp_path_factory, squad_data_dir, squad_settings, squad_corpus):
     settings = Settings(
         data_dir=data,
         index_dir=index,
-        model_cache_dir=REPO / "var" / "models",
         answer_mode="fast",  # accurate mode (cross-encoder) is 40x slower; asked now and then
     )
     service = ServiceState(settings, ask_concurrency=READERS, reload_interval=0)

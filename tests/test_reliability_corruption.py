@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from test_api_support import START_TIMEOUT, LiveServer, prepare_dirs
 from test_reliability_support import (
-    MODEL_CACHE,
     check_index,
     leading_sentences,
     real_paragraphs,
@@ -81,7 +80,7 @@ def serve_damaged(base: Path, root: Path, damages: list[tuple[int, str, str]]) -
     for offset, name, kind in damages:
         number = int(live.name.split("-")[1]) - offset
         DAMAGE[kind](root / "index" / f"gen-{number:06d}" / name, rng)
-    srv = LiveServer(root, root / "data", root / "index", settings=dict(MODEL_CACHE))
+    srv = LiveServer(root, root / "data", root / "index")
     srv.start(wait_ready=False)
     return srv
 

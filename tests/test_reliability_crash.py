@@ -21,7 +21,6 @@ import httpx
 import pytest
 from test_api_support import ADMIN_TOKEN, LiveServer, prepare_dirs
 from test_reliability_support import (
-    MODEL_CACHE,
     check_index,
     check_server_agrees,
     first_sentence,
@@ -166,7 +165,6 @@ def lanes(tmp_path_factory, squad_data_dir, squad_settings, squad_corpus):
                 "RAG_ASK_RATE_LIMIT": "",
                 "RAG_RELOAD_INTERVAL": "0",
                 "RAG_ASK_CONCURRENCY": "1",
-                **MODEL_CACHE,
             },
         )
         out.append(Lane(n, srv, paragraphs, random.Random(8 * 1000 + n)))

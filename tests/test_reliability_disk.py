@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from test_api_support import ADMIN_TOKEN, LiveServer, assert_error_shape
 from test_reliability_support import (
-    MODEL_CACHE,
     check_index,
     real_paragraphs,
     record_figures,
@@ -53,7 +52,7 @@ def server(disk, tmp_path_factory, squad_data_dir, squad_settings, squad_corpus)
         root,
         data,
         index,
-        settings={"RAG_ADMIN_TOKEN": ADMIN_TOKEN, "RAG_ASK_RATE_LIMIT": "", **MODEL_CACHE},
+        settings={"RAG_ADMIN_TOKEN": ADMIN_TOKEN, "RAG_ASK_RATE_LIMIT": ""},
     )
     srv.start()
     yield srv

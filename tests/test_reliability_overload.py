@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from test_api_support import LiveServer, prepare_dirs
-from test_reliability_support import MODEL_CACHE, record_figures
+from test_reliability_support import record_figures
 
 from api.admission import RATE_WINDOW, Admission
 
@@ -38,7 +38,6 @@ def server(tmp_path_factory, squad_data_dir, squad_settings, squad_corpus):
             "RAG_ASK_CONCURRENCY": str(CONCURRENCY),
             "RAG_ASK_QUEUE_LIMIT": str(QUEUE),
             "RAG_ANSWER_CACHE_SIZE": "0",  # every question costs the model, as a new one does
-            **MODEL_CACHE,
         },
     )
     srv.start()

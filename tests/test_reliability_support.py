@@ -4,6 +4,10 @@ that a persisted index agrees with itself and with a running server, and the fig
 
 Figures are written only when ``RAG_RELIABILITY_FIGURES`` names a folder (``python -m
 bench.reliability`` sets it); each test writes one JSON file there.
+
+The servers these tests start find the model's ONNX export in the per-user default cache
+(``rag.embed.default_model_cache``), as the session's encoder and every other test server do:
+nothing is exported again for them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from test_api_support import REPO
 
 from eval.squad import DEFAULT_PATH as SQUAD2_PATH
 from eval.squad import load_squad2
@@ -23,8 +26,6 @@ from index.store import chunk_key
 
 FIGURES_ENV = "RAG_RELIABILITY_FIGURES"
 #: Articles the test servers do not index: their paragraphs are the documents tests write.
-#: The ONNX export of the model, made once and shared by every server these tests start.
-MODEL_CACHE = {"RAG_MODEL_CACHE_DIR": str(REPO / "var" / "models")}
 WRITE_TITLES = ["Steam_engine", "Warsaw", "Immune_system", "Force", "Yuan_dynasty", "Huguenot"]
 
 

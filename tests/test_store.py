@@ -392,9 +392,18 @@ def test_index_type_is_a_parameter_and_is_validated() -> None:
         FaissIndex(8, "annoy")  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="module")
+def once_encoder(encoder):  # type: ignore[no-untyped-def]
+    """The real encoder, embedding each text once for both kinds below (tests/once_encoder.py):
+    they index the same articles."""
+    from once_encoder import OnceEncoder
+
+    return OnceEncoder(encoder)
+
+
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
 def test_pipeline_builds_updates_and_removes_with_an_approximate_index(  # type: ignore[no-untyped-def]
-    kind, tmp_path, squad_data_dir, encoder
+    kind, tmp_path, squad_data_dir, once_encoder
 ) -> None:
     """The document write path (update, remove) on the non-flat kinds, through the pipeline,
     with the kind recorded in the manifest and answers still found. The kind comes from the
@@ -402,6 +411,8 @@ def test_pipeline_builds_updates_and_removes_with_an_approximate_index(  # type:
     from rag.build import build_index, load_corpus, read_previous, remove_document
     from rag.pipeline import answer
     from rag.settings import Settings
+
+    encoder = once_encoder
 
     settings = Settings(
         data_dir=squad_data_dir, index_dir=tmp_path / "index", reranker="", index_type=kind
