@@ -156,11 +156,19 @@ def ranking_scores(
         return {m: {} for m in metrics}
     from ranx import Qrels, Run, evaluate
 
-    qrels_dict = {q: {d: 1 for d in rel} for q, rel in qrels.items()}
+    # ranx (numba) compiles its code once per string width of the ids it is given: ids of one
+    # fixed width make every call share one compile (about 10 s each in a fresh environment).
+    doc_key: dict[str, str] = {}
+    query_key = {q: f"q{n:09d}" for n, q in enumerate(qrels)}
+
+    def key(d: str) -> str:
+        return doc_key.setdefault(d, f"d{len(doc_key):09d}")
+
+    qrels_dict = {query_key[q]: {key(d): 1 for d in rel} for q, rel in qrels.items()}
     run_dict = {
-        q: {d: float(len(ranked) - i) for i, d in enumerate(ranked)}
+        query_key[q]: {key(d): float(len(ranked) - i) for i, d in enumerate(ranked)}
         for q, ranked in runs.items()
-        if q in qrels_dict
+        if q in query_key
     }
     for q in qrels_dict:
         run_dict.setdefault(q, {})
@@ -174,7 +182,8 @@ def ranking_scores(
             make_comparable=True,
             save_results_in_run=True,
         )
-    return {m: {q: float(s) for q, s in run.scores[m].items()} for m in metrics}
+    original = {k: q for q, k in query_key.items()}
+    return {m: {original[q]: float(s) for q, s in run.scores[m].items()} for m in metrics}
 
 
 def mean_interval(
