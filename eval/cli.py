@@ -18,6 +18,8 @@ calibration and learning, and the external benchmarks.
   seed-article set and write ``rag/abstention/*.json``.
 * ``rag eval attribution`` — speaker attribution (issue 18) scored against the hand-labelled
   sentences (:mod:`eval.attribution`), written to ``eval/report.md``'s attribution section.
+* ``rag eval topic-margin`` — the who-said-what topic gap on the speaker questions, and the
+  margin the tuning half chooses (:mod:`eval.topic_margin`), written to ``eval/report.md``.
 * ``rag eval init`` — a starter question file from the articles (one line per paragraph,
   the span filled in, the question left blank); ``rag eval validate FILE`` — every line of a
   question file whose record is invalid or whose gold span no longer matches its article.
@@ -65,6 +67,7 @@ SUBCOMMANDS = (
     "squad2",
     "learn-abstention",
     "attribution",
+    "topic-margin",
     "init",
     "validate",
 )
@@ -252,6 +255,12 @@ def _attribution_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_attribution)
 
 
+def _topic_margin_parser(p: argparse.ArgumentParser) -> None:
+    _set_options(p, "question file (default: eval/questions.jsonl, the seed-article set)")
+    _run_options(p, modes=False)
+    p.set_defaults(func=cmd_topic_margin)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The subcommands of ``rag eval`` on ``p``; without one, ``rag eval`` runs ``own``."""
     sub = p.add_subparsers(dest="eval_command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
@@ -301,6 +310,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             description="Speaker attribution (issue 18, rag/attribution.py) against the "
             "hand-labelled sentences of eval/attribution/ (python -m eval.attribution's "
             "scoring): print it and rewrite eval/report.md's attribution section.",
+        )
+    )
+    _topic_margin_parser(
+        sub.add_parser(
+            "topic-margin",
+            help="measure the who-said-what topic gap; the margin the tuning half chooses",
+            description="Ask the question set's speaker questions in fast and accurate mode, "
+            "report how far the speaker's best statement scores below the best sentence "
+            "(rag.pipeline.topic_gap) for the answerable and unanswerable ones, and the margin "
+            "the tuning half chooses (eval/report.md's topic-margin section).",
         )
     )
     _init_parser(
@@ -434,6 +453,11 @@ def cmd_learn_abstention(args: argparse.Namespace) -> int:
 def cmd_attribution(args: argparse.Namespace) -> int:
     """``rag eval attribution``: speaker attribution against the labelled sentences."""
     return _guarded(_attribution, args)
+
+
+def cmd_topic_margin(args: argparse.Namespace) -> int:
+    """``rag eval topic-margin``: the who-said-what topic gap and its margin."""
+    return _guarded(_topic_margin, args)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -824,6 +848,33 @@ def _attribution(args: argparse.Namespace, command: str) -> int:
     )
     if not args.no_write and parts == attribution.PARTS:
         update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"attribution": text})
+    return EXIT_OK
+
+
+def _topic_margin(args: argparse.Namespace, command: str) -> int:
+    from eval import topic_margin
+    from eval.dataset import load_question_set
+    from eval.render import update_report_file
+    from eval.runner import ACCURATE, eval_engine, index_dir_for, open_eval_corpus
+
+    settings = _settings(args)
+    engine = eval_engine(settings, [ACCURATE])
+    questions = args.questions or DEFAULT_QUESTIONS
+    qset = load_question_set(questions, squad_path=args.squad, data_dir=settings.data_dir)
+    corpus = open_eval_corpus(
+        list(qset.documents.values()),
+        engine.encoder,
+        settings,
+        index_dir_for(args.cache_dir, engine.encoder),
+        progress=not args.quiet,
+    )
+    gaps = topic_margin.measure(qset.questions, corpus, engine, progress=not args.quiet)
+    if not any(g.gap is not None for g in gaps):
+        raise DatasetError(f"no speaker question of {questions} had its topic gap measured")
+    text = topic_margin.markdown(gaps, command, _date())
+    print(text)
+    if not args.no_write:
+        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"topic-margin": text})
     return EXIT_OK
 
 

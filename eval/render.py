@@ -294,6 +294,7 @@ SECTION_ORDER = (
     "own-squad",
     "calibration",
     "attribution",
+    "topic-margin",
     "abstention",
     "first-stage",
     "rerank",

@@ -387,8 +387,8 @@ def answer(
         return refuse(result, asked.who, abstain)
     scope = speakers.scope(corpus, entry, q.allowed)
 
-    def on_topic(own: Answer, others: Answer) -> bool:
-        return speaks_to(corpus, encoder, reranker, q.mode, scope, asked, own, others)
+    def on_topic(own: Answer, others: Answer) -> float:
+        return topic_gap(corpus, encoder, reranker, q.mode, scope, asked, own, others)
 
     if entry.kind == "author":
         # Everything in an article is "according to" its author: no narrowing then.
@@ -398,7 +398,7 @@ def answer(
     return said_or_refuse(run, scope, abstain, on_topic)
 
 
-def speaks_to(
+def topic_gap(
     corpus: Corpus,
     encoder: Encoder,
     reranker: Reranker | None,
@@ -407,22 +407,24 @@ def speaks_to(
     asked: speakers.SpeakerQuestion,
     own: Answer,
     others: Answer,
-) -> bool:
-    """Whether the speaker's statements answer what the question asks about: the speaker's
-    best statement, read against the question without the speaker's name ("What did someone
-    say about the Paris declaration?"), scores within the mode's margin
-    (:data:`rag.speakers.TOPIC_MARGIN`) of the best sentence of the passages the question
-    finds without the scope. A statement is read with the sentence before it too, so that
-    "Only Ukraine has signalled such willingness" counts as being about compromise."""
+) -> float:
+    """How far the speaker's best statement, read against the question without the speaker's
+    name ("What did someone say about the Paris declaration?"), scores below the best sentence
+    of the passages the question finds without the scope (0: it is the best; cross-encoder
+    logits in accurate mode, support in fast mode). The statements speak to the question when
+    the gap is within the mode's margin (:data:`rag.speakers.TOPIC_MARGIN`, :func:`speaks_to`).
+    A statement is read with the sentence before it too, so that "Only Ukraine has signalled
+    such willingness" counts as being about compromise. +inf when any statement answers (no
+    topic, or theirs is in the best passage); -inf when the speaker has none to offer."""
     topic = speakers.topic_question(asked)
     if topic is None:
-        return True  # "What did Merz say?": any statement of theirs answers
+        return math.inf  # "What did Merz say?": any statement of theirs answers
     if (
         own.passages
         and others.passages
         and own.passages[0].hit.chunk == others.passages[0].hit.chunk
     ):
-        return True  # their statement is in the passage that best answers the question
+        return math.inf  # their statement is in the passage that best answers the question
     accurate = mode == "accurate" and reranker is not None
     theirs: list[tuple[int, int, bool]] = []  # (chunk position, sentence, with the one before)
     for p in own.passages:
@@ -439,7 +441,7 @@ def speaks_to(
         (pos, i, False) for pos in positions for i in range(len(corpus.chunks[pos].sentences))
     ]
     if not theirs or not everyone:
-        return False
+        return -math.inf
     windows = theirs + everyone
     if accurate:
         assert reranker is not None
@@ -458,7 +460,20 @@ def speaks_to(
         scores = SEMANTIC_WEIGHT * cosine + (1 - SEMANTIC_WEIGHT) * lexical
     best_theirs = float(np.max(scores[: len(theirs)]))
     best = float(np.max(scores))
-    return best_theirs - best >= speakers.TOPIC_MARGIN[mode]
+    return best_theirs - best
+
+
+def speaks_to(own: Answer, gap: float) -> bool:
+    """Whether a topic gap (:func:`topic_gap`) is within the margin of ``own``'s mode."""
+    return gap >= speakers.TOPIC_MARGIN["accurate" if own.mode == "accurate" else "fast"]
+
+
+def with_gap(result: Answer, gap: float) -> Answer:
+    """``result`` with the topic gap among its signals (``topic_gap``; infinite gaps are left
+    out: no comparison was made), where ``rag eval topic-margin`` reads it."""
+    if not math.isfinite(gap):
+        return result
+    return replace(result, signals={**result.signals, "topic_gap": gap})
 
 
 def rival_margins(top: Hit, rivals: Sequence[Hit], values: Mapping[str, float]) -> dict[str, float]:
@@ -475,17 +490,21 @@ def rival_margins(top: Hit, rivals: Sequence[Hit], values: Mapping[str, float]) 
     return out
 
 
-#: Decides whether the speaker's answer speaks to the question: (own, unscoped) -> bool.
-OnTopic = Callable[[Answer, Answer], bool]
+#: How far the speaker's answer is from speaking to the question: (own, unscoped) -> the
+#: topic gap (:func:`topic_gap`).
+OnTopic = Callable[[Answer, Answer], float]
 
 
 def preferring(run: Callable[..., Answer], scope: speakers.Scope, on_topic: OnTopic) -> Answer:
     """The answer among the speaker's statements when they answer, else among all."""
     others = run()
     own = run(scope, [p.hit for p in others.passages])
-    if not own.abstained and on_topic(own, others):
-        return replace(own, speaker=scope.speaker.name)
-    return others
+    if own.abstained:
+        return others
+    gap = on_topic(own, others)
+    if speaks_to(own, gap):
+        return with_gap(replace(own, speaker=scope.speaker.name), gap)
+    return with_gap(others, gap)
 
 
 def said_or_refuse(
@@ -499,13 +518,17 @@ def said_or_refuse(
     question is no answer to it."""
     others = run()
     own = run(scope, [p.hit for p in others.passages])
-    if not abstain or (not own.abstained and (on_topic is None or on_topic(own, others))):
+    if not abstain:
         return replace(own, speaker=scope.speaker.name)
+    gap = on_topic(own, others) if on_topic is not None and not own.abstained else math.inf
+    if not own.abstained and speaks_to(own, gap):
+        return with_gap(replace(own, speaker=scope.speaker.name), gap)
     k = max(len(others.passages), 1)
     mine = own.passages[: max(1, k // 2)]
     seen = {p.hit.chunk.id for p in mine}
     rest = tuple(p for p in others.passages if p.hit.chunk.id not in seen)
     passages: tuple[Passage, ...] = (*mine, *rest)[: max(k, len(mine))]
+    own = with_gap(own, gap)
     return replace(
         own,
         reason=speakers.not_reported(scope.speaker.name),

@@ -318,8 +318,9 @@ def scope(corpus: Corpus, speaker: SpeakerEntry, allowed: np.ndarray | None = No
 #: How far below the best sentence on the question (without the speaker's name) the speaker's
 #: best statement may score and still count as speaking to it, per answer mode: cross-encoder
 #: logits in accurate mode, support (0.7 cosine + 0.3 lexical overlap) in fast mode.
-#: Chosen on hand-made seed-article cases (docs/attribution.md, "Question time"): on those,
-#: statements that answer scored at most 5.2 logits / 0.29 below, and off-topic ones 6.8+ / 0.35+.
+#: Set by hand on seed-article questions asked across topics, not fitted: the question set's
+#: speaker questions are mostly settled before the margin (`rag eval topic-margin` shows how
+#: few it decides; docs/attribution.md, "At question time").
 TOPIC_MARGIN: dict[str, float] = {"accurate": -6.0, "fast": -0.32}
 
 
