@@ -292,8 +292,12 @@ def test_a_speaker_silent_on_the_topic_is_refused_with_what_they_did_say(engine:
     result = ask(engine, "What did Merz say about attacks on energy infrastructure?")
     assert result.abstained and result.answer is None
     assert result.reason == "The articles don't report Friedrich Merz saying anything about this."
-    # Refused by the topic margin: his best statement reads far below the best sentence on it.
-    assert result.signals["topic_gap"] < speakers.TOPIC_MARGIN[result.mode]
+    # Refused by the topic margin, in both modes: his best statement reads far below the best
+    # sentence on it.
+    fast = ask(engine, "What did Merz say about attacks on energy infrastructure?", mode="fast")
+    assert fast.abstained and fast.mode == "fast"
+    for refused in (result, fast):
+        assert refused.signals["topic_gap"] < speakers.TOPIC_MARGIN[refused.mode]
     first = result.passages[0]
     assert first.quotes and all(
         q.speaker and q.speaker.name == "Friedrich Merz" for q in first.quotes
