@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test lint lint-fast typecheck gate chromium bench
+.PHONY: setup run test lint lint-fast typecheck gate chromium wrk bench
 
 # torch is pinned and installed first: this machine has a CPU build of 2.13.0 on disk, while an
 # unpinned torch (pulled in by sentence-transformers) would download a multi-GB CUDA build.
@@ -42,6 +42,12 @@ chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# The HTTP load generator (Debian's wrk): the benchmarks drive the service with it, and
+# tests/test_bench.py runs bench.compare's two real servers through it on the seed article.
+wrk:
+	command -v wrk >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+
 # The retrieval gate fails on a regression against the baselines of both question sets (the
 # seed article's, eval/baseline.json, and the SQuAD stand-ins', eval/baseline-squad.json); the
 # external benchmarks run end to end on small samples inside pytest (tests/test_eval_smoke.py).
@@ -51,7 +57,7 @@ gate: setup
 # mypy (one core, about 40 s from a clean clone) runs beside the gate, which leaves part of the
 # second core idle (-O: each one's output is printed whole when it ends); the tests start once
 # both have passed.
-test: lint-fast chromium
+test: lint-fast chromium wrk
 	$(MAKE) --no-print-directory -j2 -O typecheck gate
 	$(VENV)/bin/pytest -q
 
@@ -62,8 +68,6 @@ test-fast: setup
 
 # Benchmarks (docs/benchmarks.md): not part of `make test`. The HTTP load test drives the
 # service with wrk from Debian; profiling uses py-spy/pyinstrument from the `bench` extra.
-bench: setup
-	command -v wrk >/dev/null || (apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+bench: setup wrk
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) -m bench all
