@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -209,9 +210,15 @@ class ServiceState:
             await self.watch()
 
     def _load(self) -> Loaded:
-        self.engine.load_models()
-        if self.writes:
-            attribution.shared_parser()
+        if not self.writes:
+            self.engine.load_models()
+        else:
+            # spaCy (mostly its import of torch) loads beside the models, not after them:
+            # a restart is ready sooner, with the parser its first write needs.
+            with ThreadPoolExecutor(1, thread_name_prefix="load-parser") as pool:
+                parser = pool.submit(attribution.shared_parser)
+                self.engine.load_models()
+                parser.result()
         try:
             loaded = self._reload()
         except IndexNotFound:
