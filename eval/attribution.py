@@ -1,9 +1,11 @@
 """Scores speaker attribution (rag/attribution.py) against the hand-labelled sentences.
 
 ``python -m eval.attribution`` reads ``eval/attribution/seed.jsonl`` (every sentence of the seed
-article) and ``eval/attribution/standins.jsonl`` (sentences of the stand-in corpora, read back
+article), ``eval/attribution/standins.jsonl`` (sentences of the stand-in corpora, read back
 from ``../shared/benchmarks`` by their source id and offsets: the benchmark text is never copied
-here), runs the attribution over each source document, and prints and writes
+here) and ``eval/attribution/heldout.jsonl`` (sentences of other paragraphs of the same corpora,
+chosen and labelled the same way after the rules were revised on the stand-ins, and never used
+to tune them), runs the attribution over each source document, and prints and writes
 (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
@@ -38,7 +40,7 @@ LABELS = ROOT / "eval" / "attribution"
 SEED_ARTICLE = ROOT / "data" / "sasse-coalition-of-the-willing.txt"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 REPORT = LABELS / "report.json"
-PARTS = ("seed", "standins")
+PARTS = ("seed", "standins", "heldout")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
