@@ -138,12 +138,12 @@ def markdown(gaps: Sequence[Gap], command: str, date: str) -> str:
         "|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     for s in summarise(gaps):
-        chosen = chosen_margin(s) if s.part == "tuning" else None
+        chosen = num(chosen_margin(s)) if s.part == "tuning" else ""
         measured = s.answerable + s.unanswerable
         lines.append(
             f"| {s.mode} | {s.part} | {s.answerable} | {s.unanswerable} | {s.not_measured} | "
             f"{num(s.lowest_answerable)} | {num(s.highest_unanswerable)} | "
             f"{'yes' if s.separated else 'no'} | {TOPIC_MARGIN[s.mode]:.2f} | "
-            f"{s.right}/{measured} | {num(chosen) if s.part == 'tuning' else ''} |"
+            f"{s.right}/{measured} | {chosen} |"
         )
     return "\n".join(lines) + "\n"

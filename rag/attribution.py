@@ -1062,7 +1062,7 @@ def _fronted_report(parse: Parse, root: Token) -> Token | None:
     return None
 
 
-def _hoisted_end(parse: Parse, verbs: Sequence[Token], text: str, base: int, end: int) -> int:
+def _hoisted_end(parse: Parse, verbs: Sequence[Token], base: int, end: int) -> int:
     """Where the content of a fronted reporting clause (:func:`_fronted_report`) ends. The
     clause the parser made the root continues it ("Hume stated that ...; hence it is ...",
     all inside a quotation) up to the end of the sentence, except past a semicolon or a
@@ -1162,7 +1162,7 @@ def _sentence_voice(
                 content = Span(s, e)
             elif root.dep in {"ccomp", "parataxis"} and root.i < roots[0].i:
                 # a reporting clause the parser hung under a later verb (_fronted_report)
-                stop = _hoisted_end(parse, verbs, text, base, end)
+                stop = _hoisted_end(parse, verbs, base, end)
                 if stop > content.end:
                     content = Span(*_strip_span(text, content.start, stop))
             return found, content, _tok_span(verbs[0], base)

@@ -346,7 +346,7 @@ def answer(
     if not corpus.chunks:
         return run()  # nothing indexed: the reason says so, whoever is asked about
     known = speakers.registry(corpus)
-    docs: set[str] = set(corpus.documents)
+    docs: Iterable[str] = corpus.documents  # every document, unless filtered below
     if q.allowed is not None:
         docs = {corpus.chunks[int(i)].doc_id for i in q.allowed}
         known = tuple(e for e in known if docs & set(e.documents))

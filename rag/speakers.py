@@ -258,19 +258,24 @@ def parse_question(question: str) -> SpeakerQuestion | None:
     asks two things, or whose "speaker" is no name, included)."""
     if _COMPOUND.search(question):
         return None
-    found: SpeakerQuestion | None = None
+    found = _matched(question)
+    return found if found is not None and is_name(found.who) else None
+
+
+def _matched(question: str) -> SpeakerQuestion | None:
+    """The first of the question forms that matches: a view, "according to", an ask."""
     m = _VIEW.match(question)
     if m:
-        found = SpeakerQuestion(_clean(m["who"]), "view", m["rest"].strip())
+        return SpeakerQuestion(_clean(m["who"]), "view", m["rest"].strip())
     for pattern in (_ACCORDING_FIRST, _ACCORDING_LAST):
-        m = pattern.match(question) if found is None else None
+        m = pattern.match(question)
         if m:
-            found = SpeakerQuestion(_clean(m["who"]), "according", m["rest"].strip())
-    m = _ASKS.match(question) if found is None else None
+            return SpeakerQuestion(_clean(m["who"]), "according", m["rest"].strip())
+    m = _ASKS.match(question)
     if m:
         asked: Asked = "speech" if _SPEECH_RE.match(m["verb"]) else "attitude"
-        found = SpeakerQuestion(_clean(m["who"]), asked, m["rest"].strip(), m["verb"].lower())
-    return found if found is not None and is_name(found.who) else None
+        return SpeakerQuestion(_clean(m["who"]), asked, m["rest"].strip(), m["verb"].lower())
+    return None
 
 
 def is_name(who: str) -> bool:
