@@ -213,7 +213,7 @@ def score(
     by_doc: dict[str, list[Gold]] = {}
     for g in golds:
         by_doc.setdefault(g.doc_id, []).append(g)
-    scores = {part: PartScore() for part in PARTS}
+    scores: dict[str, PartScore] = {part: PartScore() for part in PARTS}
     # only the sentences up to the last labelled one: attribution reads earlier sentences as
     # context, never later ones, so the rest of a paragraph changes nothing here
     items = [
@@ -227,8 +227,15 @@ def score(
     for (doc, _), result in zip(items, results, strict=True):
         predicted = {(a.sentence.start, a.sentence.end): a for a in result.attributions}
         for g in by_doc[doc.id]:
-            _score_one(scores[g.part], g, doc, predicted.get((g.sentence.start, g.sentence.end)))
+            part = scores.setdefault(g.part, PartScore())
+            _score_one(part, g, doc, predicted.get((g.sentence.start, g.sentence.end)))
     return scores, elapsed, paragraphs
+
+
+def by_source(golds: Sequence[Gold]) -> list[Gold]:
+    """``golds`` with each part split by the corpus its sentence comes from ("heldout/shreddit":
+    the source id's first word; "squad2" for SQuAD 2.0 paragraphs), for ``--by-source``."""
+    return [replace(g, part=f"{g.part}/{re.split(r'[-:]', g.source)[0]}") for g in golds]
 
 
 def _score_one(s: PartScore, g: Gold, doc: Document, a: Attribution | None) -> None:
@@ -263,15 +270,16 @@ def _score_one(s: PartScore, g: Gold, doc: Document, a: Attribution | None) -> N
 
 
 def render(scores: dict[str, PartScore]) -> str:
+    w = max(10, *(len(part) + 1 for part in scores))
     head = (
-        f"{'part':<10}{'sents':>6}{'gold':>6}{'pred':>6}{'P':>8}{'R':>8}{'voice':>8}"
+        f"{'part':<{w}}{'sents':>6}{'gold':>6}{'pred':>6}{'P':>8}{'R':>8}{'voice':>8}"
         f"{'mention=':>10}{'content=':>10}{'contentF1':>10}"
     )
     lines = [head]
     for part, s in scores.items():
         m = s.summary()
         lines.append(
-            f"{part:<10}{m['sentences']:>6}{m['gold_reported']:>6}{m['predicted_reported']:>6}"
+            f"{part:<{w}}{m['sentences']:>6}{m['gold_reported']:>6}{m['predicted_reported']:>6}"
             f"{m['precision']:>8.3f}{m['recall']:>8.3f}{m['voice_accuracy']:>8.3f}"
             f"{m['mention_exact']:>10.3f}{m['content_exact']:>10.3f}{m['content_token_f1']:>10.3f}"
         )
@@ -367,6 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--errors", action="store_true", help="print the wrongly attributed sentences")
     ap.add_argument("--part", choices=PARTS, action="append", help="score only this part")
     ap.add_argument(
+        "--by-source",
+        action="store_true",
+        help="also score each part per corpus (SQuAD, new-Wikipedia, Reddit ...); prints only",
+    )
+    ap.add_argument(
         "--timing",
         action="store_true",
         help="also time attribution against today's indexing (chunk + embed) per paragraph",
@@ -381,6 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"attribution of the labelled documents: {elapsed:.2f} s; model load {load_s:.1f} s "
         "(--timing compares it with indexing)"
     )
+    if args.by_source:
+        golds = [g for part in args.part or PARTS for g in read_labels(LABELS / f"{part}.jsonl")]
+        split, _, _ = score(by_source(golds), documents(golds), parser)
+        print(render({part: s for part, s in split.items() if s.sentences}))
     if args.errors:
         for part, s in scores.items():
             for e in s.errors:
