@@ -3,9 +3,12 @@
 ``python -m eval.attribution`` reads ``eval/attribution/seed.jsonl`` (every sentence of the seed
 article), ``eval/attribution/standins.jsonl`` (sentences of the stand-in corpora, read back
 from ``../shared/benchmarks`` by their source id and offsets: the benchmark text is never copied
-here) and ``eval/attribution/heldout.jsonl`` (sentences of other paragraphs of the same corpora,
-chosen and labelled the same way after the rules were revised on the stand-ins, and never used
-to tune them), runs the attribution over each source document, and prints and writes
+here), ``eval/attribution/dev.jsonl`` (one sentence with a reporting cue word from each of
+further Reddit, Amazon, new-Wikipedia and SQuAD paragraphs, drawn by ``python -m
+eval.attribution_draw`` with seed 20261208 after the held-out set, for developing rules on
+informal text) and ``eval/attribution/heldout.jsonl`` (sentences of other paragraphs of the same
+corpora, chosen and labelled the same way after the rules were revised on the stand-ins, and
+never used to tune them), runs the attribution over each source document, and prints and writes
 (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
@@ -40,7 +43,7 @@ LABELS = ROOT / "eval" / "attribution"
 SEED_ARTICLE = ROOT / "data" / "sasse-coalition-of-the-willing.txt"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 REPORT = LABELS / "report.json"
-PARTS = ("seed", "standins", "heldout")
+PARTS = ("seed", "standins", "dev", "heldout")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

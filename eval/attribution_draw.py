@@ -1,0 +1,247 @@
+"""Draws the candidate sentences of the attribution dev set (``eval/attribution/dev.jsonl``).
+
+``python -m eval.attribution_draw`` reads the retrieval_bench corpus from
+``../shared/benchmarks`` and, for each of the corpora in :data:`COUNTS` (Reddit, Amazon
+reviews, new Wikipedia articles, SQuAD 1.1 dev), shuffles its paragraphs with
+``random.Random(SEED)`` (one generator, the corpora in that order, each corpus's ids sorted
+before its shuffle), leaving out every paragraph already in ``standins.jsonl`` or
+``heldout.jsonl``. It walks the shuffled paragraphs and takes one sentence per paragraph, chosen
+at random among the paragraph's sentences (the chunker's, :func:`rag.chunk.chunk_document`)
+that hold a reporting cue (:data:`CUES`, whole words, any case), until the corpus has its
+count. Paragraphs without a cue sentence are skipped.
+
+``--round 2`` draws a second batch the same way with ``random.Random(20261209)``
+(:data:`ROUNDS`: sq11dev 50, shnewwiki 50, shreddit 90, shamazon 40, in that order). It also
+leaves out every paragraph round 1 drew (so every paragraph of round 1's labels in
+``dev.jsonl``; round 1 is drawn again for their ids, which keeps round 2 the same once its own
+labels are appended there), and it keeps only the sentences where a cue is a verb form that
+follows a third-person subject (:data:`SUBJECT_CUE`): a word other than I, we or you directly
+before a third-person form of a cue (:data:`THIRD_PERSON_CUES`; not the noun-like "states"), or
+"according to".
+
+The candidates are printed as JSON lines (or written to ``--out``), with the fields the
+labelled files share (part, source, doc_id, paragraph, sentence, text, corpus, sentence_index)
+and the cue words found; they are labelled by hand, and nothing is written into the
+repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.types import Document, DocumentMeta
+from rag.chunk import chunk_document
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ROOT / "eval" / "attribution"
+BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
+CORPUS = BENCHMARKS / "retrieval_bench" / "corpus.jsonl"
+SEED = 20261208
+PART = "dev"
+#: Candidates per corpus (the ``_id`` prefix), drawn in this order.
+COUNTS: dict[str, int] = {"shreddit": 110, "shamazon": 50, "shnewwiki": 45, "sq11dev": 45}
+#: Labelled paragraphs that are never drawn again.
+EXCLUDED_FILES = ("standins.jsonl", "heldout.jsonl")
+#: The reporting cue words, each inflection listed; "according to" is a phrase.
+CUES: tuple[str, ...] = (
+    "say", "said", "says", "saying",
+    "tell", "told", "tells",
+    "state", "stated", "states",
+    "claim", "claimed", "claims",
+    "argue", "argued", "argues",
+    "according to",
+    "add", "added",
+    "announce", "announced",
+    "explain", "explained",
+    "suggest", "suggested",
+    "believe", "believes", "believed",
+    "think", "thinks", "thought",
+    "feel", "feels", "felt",
+    "insist", "insisted",
+    "warn", "warned",
+    "report", "reported",
+    "write", "wrote", "writes",
+    "ask", "asked",
+    "reply", "replied",
+    "admit", "admitted",
+    "complain", "complained",
+    "mention", "mentioned",
+    "recommend", "recommended",
+    "promise", "promised",
+    "deny", "denied",
+    "agree", "agreed",
+    "want", "wanted",
+)  # fmt: skip
+CUE = re.compile(
+    r"\b(?:" + "|".join(re.escape(c).replace(r"\ ", r"\s+") for c in CUES) + r")\b",
+    re.IGNORECASE,
+)
+#: The cue forms that follow a third-person subject (round 2): the -s and past forms of
+#: :data:`CUES`, "according to" aside, but not "states", which after a word is nearly always
+#: the noun ("United States", "member states").
+THIRD_PERSON_CUES: tuple[str, ...] = (
+    "says", "said", "tells", "told", "stated", "claims", "claimed",
+    "argues", "argued", "added", "announced", "explained", "suggested",
+    "believes", "believed", "thinks", "thought", "feels", "felt", "insisted", "warned",
+    "reported", "wrote", "writes", "asked", "replied", "admitted", "complained",
+    "mentioned", "recommended", "promised", "denied", "agreed", "wanted",
+)  # fmt: skip
+#: A whole word (letters, apostrophes, hyphens) other than I, we or you (nor their contractions:
+#: "I'd", "you're") directly before a third-person cue form, or "according to"; any case.
+SUBJECT_CUE = re.compile(
+    r"(?<![A-Za-z'’-])(?!(?:i|we|you)(?![A-Za-z]))[A-Za-z'’-]+\s+(?:"
+    + "|".join(THIRD_PERSON_CUES)
+    + r")\b|\baccording\s+to\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One draw: its generator seed, its counts, and what else it requires and leaves out."""
+
+    seed: int
+    counts: dict[str, int]
+    #: A sentence must also match this to be a candidate (None: any cue sentence).
+    require: re.Pattern[str] | None = None
+    #: Leave out every paragraph this earlier round drew.
+    after: int | None = None
+
+
+ROUNDS: dict[int, Round] = {
+    1: Round(SEED, COUNTS),
+    2: Round(
+        20261209,
+        {"sq11dev": 50, "shnewwiki": 50, "shreddit": 90, "shamazon": 40},
+        require=SUBJECT_CUE,
+        after=1,
+    ),
+}
+
+
+def cues(text: str) -> list[str]:
+    """The cue words in ``text``, lower-cased, in order."""
+    return [" ".join(m.group(0).lower().split()) for m in CUE.finditer(text)]
+
+
+def excluded(label_dir: Path = LABELS) -> set[str]:
+    """The sources already labelled (read for their ids only)."""
+    out: set[str] = set()
+    for name in EXCLUDED_FILES:
+        for line in (label_dir / name).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.add(json.loads(line)["source"])
+    return out
+
+
+def paragraphs(corpus: Path, prefixes: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The corpus texts by ``_id``, per ``_id`` prefix."""
+    wanted = set(prefixes)
+    out: dict[str, dict[str, str]] = {p: {} for p in wanted}
+    with corpus.open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            prefix = row["_id"].split("-", 1)[0]
+            if prefix in wanted:
+                out[prefix][row["_id"]] = row["text"]
+    return out
+
+
+def cue_sentences(
+    doc_id: str, text: str, require: re.Pattern[str] | None = None
+) -> list[dict[str, object]]:
+    """The chunker's sentences of one paragraph that hold a cue word (and match ``require``,
+    if given), as candidate records."""
+    doc = Document(id=doc_id, text=text, meta=DocumentMeta())
+    out: list[dict[str, object]] = []
+    index = 0
+    for chunk in chunk_document(doc):
+        for span in chunk.sentences:
+            sentence = text[span.start : span.end]
+            found = cues(sentence)
+            if found and (require is None or require.search(sentence)):
+                out.append(
+                    {
+                        "part": PART,
+                        "source": doc_id,
+                        "doc_id": doc_id,
+                        "paragraph": chunk.paragraph,
+                        "sentence": [span.start, span.end],
+                        "text": sentence,
+                        "corpus": "retrieval_bench",
+                        "sentence_index": index,
+                        "cues": found,
+                    }
+                )
+            index += 1
+    return out
+
+
+def draw(
+    corpus: Path = CORPUS,
+    label_dir: Path = LABELS,
+    counts: dict[str, int] = COUNTS,
+    seed: int = SEED,
+    require: re.Pattern[str] | None = None,
+    also_skip: Iterable[str] = (),
+) -> list[dict[str, object]]:
+    """The candidates: ``counts[prefix]`` sentences per corpus, one per paragraph, leaving out
+    the labelled paragraphs and ``also_skip``; with ``require``, only sentences matching it."""
+    rng = random.Random(seed)
+    skip = excluded(label_dir) | set(also_skip)
+    texts = paragraphs(corpus, counts)
+    out: list[dict[str, object]] = []
+    for prefix, wanted in counts.items():
+        ids = sorted(i for i in texts[prefix] if i not in skip)
+        rng.shuffle(ids)
+        taken = 0
+        for doc_id in ids:
+            if taken == wanted:
+                break
+            found = cue_sentences(doc_id, texts[prefix][doc_id], require)
+            if not found:
+                continue
+            out.append(rng.choice(found))
+            taken += 1
+        if taken < wanted:
+            raise SystemExit(f"{prefix}: only {taken} paragraphs with a cue sentence")
+    return out
+
+
+def draw_round(
+    number: int, corpus: Path = CORPUS, label_dir: Path = LABELS
+) -> list[dict[str, object]]:
+    """The candidates of round ``number`` (:data:`ROUNDS`)."""
+    spec = ROUNDS[number]
+    earlier: set[str] = set()
+    if spec.after is not None:
+        earlier = {str(c["source"]) for c in draw_round(spec.after, corpus, label_dir)}
+    return draw(corpus, label_dir, spec.counts, spec.seed, spec.require, earlier)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.attribution_draw", description=__doc__)
+    ap.add_argument("--out", type=Path, help="write the candidates here (default: print them)")
+    ap.add_argument("--corpus", type=Path, default=CORPUS, help="retrieval_bench corpus.jsonl")
+    ap.add_argument(
+        "--round", type=int, choices=sorted(ROUNDS), default=1, help="which draw (default: 1)"
+    )
+    args = ap.parse_args(argv)
+    lines = [json.dumps(c, ensure_ascii=False) for c in draw_round(args.round, args.corpus)]
+    if args.out is None:
+        print("\n".join(lines))
+    else:
+        args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {len(lines)} candidates to {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
