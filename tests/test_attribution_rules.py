@@ -202,17 +202,17 @@ def test_of_two_subjects_the_one_nearest_the_verb_speaks(parser) -> None:
 
 def test_two_subjects_across_a_semicolon_are_two_clauses(parser) -> None:
     text = (
-        "Some critics, including followers of Adam Smith, considered the plan too timid; and "
+        "Some critics, including followers of Adam Smith, found the plan too timid; and "
         "modern historians note the caution of its authors."
     )
 
     def merged(parse: Parse) -> Parse:
         # the parser's error on such sentences: the first clause's subject hangs on "note"
         critics, note = _index(parse, "critics"), _index(parse, "note")
-        considered = _index(parse, "considered")
+        found = _index(parse, "found")
         tokens = list(parse.tokens)
         tokens[critics] = replace(tokens[critics], head=note)
-        tokens[considered] = replace(tokens[considered], dep="acl", head=critics)
+        tokens[found] = replace(tokens[found], dep="acl", head=critics)
         return replace(parse, tokens=tuple(tokens))
 
     _doc, (only,) = _run(text, parser)
