@@ -28,7 +28,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -405,28 +405,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         for part, s in scores.items():
             for e in s.errors:
                 print(f"[{part}] gold={e['gold']} predicted={e['predicted']}: {e['sentence']}")
-    report: dict[str, object] = {
-        "parts": {part: s.summary() for part, s in scores.items()},
-        "attribution_seconds": round(elapsed, 3),
-        "paragraphs": paragraphs,
-        "errors": {part: s.errors for part, s in scores.items()},
-    }
+    t = None
     if args.timing:
         t = timing(timing_documents(), parser).summary()
-        report["timing"] = t
         print(
             f"timing over {t['documents']} documents, {t['paragraphs']} paragraphs: indexing "
             f"{t['index_ms_per_paragraph']} ms/paragraph, attribution "
             f"{t['attribution_ms_per_paragraph']} ms/paragraph, indexing with attribution = "
             f"{t['ratio_with_attribution']}x today's"
         )
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(args.out, scores, elapsed, paragraphs, t)
     print(f"wrote {args.out}")
     return 0
+
+
+def write_report(
+    out: Path,
+    scores: dict[str, PartScore],
+    elapsed: float,
+    paragraphs: int,
+    timed: Mapping[str, float | int] | None = None,
+) -> None:
+    """``eval/attribution/report.json``: the figures per part, the misattributed sentences and,
+    when measured, the indexing time (this command and ``rag eval attribution`` both write it,
+    so it cannot drift from ``eval/report.md``)."""
+    report: dict[str, object] = {
+        "parts": {part: s.summary() for part, s in scores.items()},
+        "attribution_seconds": round(elapsed, 3),
+        "paragraphs": paragraphs,
+        "errors": {part: s.errors for part, s in scores.items()},
+    }
+    if timed is not None:
+        report["timing"] = timed
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["Gold", "PartScore", "asdict", "main", "read_labels", "run", "score", "speaker_matches"]
+__all__ = [
+    "Gold",
+    "PartScore",
+    "asdict",
+    "main",
+    "read_labels",
+    "run",
+    "score",
+    "speaker_matches",
+    "write_report",
+]

@@ -250,7 +250,12 @@ def _attribution_parser(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also time attribution against indexing per paragraph (loads the encoder)",
     )
-    p.add_argument("--out-dir", type=Path, help="where report.md is updated (default: eval/)")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        help="where report.md is updated and attribution.json written (default: eval/, and "
+        "eval/attribution/report.json)",
+    )
     p.add_argument("--no-write", action="store_true", help="print only, write no files")
     p.set_defaults(func=cmd_attribution)
 
@@ -837,7 +842,7 @@ def _attribution(args: argparse.Namespace, command: str) -> int:
         print(f"the stand-in sentences need {attribution.BENCHMARKS}: scoring the seed only")
         parts = ("seed",)
     parser = load_parser()
-    scores, _, _ = attribution.run(parser, parts=parts)
+    scores, elapsed, paragraphs = attribution.run(parser, parts=parts)
     print(attribution.render(scores))
     timing = None
     if args.timing:
@@ -848,6 +853,8 @@ def _attribution(args: argparse.Namespace, command: str) -> int:
     )
     if not args.no_write and parts == attribution.PARTS:
         update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"attribution": text})
+        json_out = attribution.REPORT if args.out_dir is None else args.out_dir / "attribution.json"
+        attribution.write_report(json_out, scores, elapsed, paragraphs, timing)
     return EXIT_OK
 
 
