@@ -39,7 +39,6 @@ from rag.load import load_data_dir
 REPO = Path(__file__).resolve().parent.parent
 SEED = "sasse-coalition-of-the-willing"
 LABELS = REPO / "eval" / "attribution" / "seed.jsonl"
-BENCHMARKS = REPO.parent / "shared" / "benchmarks"
 META = ReportMeta(command="rag eval own", date="2026-01-01", model="m", abstain_threshold=0.5)
 
 
@@ -346,21 +345,3 @@ def test_rag_eval_attribution_is_a_subcommand() -> None:
     cli.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["eval", "attribution", "--no-write"])
     assert args.func is cli.cmd_attribution and args.no_write and not args.timing
-
-
-@pytest.mark.slow
-def test_rag_eval_attribution_writes_the_report_section_and_its_json_together(tmp_path) -> None:
-    if not (BENCHMARKS / "retrieval_bench" / "corpus.jsonl").is_file():
-        pytest.skip(f"external benchmarks not found at {BENCHMARKS} (../shared missing)")
-    parser = argparse.ArgumentParser(prog="rag")
-    cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", "attribution", "--out-dir", str(tmp_path)])
-    assert args.func(args) == 0
-    written = json.loads((tmp_path / "attribution.json").read_text(encoding="utf-8"))
-    assert set(written["parts"]) == {"seed", "standins", "dev", "heldout"}
-    report_md = (tmp_path / "report.md").read_text(encoding="utf-8")
-    for part, m in written["parts"].items():  # the section shows what the JSON holds
-        assert f"| {part} | {m['sentences']} | {m['gold_reported']} |" in report_md
-    # the shipped report.json is this command's output for the same rules
-    shipped = json.loads((LABELS.parent / "report.json").read_text(encoding="utf-8"))
-    assert shipped["parts"] == written["parts"]
