@@ -57,9 +57,12 @@ gate: setup
 # mypy (one core, about 40 s from a clean clone) runs beside the gate, which leaves part of the
 # second core idle (-O: each one's output is printed whole when it ends); the tests start once
 # both have passed.
+# pytest runs on two workers, each test file on one of them (pytest-xdist's loadfile, so a
+# module's fixtures are built once): many tests wait on servers and subprocesses, and one
+# worker left a core idle about half the time (tests/README.md).
 test: lint-fast chromium wrk
 	$(MAKE) --no-print-directory -j2 -O typecheck gate
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # The fast tier (tests/README.md): no real model, no ../shared data, no server or browser.
 .PHONY: test-fast

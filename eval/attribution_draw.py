@@ -159,6 +159,8 @@ def cue_sentences(
 ) -> list[dict[str, object]]:
     """The chunker's sentences of one paragraph that hold a cue word (and match ``require``,
     if given), as candidate records."""
+    if not cues(text) or (require is not None and not require.search(text)):
+        return []  # no sentence can hold what the paragraph does not (and chunking is slow)
     doc = Document(id=doc_id, text=text, meta=DocumentMeta())
     out: list[dict[str, object]] = []
     index = 0
