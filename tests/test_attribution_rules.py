@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import pytest
+from test_attribution_support import run, text_of, voice
 
-from core.types import Document, DocumentMeta, Span
 from rag import attribution as attr
 from rag.attribution import Parse
-from rag.chunk import chunk_document
 
 pytestmark = pytest.mark.slow
 
@@ -25,22 +24,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def parser() -> attr.SpacyParser:
     return attr.shared_parser()
-
-
-def _run(text: str, parser: attr.Parser) -> tuple[Document, tuple[attr.Attribution, ...]]:
-    doc = Document(id="rules", text=text, meta=DocumentMeta(author="A. Writer"))
-    return doc, attr.analyse(doc, chunk_document(doc), parser).attributions
-
-
-def _text(doc: Document, span: Span | None) -> str:
-    return "" if span is None else doc.text[span.start : span.end]
-
-
-def _voice(doc: Document, a: attr.Attribution) -> tuple[str, str, str, str]:
-    """(voice, speaker, mention, content) of one attribution, as text."""
-    if a.voice == "author":
-        return ("author", a.speaker, "", "")
-    return (a.voice, a.speaker, _text(doc, a.mention), _text(doc, a.content))
 
 
 class Edited:
@@ -65,12 +48,12 @@ def _index(parse: Parse, word: str) -> int:
 def test_a_reporting_clause_hung_under_a_later_clause_is_the_main_clause(parser) -> None:
     # the parser makes the quotation's second clause ("hence it is unsafe") the root and the
     # reporting clause its complement; the reporting clause opens the sentence all the same
-    doc, (quoted,) = _run(
+    doc, (quoted,) = run(
         'The philosopher Anna Berg stated that "great crimes are often committed by pious men; '
         'hence it is unsafe to judge a man by his prayers."',
         parser,
     )
-    assert _voice(doc, quoted) == (
+    assert voice(doc, quoted) == (
         "reported",
         "Anna Berg",
         "Anna Berg",
@@ -78,27 +61,27 @@ def test_a_reporting_clause_hung_under_a_later_clause_is_the_main_clause(parser)
         "his prayers",
     )
     # outside quotation marks, a semicolon or "however" hands the sentence back to the author
-    doc, (lopez,) = _run(
+    doc, (lopez,) = run(
         "The economist Maria Lopez argued that inflation would fall by spring; however, prices "
         "kept rising through the summer.",
         parser,
     )
-    assert _voice(doc, lopez) == (
+    assert voice(doc, lopez) == (
         "reported",
         "Maria Lopez",
         "Maria Lopez",
         "inflation would fall by spring",
     )
-    doc, (tariff,) = _run(
+    doc, (tariff,) = run(
         "Officials announced a new tariff on steel; the two countries signed the agreement a "
         "month later.",
         parser,
     )
-    assert _voice(doc, tariff) == ("reported", "Officials", "Officials", "a new tariff on steel")
+    assert voice(doc, tariff) == ("reported", "Officials", "Officials", "a new tariff on steel")
 
 
 def test_a_subordinate_or_parenthetical_reporting_clause_stays_the_authors(parser) -> None:
-    _doc, (aside,) = _run(
+    _doc, (aside,) = run(
         "While many towns blamed the river (the farmers blamed the mill for the flooding), the "
         "damage was probably caused by the storm.",
         parser,
@@ -107,35 +90,35 @@ def test_a_subordinate_or_parenthetical_reporting_clause_stays_the_authors(parse
 
 
 def test_a_phrase_fronted_before_the_reporting_verb_is_not_its_content(parser) -> None:
-    doc, (knox,) = _run(
+    doc, (knox,) = run(
         "Against the teaching of his church that the faithful are saved by their deeds, Knox "
         "wrote that believers receive grace freely; that grace not only comes from God but is "
         "God himself.",
         parser,
     )
-    assert _voice(doc, knox) == ("reported", "Knox", "Knox", "believers receive grace freely")
+    assert voice(doc, knox) == ("reported", "Knox", "Knox", "believers receive grace freely")
 
 
 def test_a_cleft_sentence_reports_its_focus(parser) -> None:
-    doc, (cleft,) = _run(
+    doc, (cleft,) = run(
         "It was the prime minister who announced the new tax, saying that the deficit had to "
         "be closed.",
         parser,
     )
-    assert _voice(doc, cleft)[:3] == ("reported", "prime minister", "the prime minister")
-    assert _text(doc, cleft.content).startswith("the new tax")
+    assert voice(doc, cleft)[:3] == ("reported", "prime minister", "the prime minister")
+    assert text_of(doc, cleft.content).startswith("the new tax")
 
 
 # --------------------------------------------------------------------------- tags after the content
 
 
 def test_an_inverted_tag_whose_content_was_parsed_as_an_adverbial_clause(parser) -> None:
-    doc, (ruiz,) = _run(
+    doc, (ruiz,) = run(
         "Since the flood, the council and local charities have rebuilt most of the homes, said "
         "Ana Ruiz, the mayor of the town.",
         parser,
     )
-    assert _voice(doc, ruiz) == (
+    assert voice(doc, ruiz) == (
         "reported",
         "Ana Ruiz",
         "Ana Ruiz",
@@ -144,46 +127,46 @@ def test_an_inverted_tag_whose_content_was_parsed_as_an_adverbial_clause(parser)
 
 
 def test_a_tag_inside_or_after_a_quotation(parser) -> None:
-    doc, (around, middle, after) = _run(
+    doc, (around, middle, after) = run(
         '"We lost the vote," Ana Ruiz wrote, "but the fight for the park goes on." '
         "The war, the minister said, will end soon. "
         "The war will end soon, the minister said.",
         parser,
     )
-    assert _voice(doc, around) == (
+    assert voice(doc, around) == (
         "reported",
         "Ana Ruiz",
         "Ana Ruiz",
         'We lost the vote," Ana Ruiz wrote, "but the fight for the park goes on',
     )
-    assert _voice(doc, middle) == (
+    assert voice(doc, middle) == (
         "reported",
         "minister",
         "the minister",
         "The war, the minister said, will end soon",
     )
     # the speaker after the content is no part of it
-    assert _voice(doc, after)[3] == "The war will end soon"
+    assert voice(doc, after)[3] == "The war will end soon"
 
 
 # --------------------------------------------------------------------------- the cue
 
 
 def test_coordinated_verbs_share_their_object(parser) -> None:
-    doc, (groups,) = _run(
+    doc, (groups,) = run(
         "Several consumer groups reported and published serious flaws in the new safety rules.",
         parser,
     )
-    assert _voice(doc, groups)[:3] == (
+    assert voice(doc, groups)[:3] == (
         "reported",
         "Several consumer groups",
         "Several consumer groups",
     )
-    assert _text(doc, groups.content).startswith("serious flaws")
+    assert text_of(doc, groups.content).startswith("serious flaws")
 
 
 def test_writing_with_an_object_is_creation_not_report(parser) -> None:
-    _doc, (hymns,) = _run("In his youth he wrote several hymns on the psalms.", parser)
+    _doc, (hymns,) = run("In his youth he wrote several hymns on the psalms.", parser)
     assert hymns.voice == "author"
 
 
@@ -192,12 +175,12 @@ def test_writing_with_an_object_is_creation_not_report(parser) -> None:
 
 def test_of_two_subjects_the_one_nearest_the_verb_speaks(parser) -> None:
     # the parser takes the title before the colon for a second subject of "warned"
-    doc, (nrc,) = _run(
+    doc, (nrc,) = run(
         "In its report: Floods, Fires and Famine in the Valley, the NRC warned of 300 deaths "
         "over the period.",
         parser,
     )
-    assert _voice(doc, nrc) == ("reported", "NRC", "NRC", "300 deaths over the period")
+    assert voice(doc, nrc) == ("reported", "NRC", "NRC", "300 deaths over the period")
 
 
 def test_two_subjects_across_a_semicolon_are_two_clauses(parser) -> None:
@@ -215,9 +198,9 @@ def test_two_subjects_across_a_semicolon_are_two_clauses(parser) -> None:
         tokens[found] = replace(tokens[found], dep="acl", head=critics)
         return replace(parse, tokens=tuple(tokens))
 
-    _doc, (only,) = _run(text, parser)
+    _doc, (only,) = run(text, parser)
     assert only.voice == "author"
-    _doc, (only,) = _run(text, Edited(parser, {text: merged}))
+    _doc, (only,) = run(text, Edited(parser, {text: merged}))
     assert only.voice == "author"  # "note" is not the first clause's verb
 
 
@@ -236,17 +219,17 @@ def test_a_document_with_a_named_author_wins_over_its_title(parser) -> None:
         tokens[book] = replace(tokens[book], dep="nsubj", head=verb)
         return replace(parse, tokens=tuple(tokens))
 
-    _doc, (holt,) = _run(text, Edited(parser, {text: two_subjects}))
+    _doc, (holt,) = run(text, Edited(parser, {text: two_subjects}))
     assert (holt.voice, holt.speaker) == ("reported", "Jane Holt")
 
 
 def test_an_apposition_not_closed_by_a_comma_is_the_subject(parser) -> None:
-    doc, (lund,) = _run(
+    doc, (lund,) = run(
         "In a long dispute, the Harbour Authority v Lund, a local fisherman named Erik Lund "
         "claimed that the new quay blocked his moorings.",
         parser,
     )
-    assert _voice(doc, lund) == (
+    assert voice(doc, lund) == (
         "reported",
         "Erik Lund",
         "Erik Lund",
@@ -255,22 +238,22 @@ def test_an_apposition_not_closed_by_a_comma_is_the_subject(parser) -> None:
 
 
 def test_a_name_with_a_place_is_one_name_up_to_its_comma(parser) -> None:
-    doc, (meir,) = _run(
+    doc, (meir,) = run(
         "Meir of Rothenburg, the rabbi who tried to help the Jews of Mainz in 1286, later "
         "blamed their plight on the emperor.",
         parser,
     )
-    assert _voice(doc, meir)[:3] == ("reported", "Meir of Rothenburg", "Meir of Rothenburg")
+    assert voice(doc, meir)[:3] == ("reported", "Meir of Rothenburg", "Meir of Rothenburg")
 
 
 def test_a_legal_provision_is_no_speaker(parser) -> None:
-    _doc, (charter,) = _run("Article 12 of the charter says members must vote every year.", parser)
+    _doc, (charter,) = run("Article 12 of the charter says members must vote every year.", parser)
     assert charter.voice == "author"
 
 
 def test_adherents_of_a_political_movement_can_speak(parser) -> None:
-    doc, (tories,) = _run("During downturns, conservatives usually argue for lower taxes.", parser)
-    assert _voice(doc, tories) == ("reported", "conservatives", "conservatives", "lower taxes")
+    doc, (tories,) = run("During downturns, conservatives usually argue for lower taxes.", parser)
+    assert voice(doc, tories) == ("reported", "conservatives", "conservatives", "lower taxes")
 
 
 def test_a_name_cut_short_by_the_tagger_runs_to_its_head(parser) -> None:
@@ -287,7 +270,7 @@ def test_a_name_cut_short_by_the_tagger_runs_to_its_head(parser) -> None:
         tokens = tuple(replace(t, ent="") if navy < t.i < ent.end else t for t in parse.tokens)
         return replace(parse, tokens=tokens, entities=ents)
 
-    _doc, (rescue,) = _run(text, Edited(parser, {text: cut}))
+    _doc, (rescue,) = run(text, Edited(parser, {text: cut}))
     assert (rescue.voice, rescue.speaker) == ("reported", "Royal Navy Sea Rescue Unit")
 
 
@@ -296,13 +279,13 @@ def test_a_name_cut_short_by_the_tagger_runs_to_its_head(parser) -> None:
 
 def test_a_pronoun_resolves_to_the_latest_subject_in_the_order_of_the_text(parser) -> None:
     # "Westbrook" is no entity, "Daniel Moreau" is: both are subjects, Moreau the later one
-    doc, (_, insisted) = _run(
+    doc, (_, insisted) = run(
         "Westbrook suffered a major setback when Daniel Moreau, a veteran who had overcome two "
         "injuries, went down with a broken wrist in the final. Despite this, he insisted he "
         "would still play in the cup.",
         parser,
     )
-    assert _voice(doc, insisted)[:3] == ("reported", "Daniel Moreau", "he")
+    assert voice(doc, insisted)[:3] == ("reported", "Daniel Moreau", "he")
 
 
 def test_a_proper_noun_with_an_honorific_is_a_person(parser) -> None:
@@ -313,5 +296,5 @@ def test_a_proper_noun_with_an_honorific_is_a_person(parser) -> None:
         # the tagger's error in long sentences: no PERSON for the name
         return replace(parse, entities=tuple(e for e in parse.entities if e.label != "PERSON"))
 
-    doc, (_, claimed) = _run(text, Edited(parser, {first: untagged}))
-    assert _voice(doc, claimed) == ("reported", "Mr Amazon", "He", "the fine was unfair")
+    doc, (_, claimed) = run(text, Edited(parser, {first: untagged}))
+    assert voice(doc, claimed) == ("reported", "Mr Amazon", "He", "the fine was unfair")
