@@ -283,7 +283,7 @@ def render(scores: dict[str, PartScore]) -> str:
         m = s.summary()
         lines.append(
             f"{part:<{w}}{m['sentences']:>6}{m['gold_reported']:>6}{m['predicted_reported']:>6}"
-            f"{m['precision']:>8.3f}{m['recall']:>8.3f}{m['voice_accuracy']:>8.3f}"
+            f"{s.precision:>8.3f}{s.recall:>8.3f}{m['voice_accuracy']:>8.3f}"
             f"{m['mention_exact']:>10.3f}{m['content_exact']:>10.3f}{m['content_token_f1']:>10.3f}"
         )
     return "\n".join(lines)

@@ -382,3 +382,12 @@ def test_nothing_is_loaded_at_import_time() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "False"
+
+
+def test_the_printed_table_takes_precision_and_recall_from_the_counts() -> None:
+    from eval.attribution import PartScore, render
+
+    # 56/66 = 0.84848...: the summary keeps 0.8485, which a second rounding would print 0.849
+    held = PartScore(sentences=214, gold_reported=70, predicted_reported=66, correct=56)
+    assert held.summary()["precision"] == 0.8485
+    assert "   0.848   0.800" in render({"heldout": held})
