@@ -266,6 +266,7 @@ FIRST_PERSON = frozenset({"i", "we", "me", "us"})
 SPEAKER_ENTS = frozenset({"PERSON", "ORG", "GPE", "NORP"})
 _DETS = frozenset({"the", "a", "an", "this", "that", "these", "those"})
 _QUOTES = "\"'“”‘’«»"
+_DOUBLE_QUOTES = frozenset({'"', "“", "”"})
 _TRAIL = _QUOTES + ".,;:!?–—- "
 _SUBJ = frozenset({"nsubj", "nsubjpass", "csubj"})
 _COMPLEMENTS = frozenset({"ccomp", "xcomp", "dobj", "oprd", "attr", "acomp"})
@@ -566,13 +567,8 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
     order they appear in the sentence. A subject inside double quotation marks is no subject
     here: a later "he" refers to the story's people, not to a name inside a quotation ("Dad
     come help")."""
-    quoted, inside = set(), False
-    for t in parse.tokens:
-        if t.text in {'"', "“", "”"}:
-            inside = not inside
-        elif inside:
-            quoted.add(t.i)
-    subjects = {t.i for t in parse.tokens if t.dep in _SUBJ and t.i not in quoted}
+    opened = _double_quote_openings(parse)
+    subjects = {t.i for t in parse.tokens if t.dep in _SUBJ and opened[t.i] is None}
     found: list[tuple[int, _Mention]] = []  # (token position, mention)
     persons: set[int] = set()
     for ent in parse.entities:
@@ -1143,11 +1139,20 @@ def _reporting_tags(parse: Parse, root: Token) -> list[Token]:
 
 def _quoted_after(parse: Parse, tok: Token, root: Token) -> bool:
     """Whether ``tok`` lies inside double quotation marks opened after ``root``."""
-    opened: int | None = None
-    for t in parse.tokens[: tok.i]:
-        if t.text in {'"', "“", "”"}:
-            opened = None if opened is not None else t.i
+    opened = _double_quote_openings(parse)[tok.i]
     return opened is not None and opened > root.i
+
+
+def _double_quote_openings(parse: Parse) -> list[int | None]:
+    """Per token, the index of the double quotation mark opened before it and not yet closed
+    (None outside quotations). Only double marks count: an apostrophe ("He's") opens nothing."""
+    out: list[int | None] = []
+    opened: int | None = None
+    for t in parse.tokens:
+        out.append(opened)
+        if t.text in _DOUBLE_QUOTES:
+            opened = None if opened is not None else t.i
+    return out
 
 
 def _tag_tokens(parse: Parse, verb: Token) -> list[Token]:
