@@ -9,11 +9,10 @@ show that error: :class:`Edited` changes the dependencies or entities of named s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import pytest
-from test_attribution_support import run, text_of, voice
+from test_attribution_support import Edited, index_of, run, text_of, voice
 
 from rag import attribution as attr
 from rag.attribution import Parse
@@ -24,22 +23,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def parser() -> attr.SpacyParser:
     return attr.shared_parser()
-
-
-class Edited:
-    """The real parser, with an edit applied to the parse of the sentences named."""
-
-    def __init__(self, parser: attr.Parser, edits: dict[str, Callable[[Parse], Parse]]) -> None:
-        self.parser = parser
-        self.edits = edits
-
-    def parse(self, texts: Sequence[str]) -> list[Parse]:
-        parses = self.parser.parse(texts)
-        return [self.edits.get(t, lambda p: p)(p) for t, p in zip(texts, parses, strict=True)]
-
-
-def _index(parse: Parse, word: str) -> int:
-    return next(t.i for t in parse.tokens if t.text == word)
 
 
 # --------------------------------------------------------------------------- the main clause
@@ -191,8 +174,8 @@ def test_two_subjects_across_a_semicolon_are_two_clauses(parser) -> None:
 
     def merged(parse: Parse) -> Parse:
         # the parser's error on such sentences: the first clause's subject hangs on "note"
-        critics, note = _index(parse, "critics"), _index(parse, "note")
-        found = _index(parse, "found")
+        critics, note = index_of(parse, "critics"), index_of(parse, "note")
+        found = index_of(parse, "found")
         tokens = list(parse.tokens)
         tokens[critics] = replace(tokens[critics], head=note)
         tokens[found] = replace(tokens[found], dep="acl", head=critics)
@@ -212,10 +195,10 @@ def test_a_document_with_a_named_author_wins_over_its_title(parser) -> None:
 
     def two_subjects(parse: Parse) -> Parse:
         # the parser's error on such sentences: the title as a second subject
-        death, verb = _index(parse, "Death"), _index(parse, "criticized")
+        death, verb = index_of(parse, "Death"), index_of(parse, "criticized")
         tokens = list(parse.tokens)
         tokens[death] = replace(tokens[death], dep="nsubj", head=verb)
-        book = _index(parse, "book")
+        book = index_of(parse, "book")
         tokens[book] = replace(tokens[book], dep="nsubj", head=verb)
         return replace(parse, tokens=tuple(tokens))
 
@@ -265,7 +248,7 @@ def test_a_name_cut_short_by_the_tagger_runs_to_its_head(parser) -> None:
     def cut(parse: Parse) -> Parse:
         # the tagger's error on long names: the entity stops at "Navy"
         ent = next(e for e in parse.entities if e.label == "ORG")
-        navy = _index(parse, "Navy")
+        navy = index_of(parse, "Navy")
         ents = tuple(replace(e, end=navy + 1) if e == ent else e for e in parse.entities)
         tokens = tuple(replace(t, ent="") if navy < t.i < ent.end else t for t in parse.tokens)
         return replace(parse, tokens=tokens, entities=ents)

@@ -4,10 +4,13 @@ the labelled sets; the real spaCy pipeline and the shipped WordNet noun list."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from test_attribution_support import run, voice
+from test_attribution_support import Edited, index_of, run, voice
 
 from rag import attribution as attr
+from rag.attribution import Parse
 from rag.lexicon import LEXICON, noun_kind, speaker_nouns
 
 pytestmark = pytest.mark.slow
@@ -163,10 +166,18 @@ def test_a_surname_the_tagger_took_for_a_noun_is_the_person_named_before(parser)
 
 
 def test_a_reduced_thought_to_reports_nothing(parser) -> None:
-    _doc, (fossils,) = run(
-        "Fossils thought to represent early jellies have been found in Cambrian rocks.", parser
-    )
-    assert fossils.voice == "author"
+    text = "Two historians thought to represent the old school have been invited to the panel."
+
+    def reduced(parse: Parse) -> Parse:
+        # the tagger's reading in longer sentences ("Despite their soft bodies, fossils thought
+        # to represent ... have been found"): "thought" a past participle with no auxiliary
+        thought = index_of(parse, "thought")
+        tokens = list(parse.tokens)
+        tokens[thought] = replace(tokens[thought], tag="VBN")
+        return replace(parse, tokens=tuple(tokens))
+
+    _doc, (historians,) = run(text, Edited(parser, {text: reduced}))
+    assert historians.voice == "author"
 
 
 def test_a_name_inside_a_quotation_is_no_antecedent(parser) -> None:

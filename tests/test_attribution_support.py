@@ -1,10 +1,14 @@
 """Helpers for the attribution rule tests (no tests here): attribute a written text with the
-real parser and read each sentence's voice back as text."""
+real parser, read each sentence's voice back as text, and show the real parser's errors on
+long sentences in short ones (:class:`Edited`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from core.types import Document, DocumentMeta, Span
 from rag import attribution as attr
+from rag.attribution import Parse
 from rag.chunk import chunk_document
 
 
@@ -23,3 +27,20 @@ def voice(doc: Document, a: attr.Attribution) -> tuple[str, str, str, str]:
     if a.voice == "author":
         return ("author", a.speaker, "", "")
     return (a.voice, a.speaker, text_of(doc, a.mention), text_of(doc, a.content))
+
+
+class Edited:
+    """The real parser, with an edit applied to the parse of the sentences named."""
+
+    def __init__(self, parser: attr.Parser, edits: dict[str, Callable[[Parse], Parse]]) -> None:
+        self.parser = parser
+        self.edits = edits
+
+    def parse(self, texts: Sequence[str]) -> list[Parse]:
+        parses = self.parser.parse(texts)
+        return [self.edits.get(t, lambda p: p)(p) for t, p in zip(texts, parses, strict=True)]
+
+
+def index_of(parse: Parse, word: str) -> int:
+    """The index of ``word``'s first token in ``parse``."""
+    return next(t.i for t in parse.tokens if t.text == word)
