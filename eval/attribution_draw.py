@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.types import Document, DocumentMeta
+from eval.attribution import read_labels
 from rag.chunk import chunk_document
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,12 +134,7 @@ def cues(text: str) -> list[str]:
 
 def excluded(label_dir: Path = LABELS) -> set[str]:
     """The sources already labelled (read for their ids only)."""
-    out: set[str] = set()
-    for name in EXCLUDED_FILES:
-        for line in (label_dir / name).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                out.add(json.loads(line)["source"])
-    return out
+    return {g.source for name in EXCLUDED_FILES for g in read_labels(label_dir / name)}
 
 
 def paragraphs(corpus: Path, prefixes: Iterable[str]) -> dict[str, dict[str, str]]:
