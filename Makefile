@@ -58,8 +58,8 @@ gate: setup
 # second core idle (-O: each one's output is printed whole when it ends); the tests start once
 # both have passed.
 # pytest runs on two workers, each test file on one of them (pytest-xdist's loadfile, so a
-# module's fixtures are built once): many tests wait on servers and subprocesses, and one
-# worker left a core idle about half the time (tests/README.md).
+# module's fixtures are built once): many tests wait on servers and subprocesses, so one
+# worker leaves a core idle much of the time (tests/README.md has the timings).
 test: lint-fast chromium wrk
 	$(MAKE) --no-print-directory -j2 -O typecheck gate
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
