@@ -126,3 +126,13 @@ def test_lacks_gives_the_reason_or_none() -> None:
     assert reason is not None and "a number" in reason
     reason = lacks("What did Macron say?", {"type_found": 1.0, "names_in_article": 0.0}, BIO)
     assert reason is not None and reason.endswith("does not mention Macron.")
+
+
+def test_an_article_is_folded_once_for_all_its_questions() -> None:
+    from rag.question import _folded
+
+    article = "Friedrich Merz spoke about German troops. " * 200
+    names_found("What did Merz say?", article)
+    first = _folded(article, ())
+    assert names_found("What did Mertz say about Scholz?", article) == 0.5
+    assert _folded(article, ()) is first
