@@ -143,7 +143,36 @@ def prepare_corpus(root: Path = WORK / "seed") -> tuple[Path, Path]:
     """The corpus the benchmarks serve: the seed article, read from ``data/`` as it is; its
     index is kept apart from the project's (``var/bench/seed/index``). Returns (data_dir,
     index_dir); the index is built by the caller's encoder when missing."""
-    return SEED_DATA, root / "index"
+    index_dir = root / "index"
+    drop_stale_index(index_dir)
+    return SEED_DATA, index_dir
+
+
+def drop_stale_index(index_dir: Path) -> bool:
+    """Remove a benchmark's own index when it was built by another chunker, attribution or
+    FAISS version (it would refuse to load, asking for ``rag index --rebuild``): it is scratch,
+    rebuilt from its data folder on first use. The project's index is never touched."""
+    import shutil
+
+    import faiss
+
+    from index.persist import read_manifest
+    from rag.build import chunk_format
+
+    if not (index_dir / "CURRENT").is_file():
+        return False
+    try:
+        manifest = read_manifest(index_dir)
+        stale = (
+            manifest.chunker_version != chunk_format()
+            or manifest.faiss_version != faiss.__version__
+        )
+    except Exception:  # an unreadable scratch index is rebuilt too
+        stale = True
+    if stale:
+        print(f"rebuilding {index_dir}: built by another version", file=sys.stderr)
+        shutil.rmtree(index_dir)
+    return stale
 
 
 def corpus_settings(**overrides: Any) -> Any:
@@ -173,6 +202,7 @@ def prepare_many_corpus(paragraphs: int = 2000, per_article: int = 10) -> tuple[
         sys.exit(f"the external benchmarks are missing ({SHARED}); they ship beside the repo")
     root = WORK / f"many-{paragraphs}"
     data_dir, index_dir = root / "data", root / "index"
+    drop_stale_index(index_dir)
     if not data_dir.is_dir():
         rows = _many_sample(paragraphs)
         tmp = root / "data.tmp"

