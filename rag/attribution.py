@@ -217,7 +217,9 @@ FINDING_VERBS = frozenset({"find", "show"})
 NEEDS_CLAUSE = frozenset({"write", "add", "hold", "declare", "indicate", "observe", "question"})
 #: Cue verbs whose direct object can be the content only for these objects.
 CLAIM_OBJECTS = frozenset({"responsibility", "credit"})
-#: Common nouns that can head a speaker's noun phrase.
+#: Common nouns that can head a speaker's noun phrase. (Its last lines hold people that
+#: rag/lexicon.py leaves out, because WordNet also lists a device among their first senses,
+#: "speaker" and "fan", or does not list them, "commenter", "admin".)
 SPEAKER_NOUNS = frozenset_of(
     """government administration ministry minister chancellor president premier official
     officials spokesman spokeswoman spokesperson leader leaders party group groups league church
@@ -242,8 +244,6 @@ SPEAKER_NOUNS = frozenset_of(
     moderator moderators mod mods admin admins developer developers dev devs guard guards
     installer installers"""
 )
-#: (The last lines: people that rag/lexicon.py leaves out, because WordNet also lists a device
-#: among their first senses, "speaker" and "fan", or does not list them, "commenter", "admin".)
 #: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
 HONORIFICS = frozenset_of("mr mr. mrs mrs. ms ms. miss dr dr. sir dame lord lady madam")
 #: Participles that introduce a name: "a footballer named X", "a lawyer called X".
