@@ -34,6 +34,7 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from core.types import Document, DocumentMeta
@@ -233,9 +234,16 @@ def draw_round(
     number: int, corpus: Path = CORPUS, label_dir: Path = LABELS
 ) -> list[dict[str, object]]:
     """The candidates of round ``number`` (:data:`ROUNDS`)."""
+    return [dict(c) for c in _drawn(number, corpus, label_dir)]
+
+
+@cache
+def _drawn(number: int, corpus: Path, label_dir: Path) -> tuple[dict[str, object], ...]:
+    """:func:`draw_round`, each round drawn once per process (a later round leaves out the
+    paragraphs of every earlier one, which would otherwise be drawn again and again)."""
     spec = ROUNDS[number]
-    earlier = {str(c["source"]) for n in spec.after for c in draw_round(n, corpus, label_dir)}
-    return draw(corpus, label_dir, spec.counts, spec.seed, spec.require, earlier, spec.part)
+    earlier = {str(c["source"]) for n in spec.after for c in _drawn(n, corpus, label_dir)}
+    return tuple(draw(corpus, label_dir, spec.counts, spec.seed, spec.require, earlier, spec.part))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
