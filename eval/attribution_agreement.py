@@ -1,0 +1,103 @@
+"""How reproducible the attribution labels are: two more labellings of a sample of the second
+held-out set, compared with its labels and with each other.
+
+``python -m eval.attribution_agreement`` reads ``eval/attribution/heldout2.jsonl`` and the
+relabellings in ``eval/attribution/agreement/`` (``x.jsonl`` and ``y.jsonl``: 80 of its
+sentences, drawn with ``random.Random(20261212)``, labelled again from scratch by two helpers
+with the same written guide and without seeing any label). For each pair of labellings it
+prints the share of sentences given the same voice, Cohen's kappa on the voice, and of the
+sentences both call reported, how many name the same speaker (:func:`speaker_matches`, as the
+scorer matches names). The helpers are instances of one model reading one guide, so the
+figures say how well the guide fixes a label, not how far independent human annotators would
+agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from eval.attribution import LABELS, Gold, read_labels, speaker_matches
+
+AGREEMENT = LABELS / "agreement"
+#: The relabellings, by labeller.
+RELABELLED = ("x", "y")
+
+
+def kappa(a: Sequence[str], b: Sequence[str]) -> float:
+    """Cohen's kappa of two labellings of the same items (1.0 when both are constant and
+    equal)."""
+    n = len(a)
+    if n == 0 or n != len(b):
+        raise ValueError("two labellings of the same, non-empty list of items")
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    labels = set(a) | set(b)
+    expected = sum((a.count(k) / n) * (b.count(k) / n) for k in labels)
+    return 1.0 if expected == 1.0 else (observed - expected) / (1.0 - expected)
+
+
+def compare(a: Sequence[Gold], b: Sequence[Gold]) -> dict[str, float | int]:
+    """Agreement of two labellings, aligned item by item."""
+    va, vb = [g.voice for g in a], [g.voice for g in b]
+    both = [(x, y) for x, y in zip(a, b, strict=True) if x.voice == y.voice == "reported"]
+    same = sum(
+        any(speaker_matches(s, y.speakers) for s in x.speakers)
+        or any(speaker_matches(s, x.speakers) for s in y.speakers)
+        for x, y in both
+    )
+    return {
+        "sentences": len(a),
+        "same_voice": sum(x == y for x, y in zip(va, vb, strict=True)),
+        "kappa": round(kappa(va, vb), 3),
+        "reported": va.count("reported"),
+        "reported_other": vb.count("reported"),
+        "both_reported": len(both),
+        "same_speaker": same,
+    }
+
+
+def agreement(label_dir: Path = LABELS) -> dict[str, dict[str, float | int]]:
+    """Pairwise agreement of the held-out labels and the relabellings, on the relabelled
+    sentences."""
+    sets: dict[str, list[Gold]] = {
+        name: read_labels(label_dir / "agreement" / f"{name}.jsonl") for name in RELABELLED
+    }
+    keys = [(g.source, g.sentence) for g in sets[RELABELLED[0]]]
+    original = {(g.source, g.sentence): g for g in read_labels(label_dir / "heldout2.jsonl")}
+    missing = [k for k in keys if k not in original]
+    if missing:
+        raise ValueError(f"relabelled sentences not in heldout2.jsonl: {missing[:3]}")
+    labellings: Mapping[str, list[Gold]] = {
+        "heldout2": [original[k] for k in keys],
+        **{
+            name: sorted(golds, key=lambda g: keys.index((g.source, g.sentence)))
+            for name, golds in sets.items()
+        },
+    }
+    return {
+        f"{a} / {b}": compare(labellings[a], labellings[b])
+        for a, b in itertools.combinations(labellings, 2)
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.attribution_agreement", description=__doc__)
+    ap.parse_args(argv)
+    print(
+        f"{'labellings':<16}{'sentences':>10}{'same voice':>12}{'kappa':>8}"
+        f"{'reported':>10}{'both reported':>15}{'same speaker':>14}"
+    )
+    for pair, m in agreement().items():
+        print(
+            f"{pair:<16}{m['sentences']:>10}{m['same_voice']:>12}{m['kappa']:>8.3f}"
+            f"{str(m['reported']) + '/' + str(m['reported_other']):>10}"
+            f"{m['both_reported']:>15}{m['same_speaker']:>14}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
