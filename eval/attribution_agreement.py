@@ -9,7 +9,8 @@ prints the share of sentences given the same voice, Cohen's kappa on the voice, 
 sentences both call reported, how many name the same speaker (:func:`speaker_matches`, as the
 scorer matches names). The helpers are instances of one model reading one guide, so the
 figures say how well the guide fixes a label, not how far independent human annotators would
-agree.
+agree. ``--module`` also scores ``rag/attribution.py`` against each labelling of the sample
+(precision and recall as :mod:`eval.attribution` computes them; it loads the parser).
 """
 
 from __future__ import annotations
@@ -59,9 +60,8 @@ def compare(a: Sequence[Gold], b: Sequence[Gold]) -> dict[str, float | int]:
     }
 
 
-def agreement(label_dir: Path = LABELS) -> dict[str, dict[str, float | int]]:
-    """Pairwise agreement of the held-out labels and the relabellings, on the relabelled
-    sentences."""
+def labellings(label_dir: Path = LABELS) -> dict[str, list[Gold]]:
+    """The held-out labels of the relabelled sentences and each relabelling, in one order."""
     sets: dict[str, list[Gold]] = {
         name: read_labels(label_dir / "agreement" / f"{name}.jsonl") for name in RELABELLED
     }
@@ -70,22 +70,40 @@ def agreement(label_dir: Path = LABELS) -> dict[str, dict[str, float | int]]:
     missing = [k for k in keys if k not in original]
     if missing:
         raise ValueError(f"relabelled sentences not in heldout2.jsonl: {missing[:3]}")
-    labellings: Mapping[str, list[Gold]] = {
+    return {
         "heldout2": [original[k] for k in keys],
         **{
             name: sorted(golds, key=lambda g: keys.index((g.source, g.sentence)))
             for name, golds in sets.items()
         },
     }
-    return {
-        f"{a} / {b}": compare(labellings[a], labellings[b])
-        for a, b in itertools.combinations(labellings, 2)
-    }
+
+
+def agreement(label_dir: Path = LABELS) -> dict[str, dict[str, float | int]]:
+    """Pairwise agreement of the held-out labels and the relabellings, on the relabelled
+    sentences."""
+    sets: Mapping[str, list[Gold]] = labellings(label_dir)
+    return {f"{a} / {b}": compare(sets[a], sets[b]) for a, b in itertools.combinations(sets, 2)}
+
+
+def module_scores(label_dir: Path = LABELS) -> dict[str, tuple[float, float]]:
+    """(precision, recall) of the attribution module against each labelling of the sample."""
+    from eval.attribution import BENCHMARKS, documents, score
+    from rag.attribution import load
+
+    parser = load()
+    out: dict[str, tuple[float, float]] = {}
+    for name, golds in labellings(label_dir).items():
+        parts, _, _ = score(golds, documents(golds, BENCHMARKS), parser)
+        s = parts["heldout2"]
+        out[name] = (s.precision, s.recall)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.attribution_agreement", description=__doc__)
-    ap.parse_args(argv)
+    ap.add_argument("--module", action="store_true", help="also score rag/attribution.py")
+    args = ap.parse_args(argv)
     print(
         f"{'labellings':<16}{'sentences':>10}{'same voice':>12}{'kappa':>8}"
         f"{'reported':>10}{'both reported':>15}{'same speaker':>14}"
@@ -96,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{str(m['reported']) + '/' + str(m['reported_other']):>10}"
             f"{m['both_reported']:>15}{m['same_speaker']:>14}"
         )
+    if args.module:
+        for name, (precision, recall) in module_scores().items():
+            print(f"module against {name}: precision {precision:.3f}, recall {recall:.3f}")
     return 0
 
 

@@ -45,3 +45,15 @@ def test_the_labels_are_reproducible_under_the_guide(capsys) -> None:
         assert m["same_speaker"] == m["both_reported"] >= 27
     assert main([]) == 0
     assert "heldout2 / x" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # loads the spaCy parser
+def test_the_module_scores_the_same_against_identical_labellings() -> None:
+    from eval.attribution_agreement import module_scores
+
+    scores = module_scores()
+    assert set(scores) == {"heldout2", "x", "y"}
+    # the first relabelling agrees with the held-out labels on every sentence (above)
+    assert scores["x"] == scores["heldout2"]
+    precision, recall = scores["heldout2"]
+    assert 0.0 < recall <= precision < 1.0
