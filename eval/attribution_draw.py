@@ -19,6 +19,11 @@ follows a third-person subject (:data:`SUBJECT_CUE`): a word other than I, we or
 before a third-person form of a cue (:data:`THIRD_PERSON_CUES`; not the noun-like "states"), or
 "according to".
 
+``--round 3`` (seed 20261210) draws more development candidates the same way as round 2,
+leaving out the paragraphs of rounds 1 and 2; ``--round 4`` (seed 20261211) draws the second
+held-out set (``heldout2.jsonl``, part ``heldout2``), leaving out rounds 1 to 3. Each round is
+drawn once per process.
+
 The candidates are printed as JSON lines (or written to ``--out``), with the fields the
 labelled files share (part, source, doc_id, paragraph, sentence, text, corpus, sentence_index)
 and the cue words found; they are labelled by hand, and nothing is written into the
