@@ -1,4 +1,5 @@
-"""Draws the candidate sentences of the attribution dev set (``eval/attribution/dev.jsonl``).
+"""Draws the candidate sentences of the attribution dev set (``eval/attribution/dev.jsonl``)
+and of the second held-out set (``eval/attribution/heldout2.jsonl``).
 
 ``python -m eval.attribution_draw`` reads the retrieval_bench corpus from
 ``../shared/benchmarks`` and, for each of the corpora in :data:`COUNTS` (Reddit, Amazon
