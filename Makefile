@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The index is derived from data/: one built by an older version is rebuilt, not refused.
 run: setup
-	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
+	RAG_REBUILD_STALE_INDEX=true $(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
 # lint-imports checks the layers (pyproject.toml, docs/architecture.md): it fails on an
 # upward import, such as index/ importing rag/.

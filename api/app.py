@@ -74,6 +74,7 @@ def create_app(
         reload_interval=api_settings.reload_interval,
         answer_cache_size=api_settings.answer_cache_size,
         writes=api_settings.admin_token is not None,
+        rebuild_stale=api_settings.rebuild_stale_index,
     )
 
     @asynccontextmanager

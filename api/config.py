@@ -56,6 +56,13 @@ class ApiSettings(BaseSettings):
         description="Largest accepted body for the /documents endpoints, in bytes.",
     )
 
+    rebuild_stale_index: bool = Field(
+        False,
+        description="Rebuild the index from the data folder when it was built by another "
+        "model, chunker, attribution or FAISS version, instead of refusing it (`make run` "
+        "sets it: there the data folder is the source); off: refuse and say how to rebuild.",
+    )
+
     # Work scheduling.
     ask_concurrency: int = Field(
         default_factory=_cpu_count,

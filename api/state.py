@@ -27,7 +27,7 @@ import anyio
 import anyio.to_thread
 
 from api.cache import LRUCache, ask_key
-from core.errors import IndexNotFound, NotReady, StoreUnavailable
+from core.errors import IndexMismatch, IndexNotFound, NotReady, StoreUnavailable
 from core.types import Answer, Document
 from rag import attribution
 from rag.embed import Encoder
@@ -89,8 +89,12 @@ class ServiceState:
         answer_cache_size: int = 1024,
         encoder: Encoder | None = None,
         writes: bool = False,
+        rebuild_stale: bool = False,
     ) -> None:
         self.settings = settings
+        #: Whether an index built by other versions (IndexMismatch) is rebuilt from the data
+        #: folder at start, rather than refused (ApiSettings.rebuild_stale_index).
+        self.rebuild_stale = rebuild_stale
         #: Whether this service takes document writes (an admin token is set): it then loads
         #: the attribution parser with the models, so that the first write does not wait ~2 s
         #: for it (rag.attribution.shared_parser; a service that only answers never loads it).
@@ -230,6 +234,17 @@ class ServiceState:
                 self.settings.data_dir,
             )
             self.engine.build_index()
+            loaded = self._reload()
+        except IndexMismatch as exc:
+            if not self.rebuild_stale:
+                raise
+            log.warning(
+                "rebuilding %s from %s: %s",
+                self.engine.storage.describe(),
+                self.settings.data_dir,
+                exc,
+            )
+            self.engine.build_index(rebuild=True)
             loaded = self._reload()
         gc.collect()  # once, before the loaded objects are frozen (see _swap)
         return loaded

@@ -2,7 +2,8 @@
 # The evaluation step of docs/ci/rag-eval.yml (docs/ci.md), runnable anywhere from the
 # repository's root after `make setup`:
 #
-#   1. start the service with `make run`'s command (`rag serve --host HOST --port PORT`),
+#   1. start the service with `make run`'s command (`rag serve --host HOST --port PORT`, an
+#      index built by an older version rebuilt from the data folder),
 #   2. wait for GET /readyz,
 #   3. evaluate the running service over HTTP with the regression gate, writing JUnit XML and
 #      a Markdown summary,
@@ -31,7 +32,7 @@ URL="http://${HOST}:${PORT}"
 mkdir -p "$EVAL_OUT"
 
 # 1. The service, started with `make run`'s command (Makefile: `run`).
-"$RAG" serve --host "$HOST" --port "$PORT" >"$EVAL_OUT/server.log" 2>&1 &
+RAG_REBUILD_STALE_INDEX=true "$RAG" serve --host "$HOST" --port "$PORT" >"$EVAL_OUT/server.log" 2>&1 &
 server=$!
 stop_server() {
   kill "$server" 2>/dev/null || true
