@@ -60,7 +60,8 @@ class ApiSettings(BaseSettings):
         False,
         description="Rebuild the index from the data folder when it was built by another "
         "model, chunker, attribution or FAISS version, instead of refusing it (`make run` "
-        "sets it: there the data folder is the source); off: refuse and say how to rebuild.",
+        "sets it: there the data folder is the source; never for a database); off: refuse "
+        "and say how to rebuild.",
     )
 
     # Work scheduling.

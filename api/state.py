@@ -236,7 +236,9 @@ class ServiceState:
             self.engine.build_index()
             loaded = self._reload()
         except IndexMismatch as exc:
-            if not self.rebuild_stale:
+            # Only a local index folder, which the data folder fully describes: a database may
+            # hold other machines' documents (docs/scale-out.md), which a rebuild would drop.
+            if not self.rebuild_stale or self.settings.database_url is not None:
                 raise
             log.warning(
                 "rebuilding %s from %s: %s",
