@@ -62,21 +62,20 @@ def compare(a: Sequence[Gold], b: Sequence[Gold]) -> dict[str, float | int]:
 
 def labellings(label_dir: Path = LABELS) -> dict[str, list[Gold]]:
     """The held-out labels of the relabelled sentences and each relabelling, in one order."""
-    sets: dict[str, list[Gold]] = {
-        name: read_labels(label_dir / "agreement" / f"{name}.jsonl") for name in RELABELLED
-    }
-    keys = [(g.source, g.sentence) for g in sets[RELABELLED[0]]]
-    original = {(g.source, g.sentence): g for g in read_labels(label_dir / "heldout2.jsonl")}
-    missing = [k for k in keys if k not in original]
-    if missing:
-        raise ValueError(f"relabelled sentences not in heldout2.jsonl: {missing[:3]}")
-    return {
-        "heldout2": [original[k] for k in keys],
+    relabelled = [read_labels(label_dir / "agreement" / f"{n}.jsonl") for n in RELABELLED]
+    keys = [(g.source, g.sentence) for g in relabelled[0]]
+    by_key = {
+        "heldout2": {(g.source, g.sentence): g for g in read_labels(label_dir / "heldout2.jsonl")},
         **{
-            name: sorted(golds, key=lambda g: keys.index((g.source, g.sentence)))
-            for name, golds in sets.items()
+            n: {(g.source, g.sentence): g for g in gs}
+            for n, gs in zip(RELABELLED, relabelled, strict=True)
         },
     }
+    for name, labels in by_key.items():
+        missing = [k for k in keys if k not in labels]
+        if missing:
+            raise ValueError(f"relabelled sentences missing from {name}: {missing[:3]}")
+    return {name: [labels[k] for k in keys] for name, labels in by_key.items()}
 
 
 def agreement(label_dir: Path = LABELS) -> dict[str, dict[str, float | int]]:
