@@ -6,7 +6,8 @@ Fast mode spends most of an answer in the ONNX all-MiniLM-L6-v2 question encoder
 whether a *static* question encoder (a table of one vector per vocabulary token, a weighted
 mean of the question's rows, normalised) can stand in for it while the index stays as it is:
 passages and sentences keep their MiniLM vectors, so the static vectors must land in the same
-space. Nothing is downloaded; everything is built here from the bundled model:
+space. Nothing is downloaded; everything is built here from the bundled model, by the
+service's own recipe (:mod:`rag.static_build`):
 
 1. **distilled** (model2vec's distillation, done here with torch so that no new dependency is
    needed: ``distill`` with ``pca_dims=None``, ``sif_coefficient=1e-4``, mean pooling): each
@@ -39,8 +40,9 @@ Measured, each against the service's ONNX encoder (fp32, the default; int8 quest
 
 Artefacts (the distilled table, MiniLM's vectors of the training questions, the fitted tables,
 a seed index) go to ``var/static-query/``; the results to
-``var/bench/results/static_query.json``. Not wired into the service: docs/static-query.md says
-what that would take.
+``var/bench/results/static_query.json``. The service's table (``rag eval static-query``,
+``RAG_FAST_QUERY_ENCODER=static``) is fitted by the same recipe on all the training half's
+questions, not ``--fit`` of them; docs/static-query.md has both.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
-import os
 import random
 import subprocess
 import sys
@@ -70,72 +71,13 @@ from bench.common import (
     percentiles,
     save,
 )
+from rag.static_build import Recipe, distill, fit_map, tune
+from rag.static_query import StaticQueryEncoder, sif_weights
 
 OUT = REPO / "var" / "static-query"
 #: Where eval.bench caches the benchmark paragraphs' MiniLM vectors (shared, read-only here).
 BENCH_CACHE = REPO / "var" / "cache"
-SIF = 1e-4
 VARIANTS = ("distilled", "mapped", "tuned")
-
-
-# ------------------------------------------------------------------------- the static encoder
-
-
-def sif_weights(size: int, coefficient: float = SIF) -> np.ndarray:
-    """model2vec's token weights: a Zipf estimate of each id's probability, SIF-weighted."""
-    inv_rank = 1.0 / np.arange(2, size + 2)
-    proba = inv_rank / inv_rank.sum()
-    return (coefficient / (coefficient + proba)).astype(np.float32)
-
-
-class StaticQueryEncoder:
-    """The :class:`rag.embed.Encoder` protocol with static question vectors: passages (and
-    everything but ``kind="query"``) go to ``teacher``, whose index this searches."""
-
-    def __init__(self, teacher: Any, table: np.ndarray, tokenizer: Any, label: str) -> None:
-        self.teacher = teacher
-        self.table = np.ascontiguousarray(table, dtype=np.float32)
-        self.weights = sif_weights(len(table))
-        self.tokenizer = tokenizer
-        self.label = label
-        self.fallback = [int(tokenizer.token_to_id("[CLS]") or 0)]
-
-    @property
-    def name(self) -> str:
-        return str(self.teacher.name)  # passages are the teacher's
-
-    @property
-    def query_name(self) -> str:
-        return f"{self.teacher.name}#static-{self.label}"
-
-    @property
-    def dim(self) -> int:
-        return int(self.table.shape[1])
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self.teacher.max_tokens)
-
-    def count_tokens(self, text: str) -> int:
-        return int(self.teacher.count_tokens(text))
-
-    def token_ids(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False).ids) or self.fallback
-
-    def vector(self, text: str) -> np.ndarray:
-        ids = self.token_ids(text)
-        v = self.weights[ids] @ self.table[ids]  # the weighted mean, up to a positive scale
-        n = float(np.sqrt(v @ v))
-        return v / n if n > 0 else v
-
-    def encode(
-        self, texts: Sequence[str], *, kind: str = "passage", progress: bool = False
-    ) -> np.ndarray:
-        if kind != "query":
-            return np.asarray(self.teacher.encode(texts, kind=kind, progress=progress))
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([self.vector(t) for t in texts]).astype(np.float32, copy=False)
 
 
 # ------------------------------------------------------------------------- building it
@@ -154,36 +96,19 @@ def static_tokenizer(folder: Path, max_tokens: int) -> Any:
     return load_tokenizer(folder, max_length=max_tokens)
 
 
+def static_encoder(teacher: Any, table: np.ndarray, folder: Path) -> StaticQueryEncoder:
+    return StaticQueryEncoder(teacher, table, folder).load()
+
+
 def distill_table(folder: Path, out: Path) -> np.ndarray:
-    """Each vocabulary token alone (``[CLS] t [SEP]``) through MiniLM, mean-pooled over the
-    three positions (model2vec's ``create_embeddings``); cached by the weights' digest."""
+    """The whole vocabulary distilled (:func:`rag.static_build.distill`), cached by the
+    weights' digest."""
     from rag.embed import weights_digest
 
     path = out / f"distilled-{weights_digest(folder)[:16]}.npy"
     if path.is_file():
         return np.load(path)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModel
-    from transformers import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    model = AutoModel.from_pretrained(str(folder)).eval()
-    config = model.config
-    tok = static_tokenizer(folder, 512)
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    table = np.zeros((config.vocab_size, config.hidden_size), dtype=np.float32)
-    started = time.perf_counter()
-    with torch.inference_mode():
-        for start in range(0, config.vocab_size, 1024):
-            ids = torch.arange(start, min(config.vocab_size, start + 1024))
-            x = torch.stack([torch.full_like(ids, cls), ids, torch.full_like(ids, sep)], 1)
-            states = model(
-                input_ids=x, attention_mask=torch.ones_like(x), token_type_ids=torch.zeros_like(x)
-            ).last_hidden_state
-            table[start : start + len(ids)] = states.mean(1).numpy()
-    print(f"distilled {config.vocab_size} tokens in {time.perf_counter() - started:.0f} s")
+    table = distill(folder)
     out.mkdir(parents=True, exist_ok=True)
     np.save(path, table)
     return table
@@ -207,48 +132,6 @@ def teacher_vectors(teacher: Any, texts: Sequence[str], out: Path) -> np.ndarray
     return vectors
 
 
-def weighted_means(table: np.ndarray, weights: np.ndarray, ids: Sequence[list[int]]) -> np.ndarray:
-    out = np.zeros((len(ids), table.shape[1]), dtype=np.float64)
-    for i, x in enumerate(ids):
-        w = weights[x]
-        out[i] = (w @ table[x]) / w.sum()
-    return out
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(unit(a) * unit(b), axis=1)
-
-
-def fit_map(
-    table: np.ndarray,
-    weights: np.ndarray,
-    train: Sequence[list[int]],
-    y_train: np.ndarray,
-    val: Sequence[list[int]],
-    y_val: np.ndarray,
-) -> tuple[np.ndarray, float, float]:
-    """The mapped table (affine ridge map folded into the rows), its lambda and validation
-    cosine. Folding is exact: map(sum_i w_i e_i / sum_i w_i) = sum_i w_i map(e_i) / sum_i w_i."""
-    x = weighted_means(table, weights, train)
-    a = np.hstack([x, np.ones((len(x), 1))])
-    xv = np.hstack([weighted_means(table, weights, val), np.ones((len(val), 1))])
-    gram, rhs = a.T @ a, a.T @ y_train
-    best: tuple[float, float, np.ndarray] | None = None
-    for lam in (0.1, 1.0, 10.0):
-        m = np.linalg.solve(gram + lam * np.eye(len(gram)), rhs)
-        score = float(cosines(xv @ m, y_val).mean())
-        if best is None or score > best[1]:
-            best = (lam, score, m)
-    assert best is not None
-    lam, score, m = best
-    mapped = (table.astype(np.float64) @ m[:-1] + m[-1]).astype(np.float32)
-    return mapped, lam, score
-
-
 def tune_table(
     table: np.ndarray,
     weights: np.ndarray,
@@ -261,61 +144,11 @@ def tune_table(
     lr: float,
     seed: int,
 ) -> tuple[np.ndarray, int, float]:
-    """Fine-tune every row (sparse Adam, loss 1 - cosine to MiniLM's vector, batches of 64,
-    one thread), keeping the epoch best on ``val`` (stop after 2 without gain)."""
-    import torch
-
-    torch.manual_seed(seed)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-    def bag(items: Sequence[list[int]]) -> tuple[Any, Any, Any]:
-        flat = np.concatenate([np.asarray(x, dtype=np.int64) for x in items])
-        offsets = np.cumsum([0] + [len(x) for x in items[:-1]])
-        w = np.concatenate([weights[x] / weights[x].sum() for x in items]).astype(np.float32)
-        return torch.from_numpy(flat), torch.from_numpy(offsets), torch.from_numpy(w)
-
-    emb = torch.nn.EmbeddingBag(len(table), table.shape[1], mode="sum", sparse=True)
-    emb.weight.data = torch.from_numpy(table.copy())
-    opt = torch.optim.SparseAdam(list(emb.parameters()), lr=lr)
-    targets, val_bag, val_targets = torch.from_numpy(y_train), bag(val), torch.from_numpy(y_val)
-    cos = torch.nn.functional.cosine_similarity
-    best_score, best_epoch, best = -1.0, 0, table
-    try:
-        for epoch in range(1, epochs + 1):
-            order = np.random.default_rng(seed + epoch).permutation(len(train))
-            for start in range(0, len(order), 64):
-                idx = order[start : start + 64]
-                ids, offsets, w = bag([train[i] for i in idx])
-                loss = 1 - cos(emb(ids, offsets, per_sample_weights=w), targets[idx]).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            with torch.no_grad():
-                out = emb(val_bag[0], val_bag[1], per_sample_weights=val_bag[2])
-                score = float(cos(out, val_targets).mean())
-            if score > best_score:
-                best_score, best_epoch = score, epoch
-                best = emb.weight.detach().numpy().copy()
-            elif epoch - best_epoch >= 2:
-                break
-    finally:
-        torch.set_num_threads(before)
-    return best, best_epoch, best_score
+    recipe = Recipe(epochs=epochs, lr=lr, seed=seed)
+    return tune(table, weights, train, y_train, val, y_val, recipe, say=lambda _: None)
 
 
 # ------------------------------------------------------------------------- the data
-
-
-def split_bench(data: Any, seed: int) -> tuple[list[Any], list[Any]]:
-    """(training pool, evaluation pool): questions about one random half of the gold
-    paragraphs, and about the other (a question with gold paragraphs in both is in neither)."""
-    gold = sorted({p for q in data.queries for p in q.relevant})
-    random.Random(seed).shuffle(gold)
-    held = set(gold[: len(gold) // 2])
-    train = [q for q in data.queries if not held.intersection(q.relevant)]
-    test = [q for q in data.queries if held.issuperset(q.relevant)]
-    return train, test
 
 
 def lscpu_flags() -> str:
@@ -512,7 +345,7 @@ def seed_results(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from eval.bench import load_bench, sample_queries
+    from eval.bench import load_bench, sample_queries, split_by_paragraph
     from rag.embed import SentenceTransformerEncoder
     from rag.settings import BUNDLED_MODEL, Settings
 
@@ -530,7 +363,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tokenizer = static_tokenizer(folder, teacher.max_tokens)
 
     data = load_bench(RETRIEVAL_BENCH)
-    train_pool, test_pool = split_bench(data, args.seed)
+    train_pool, test_pool = split_by_paragraph(data, args.seed)
     rng = random.Random(args.seed)
     fit = rng.sample(train_pool, min(args.fit, len(train_pool)))
     n_val = max(200, len(fit) // 10)
@@ -579,7 +412,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     statics = {
-        name: StaticQueryEncoder(teacher, t, tokenizer, name)
+        name: static_encoder(teacher, t, folder)
         for name, t in (("distilled", table), ("mapped", mapped), ("tuned", tuned))
     }
     encoders: dict[str, Any] = {"onnx-fp32": teacher, "onnx-int8q": int8, **statics}

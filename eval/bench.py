@@ -122,6 +122,19 @@ def load_bench(root: Path, *, distractors: bool = False) -> BenchData:
     return BenchData(texts=texts, queries=queries, distractor_ids=frozenset(extra))
 
 
+def split_by_paragraph(data: BenchData, seed: int) -> tuple[list[BenchQuery], list[BenchQuery]]:
+    """(training pool, evaluation pool): questions about one random half of the gold
+    paragraphs, and about the other (a question with gold paragraphs in both is in neither).
+    The static question table trains on the first (seed 0); its benchmarks evaluate on the
+    second."""
+    gold = sorted({p for q in data.queries for p in q.relevant})
+    random.Random(seed).shuffle(gold)
+    held = set(gold[: len(gold) // 2])
+    train = [q for q in data.queries if not held.intersection(q.relevant)]
+    test = [q for q in data.queries if held.issuperset(q.relevant)]
+    return train, test
+
+
 def sample_queries(
     queries: Sequence[BenchQuery], per_source: int | None, seed: int
 ) -> list[BenchQuery]:

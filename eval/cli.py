@@ -16,6 +16,9 @@ calibration and learning, and the external benchmarks.
 * ``rag eval bench DIR`` and ``rag eval squad2 FILE`` — the external benchmarks.
 * ``rag eval learn-abstention`` — learn the abstention models on the tuning half of the
   seed-article set and write ``rag/abstention/*.json``.
+* ``rag eval static-query`` — build the static question table that
+  ``RAG_FAST_QUERY_ENCODER=static`` uses (:mod:`rag.static_build`), from the external
+  benchmark's training-half questions, into the model cache.
 * ``rag eval attribution`` — speaker attribution (issue 18) scored against the hand-labelled
   sentences (:mod:`eval.attribution`), written to ``eval/report.md``'s attribution section.
 * ``rag eval topic-margin`` — the who-said-what topic gap on the speaker questions, and the
@@ -54,6 +57,10 @@ EVAL_DIR = Path(__file__).resolve().parent
 REPO = EVAL_DIR.parent
 DEFAULT_BASELINE = EVAL_DIR / "baseline.json"
 DEFAULT_CACHE = REPO / "var" / "cache"
+DEFAULT_BENCH = REPO.parent / "shared" / "benchmarks" / "retrieval_bench"
+#: The benchmark's paragraphs split in two (eval.bench.split_by_paragraph): the static table
+#: trains on questions about one half; bench/static_query.py evaluates on the other.
+STATIC_SPLIT_SEED = 0
 DEFAULT_TOLERANCE = 0.02  # eval.gate.DEFAULT_TOLERANCE (not imported: no models at parse time)
 PLOT_NAME = "recall_at_k.png"
 EXIT_OK = 0
@@ -66,6 +73,7 @@ SUBCOMMANDS = (
     "bench",
     "squad2",
     "learn-abstention",
+    "static-query",
     "attribution",
     "topic-margin",
     "init",
@@ -244,6 +252,33 @@ def _learn_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_learn_abstention)
 
 
+def _static_query_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bench",
+        type=Path,
+        default=DEFAULT_BENCH,
+        help="retrieval_bench folder whose questions train the table (default: "
+        "../shared/benchmarks/retrieval_bench)",
+    )
+    p.add_argument(
+        "--fit",
+        type=int,
+        help="train on this many of the training-half questions (default: all of them)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the table (default: RAG_STATIC_QUERY_TABLE, else the model cache)",
+    )
+    p.add_argument(
+        "--only-question-tokens",
+        action="store_true",
+        help="distil only the tokens the training questions use (quick; for tests)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_static_query)
+
+
 def _attribution_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timing",
@@ -306,6 +341,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             help="learn the abstention models and write rag/abstention/*.json",
             description="Learn the abstention models on the tuning half of the question set "
             "(--questions), report on the other half, and write rag/abstention/*.json.",
+        )
+    )
+    _static_query_parser(
+        sub.add_parser(
+            "static-query",
+            help="build the static question table for RAG_FAST_QUERY_ENCODER=static",
+            description="Fit the static question table (rag/static_build.py, "
+            "docs/static-query.md) on the questions about the half of the benchmark's "
+            "paragraphs that its evaluations leave out (split seed 0), and write it with "
+            "a JSON sidecar where the service looks for it. Takes about 3 minutes.",
         )
     )
     _attribution_parser(
@@ -448,6 +493,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_squad2(args: argparse.Namespace) -> int:
     """``rag eval squad2 FILE``: SQuAD 2.0 dev answer spans and abstention."""
     return _guarded(_squad2, args)
+
+
+def cmd_static_query(args: argparse.Namespace) -> int:
+    """``rag eval static-query``: build the static question table."""
+    return _guarded(_static_query, args)
 
 
 def cmd_learn_abstention(args: argparse.Namespace) -> int:
@@ -885,6 +935,50 @@ def _topic_margin(args: argparse.Namespace, command: str) -> int:
     return EXIT_OK
 
 
+def _static_query(args: argparse.Namespace, command: str) -> int:
+    import random
+    from pathlib import Path
+
+    from eval.bench import load_bench, split_by_paragraph
+    from rag.embed import resolve_model_path
+    from rag.engine import Engine
+    from rag.settings import get_settings
+    from rag.static_build import fit, write
+    from rag.static_query import table_path
+
+    settings = get_settings()
+    if not (args.bench / "queries.jsonl").is_file():
+        raise DatasetError(f"no benchmark questions at {args.bench / 'queries.jsonl'}")
+    if args.fit is not None and args.fit < 20:
+        raise DatasetError(f"--fit must be at least 20, not {args.fit}")
+    train, _ = split_by_paragraph(load_bench(args.bench), STATIC_SPLIT_SEED)
+    if args.fit and args.fit < len(train):
+        train = random.Random(STATIC_SPLIT_SEED).sample(sorted(train, key=lambda q: q.id), args.fit)
+    say = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    # The teacher is the model the service encodes passages with (not the table being built).
+    model_only = settings.model_copy(update={"fast_query_encoder": "model"})
+    teacher = Engine(model_only, use_reranker="off").load_models().encoder
+    folder = Path(resolve_model_path(settings.model))
+    fitted = fit(
+        folder,
+        teacher,
+        [q.text for q in train],
+        only_tokens=args.only_question_tokens,
+        say=say,
+    )
+    out = args.out or table_path(settings)
+    write(
+        fitted,
+        out,
+        command=command,
+        data=f"{args.bench.name}: split seed "
+        f"{STATIC_SPLIT_SEED}, the training half's {len(train)} questions",
+    )
+    cosine = fitted.provenance["validation_cosine"]["tuned"]
+    print(f"wrote {out} ({len(train)} questions, validation cosine {cosine:.3f})")
+    return EXIT_OK
+
+
 def _learn_abstention(args: argparse.Namespace, command: str) -> int:
     from eval.abstention import markdown, run_learning, write_models
     from eval.dataset import load_question_set
@@ -899,12 +993,19 @@ def _learn_abstention(args: argparse.Namespace, command: str) -> int:
         return EXIT_FAIL
     questions = args.questions or DEFAULT_QUESTIONS
     qset = load_question_set(questions, squad_path=args.squad, data_dir=settings.data_dir)
-    learned = run_learning(qset, engine, args.cache_dir, command=command, progress=not args.quiet)
-    text = markdown(learned, command)
+    # Static questions (RAG_FAST_QUERY_ENCODER=static) have fast-mode parameters of their own,
+    # in their own file and report section; accurate mode never uses them.
+    variant = "static" if settings.fast_query_encoder == "static" else ""
+    modes = ("fast",) if variant else ("fast", "accurate")
+    learned = run_learning(
+        qset, engine, args.cache_dir, command=command, progress=not args.quiet, modes=modes
+    )
+    text = markdown(learned, command, variant)
     print(text)
     if not args.no_write:
-        write_models({mode: model for mode, (model, _) in learned.items()})
-        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {"abstention": text})
+        write_models({mode: model for mode, (model, _) in learned.items()}, variant=variant)
+        section = f"abstention-{variant}" if variant else "abstention"
+        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {section: text})
     return 0
 
 

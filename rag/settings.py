@@ -126,6 +126,18 @@ class Settings(BaseSettings):
         description="Folder of cached ONNX exports, keyed by weights hash (default: "
         "$XDG_CACHE_HOME or ~/.cache, then commentary-rag/models).",
     )
+    fast_query_encoder: Literal["model", "static"] = Field(
+        "model",
+        description="How fast mode encodes questions with hybrid retrieval: 'model' "
+        "(the embedding model) or 'static' (a token table fitted into the model's space: "
+        "about 30x faster, slightly worse answers; built once by `rag eval static-query`; "
+        "docs/static-query.md). Dense retrieval and accurate mode always use the model.",
+    )
+    static_query_table: Path | None = Field(
+        None,
+        description="The static question table (default: in the model cache, named by the "
+        "model's weights hash).",
+    )
 
     # Retrieval.
     retrieval_mode: RetrievalMode = Field(
