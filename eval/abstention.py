@@ -91,10 +91,12 @@ def pipeline_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(encoder: Encoder, reranker: Reranker, settings: Settings, ids: Sequence[str]) -> str:
+def cache_key(
+    encoders: Sequence[Encoder], reranker: Reranker, settings: Settings, ids: Sequence[str]
+) -> str:
     parts = [
         pipeline_digest(),
-        encoder.query_name,
+        *(e.query_name for e in encoders),
         reranker.name,
         CHUNKER_VERSION,
         str(settings.tuning.pair_margin),
@@ -172,17 +174,19 @@ def vetoed(signals: Mapping[str, float]) -> bool:
 
 def learn(
     rows: Sequence[Row],
-    encoder: Encoder,
+    encoders: Mapping[str, Encoder],
     reranker: Reranker,
     *,
     source: str,
     command: str,
+    modes: Sequence[str] = MODES,
 ) -> dict[str, tuple[AbstentionModel, dict[str, Any]]]:
-    """Per mode: the model fitted on the training articles, and its figures on both parts."""
+    """Per mode: the model fitted on the training articles, and its figures on both parts.
+    ``encoders``: the question encoder each mode's signals came from, by mode."""
     train = [r for r in rows if in_calibration_part(r.id)]
     held = [r for r in rows if not in_calibration_part(r.id)]
     out: dict[str, tuple[AbstentionModel, dict[str, Any]]] = {}
-    for mode in MODES:
+    for mode in modes:
         # The refusals that rag.question.lacks makes whatever the evidence says are not the
         # model's to learn: it is fitted, and its threshold chosen, on the others.
         usable = [r for r in train if r.signals.get(mode) and not vetoed(r.signals[mode])]
@@ -191,7 +195,7 @@ def learn(
             [r.answerable for r in usable],
             FEATURES[mode],
             mode=mode,
-            encoder=encoder.query_name,
+            encoder=encoders[mode].query_name,
             reranker=reranker.name if mode == "accurate" else "",
             chunker_version=CHUNKER_VERSION,
             max_false_abstention=MAX_FALSE_ABSTENTION[mode],
@@ -220,18 +224,27 @@ def learn(
     return out
 
 
-def write_models(models: Mapping[str, AbstentionModel], directory: Path = SHIPPED_DIR) -> None:
+def write_models(
+    models: Mapping[str, AbstentionModel], directory: Path = SHIPPED_DIR, variant: str = ""
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for mode, model in models.items():
-        path = shipped_path(mode, directory)
+        path = shipped_path(mode, directory, variant)
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(model.to_json(), encoding="utf-8")
         tmp.replace(path)
 
 
-def markdown(learned: Mapping[str, tuple[AbstentionModel, Mapping[str, Any]]], command: str) -> str:
+def markdown(
+    learned: Mapping[str, tuple[AbstentionModel, Mapping[str, Any]]],
+    command: str,
+    variant: str = "",
+) -> str:
+    title = "## Learned abstention (seed-article question set, tuning half)"
+    if variant:
+        title = f"## Learned abstention, {variant} questions (seed-article set, tuning half)"
     lines = [
-        "## Learned abstention (seed-article question set, tuning half)",
+        title,
         "",
         f"Command: `{command}`. A logistic model per mode over the pipeline's signals is "
         "fitted on the tuning half of the seed-article question set (question ids hashing "
@@ -273,16 +286,23 @@ def run_learning(
     *,
     command: str,
     progress: bool = False,
+    modes: Sequence[str] = MODES,
 ) -> dict[str, tuple[AbstentionModel, dict[str, Any]]]:
     """Collect every question's signals in both modes (cached by models, settings and
-    question ids), fit on the tuning half, report on the other. ``engine`` has the
+    question ids), fit ``modes`` on the tuning half, report on the other. ``engine`` has the
     cross-encoder and no learned abstention models (:func:`eval.runner.eval_engine` with
-    ``abstention={}``)."""
+    ``abstention={}``); its fast answers may encode questions otherwise
+    (``RAG_FAST_QUERY_ENCODER``), and the fast model is then learned for those."""
     encoder, reranker, settings = engine.encoder, engine.reranker, engine.settings
     if reranker is None:
         raise ValueError("learning the accurate mode's rule needs the reranker")
+    encoders: dict[str, Encoder] = {
+        mode: engine.models.for_request(mode, settings.retrieval_mode)[0] for mode in MODES
+    }
     questions = list(qset.questions)
-    key = cache_key(encoder, reranker, settings, [q.id + q.question for q in questions])
+    key = cache_key(
+        list(encoders.values()), reranker, settings, [q.id + q.question for q in questions]
+    )
     cached = cache_dir / "abstention" / f"signals-{key}.jsonl"
     if cached.is_file():
         rows = load_rows(cached)
@@ -296,4 +316,4 @@ def run_learning(
         )
         rows = collect(questions, corpus, engine, progress=progress)
         save_rows(cached, rows)
-    return learn(rows, encoder, reranker, source=str(qset.path.name), command=command)
+    return learn(rows, encoders, reranker, source=str(qset.path.name), command=command, modes=modes)

@@ -52,8 +52,10 @@ class AbstentionMismatch(ModelError):
     code = "abstention_mismatch"
 
 
-def shipped_path(mode: str, directory: Path = SHIPPED_DIR) -> Path:
-    return directory / f"{mode}.json"
+def shipped_path(mode: str, directory: Path = SHIPPED_DIR, variant: str = "") -> Path:
+    """``<mode>.json``, or ``<mode>-<variant>.json`` for questions encoded otherwise (the
+    static question table's fast-mode parameters are ``fast-static.json``)."""
+    return directory / (f"{mode}-{variant}.json" if variant else f"{mode}.json")
 
 
 def signals(
@@ -198,9 +200,10 @@ def load_abstention(
     reranker: str,
     chunker_version: str,
     directory: Path = SHIPPED_DIR,
+    variant: str = "",
 ) -> AbstentionModel:
     """The shipped parameters for ``mode``, checked against the loaded models."""
-    path = shipped_path(mode, directory)
+    path = shipped_path(mode, directory, variant)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -213,9 +216,10 @@ def load_abstention(
 
 
 def models_for(
-    settings: Settings, *, encoder: str, reranker: str | None
+    settings: Settings, *, encoder: str, reranker: str | None, variant: str = ""
 ) -> dict[str, AbstentionModel]:
-    """The shipped abstention models usable with the loaded models, by mode.
+    """The shipped abstention models usable with the loaded models, by mode (``variant``:
+    the files of questions encoded otherwise, see :func:`shipped_path`).
 
     Empty when ``settings.abstention`` is ``threshold``. A mode whose parameters are missing or
     were learned with other models is left out, with a warning saying so: that mode then
@@ -228,7 +232,11 @@ def models_for(
             continue
         try:
             out[mode] = load_abstention(
-                mode, encoder=encoder, reranker=rerank_name, chunker_version=CHUNKER_VERSION
+                mode,
+                encoder=encoder,
+                reranker=rerank_name,
+                chunker_version=CHUNKER_VERSION,
+                variant=variant,
             )
         except ModelError as exc:
             log.warning("%s mode abstains by the support threshold: %s", mode, exc)

@@ -23,10 +23,11 @@ from index.persist import IndexSnapshot
 from rag.abstain import AbstentionModel, models_for
 from rag.build import BuildReport, corpus_of
 from rag.embed import Encoder, make_encoder
-from rag.pipeline import answer
+from rag.pipeline import answer, resolve_mode
 from rag.rerank import Reranker, make_reranker
 from rag.retrieve import Corpus
 from rag.settings import AnswerMode, RetrievalMode, Settings
+from rag.static_query import make_fast_encoder
 from rag.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,31 @@ def reranker_use(settings: Settings, mode: str | None) -> RerankerUse:
 
 @dataclass(frozen=True)
 class Models:
-    """The loaded models an answer uses."""
+    """The loaded models an answer uses. ``fast_encoder``: the question encoder of fast
+    answers with hybrid retrieval, when it is not ``encoder``
+    (``RAG_FAST_QUERY_ENCODER=static``), and ``fast_abstention`` the abstention models
+    learned on its questions."""
 
     encoder: Encoder
     reranker: Reranker | None
     abstention: Mapping[str, AbstentionModel]
     reranker_error: str | None = None  # why accurate mode is unavailable, if it is
+    fast_encoder: Encoder | None = None
+    fast_abstention: Mapping[str, AbstentionModel] | None = None
+
+    def for_request(
+        self, mode: AnswerMode, retrieval: RetrievalMode
+    ) -> tuple[Encoder, Mapping[str, AbstentionModel]]:
+        """The question encoder and abstention models that answer in ``mode`` with
+        ``retrieval``: static questions serve fast hybrid answers only, where they were
+        measured to cost nothing on the seed article; with dense retrieval, or with BM25
+        alone (whose sentences the question vector picks, and whose refusals the support
+        threshold makes), they lose answers (docs/static-query.md)."""
+        if self.fast_encoder is None or mode != "fast" or retrieval != "hybrid":
+            return self.encoder, self.abstention
+        # The model's fast-mode parameters belong to its own question vectors: never these.
+        kept = {m: v for m, v in self.abstention.items() if m != "fast"}
+        return self.fast_encoder, {**kept, **(self.fast_abstention or {})}
 
 
 class Engine:
@@ -131,7 +151,16 @@ class Engine:
                 encoder=encoder.query_name,
                 reranker=reranker.name if reranker is not None else None,
             )
-        self._models = Models(encoder, reranker, abstention, error)
+        fast_encoder = make_fast_encoder(self.settings, encoder)
+        fast_abstention: Mapping[str, AbstentionModel] | None = None
+        if fast_encoder is not None:
+            fast_encoder.load()
+            fast_abstention = self._given_abstention
+            if fast_abstention is None:
+                fast_abstention = models_for(
+                    self.settings, encoder=fast_encoder.query_name, reranker=None, variant="static"
+                )
+        self._models = Models(encoder, reranker, abstention, error, fast_encoder, fast_abstention)
         return self._models
 
     def load(self, *, progress: bool = False) -> Engine:
@@ -224,9 +253,14 @@ class Engine:
     def ask(self, request: Request, corpus: Corpus | None = None) -> Answer:
         """Answer ``request`` from ``corpus`` (default: the one :meth:`load` opened)."""
         models = self.models
+        encoder, abstention = models.encoder, models.abstention
+        if models.fast_encoder is not None:
+            mode = resolve_mode(request.mode, self.settings, models.reranker)
+            retrieval = request.retrieval or self.settings.retrieval_mode
+            encoder, abstention = models.for_request(mode, retrieval)
         return answer(
             self.corpus if corpus is None else corpus,
-            models.encoder,
+            encoder,
             request.question,
             settings=self.settings,
             top_k=request.top_k,
@@ -237,6 +271,6 @@ class Engine:
             retrieval=request.retrieval,
             history=request.history or None,
             reranker=models.reranker,
-            abstention=models.abstention,
+            abstention=abstention,
             abstain=request.abstain,
         )

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
 CARD_QUESTION = "What did Merz say about German troops?"
 #: The functions that turn settings into models; only the façade may call them.
-WIRING = {"make_encoder", "make_reranker", "models_for"}
+WIRING = {"make_encoder", "make_reranker", "models_for", "make_fast_encoder"}
 
 
 @pytest.fixture(scope="module")
