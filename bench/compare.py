@@ -20,6 +20,10 @@ one side. Corpora: ``seed``, the seed article (``data/``) with its 158 questions
 benchmark's questions about them. Writes ``var/bench/results/compare.json`` (CPU model and
 flags, load average before and after each measurement) and, with ``--write``, the section
 "Fast mode against a plain reference server" of docs/benchmarks.md.
+
+``--fast-query-encoder static`` serves fast answers with static question vectors
+(``RAG_FAST_QUERY_ENCODER=static``, docs/static-query.md; build the table first with ``rag
+eval static-query``); its figures go to their own part of that section.
 """
 
 from __future__ import annotations
@@ -63,6 +67,14 @@ P50_TARGET, THROUGHPUT_TARGET = 0.4, 5.0
 SIDES = ("ours", "reference")
 
 
+def markers(encoder: str, workers: int = 1) -> tuple[str, str]:
+    """The docs markers of a run's figures: one pair per fast-mode question encoder and
+    number of workers."""
+    tag = "bench.compare" + (f" {encoder}" if encoder != "model" else "")
+    tag += f" workers={workers}" if workers != 1 else ""
+    return f"<!-- {tag}: start -->", f"<!-- {tag}: end -->"
+
+
 def wrk(url: str, clients: int, duration: float, questions: Path, offset: int) -> dict[str, Any]:
     """wrk against POST /ask in fast mode, questions from ``offset`` on (bench/ask.lua)."""
     threads = min(clients, 2)
@@ -96,12 +108,14 @@ def wrk(url: str, clients: int, duration: float, questions: Path, offset: int) -
     return result
 
 
-def warm_up(url: str, questions: list[str], n: int = 10) -> list[int]:
-    """A few answered questions first (prefixed, so the measured ones stay new)."""
-    return [
-        post_json(f"{url}/ask", {"question": f"Warm-up: {q}", "mode": "fast"})[0]
-        for q in questions[:n]
+def warm_up(url: str, questions: list[str], n: int = 40) -> list[int]:
+    """Answered questions first (prefixed, so the measured ones stay new), each on a new
+    connection: with several workers, every one of them answers some and so knows its answer
+    rate, which its admission control needs (api/admission.py) before the load starts."""
+    asked = [
+        f"Warm-up {i // len(questions) + 1}: {questions[i % len(questions)]}" for i in range(n)
     ]
+    return [post_json(f"{url}/ask", {"question": q, "mode": "fast"})[0] for q in asked]
 
 
 def count_paragraphs(data_dir: Path) -> tuple[int, int]:
@@ -151,9 +165,11 @@ def compare_corpus(
     clients: int,
     rounds: int = 2,
     work: Path = WORK,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Both servers on one corpus. Each round measures one client, then ``clients``; the
-    side that goes first alternates from measurement to measurement and round to round."""
+    side that goes first alternates from measurement to measurement and round to round.
+    ``env``: extra environment of the service (not of the reference)."""
     from bench.cold_start import ensure_index
 
     ensure_index(settings)
@@ -174,7 +190,7 @@ def compare_corpus(
         side: {"one_client": [], "concurrent": []} for side in SIDES
     }
     with (
-        Server(settings) as ours,
+        Server(settings, **(env or {})) as ours,
         ReferenceServer(settings.data_dir) as reference,
     ):
         servers = {"ours": ours, "reference": reference}
@@ -227,15 +243,22 @@ def run(
     *,
     sources: dict[str, tuple[Any, list[str]]] | None = None,
     work: Path = WORK,
+    fast_query_encoder: str = "model",
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Both servers on each corpus; ``sources`` (name: (settings, questions)) replaces the
-    named corpora (the tests serve the seed article from a temporary index)."""
+    named corpora (the tests serve the seed article from a temporary index);
+    ``fast_query_encoder`` and ``workers``: the service's ``RAG_FAST_QUERY_ENCODER`` and
+    ``RAG_WORKERS`` (the reference runs as it is)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (make bench does)")
+    env = {"RAG_FAST_QUERY_ENCODER": fast_query_encoder, "RAG_WORKERS": str(workers)}
     results: dict[str, Any] = {
         "duration_s": duration,
         "clients": clients,
         "rounds": rounds,
+        "fast_query_encoder": fast_query_encoder,
+        "workers": workers,
         "cpu": cpu(),
         "load_average_before": load_average(),
         "corpora": {},
@@ -250,7 +273,7 @@ def run(
         else:
             raise SystemExit(f"unknown corpus {name!r}: seed or many")
         results["corpora"][name] = compare_corpus(
-            name, settings, questions, duration, clients, rounds, work
+            name, settings, questions, duration, clients, rounds, work, env
         )
     results["load_average_after"] = load_average()
     return results
@@ -284,7 +307,18 @@ def table(results: dict[str, Any]) -> str:
             )
             errors = [f"{n}: {_errors(r)}" for n, r in ((1, one), (clients, many))]
             shown = "; ".join(e for e in errors if not e.endswith("none")) or "none"
-            server = "this service (fast)" if side == "ours" else "reference"
+            server = "reference"
+            if side == "ours":
+                encoder = results.get("fast_query_encoder", "model")
+                workers = results.get("workers", 1)
+                server = (
+                    ", ".join(
+                        ["this service (fast"]
+                        + ([f"{encoder} questions"] if encoder != "model" else [])
+                        + ([f"{workers} workers"] if workers != 1 else [])
+                    )
+                    + ")"
+                )
             rows.append(
                 f"| {label} | {server} | {one['p50_ms']:.1f} | {one['p95_ms']:.1f} | "
                 f"{many['ok_per_s']:.0f} | {many['p50_ms']:.1f} | {many['p99_ms']:.1f} | "
@@ -316,9 +350,10 @@ def section(results: dict[str, Any], command: str) -> str:
     corpora = results["corpora"]
     date = results.get("machine", machine())["date"]
     questions = ", ".join(f"{n} {c['questions']}" for n, c in corpora.items())
+    start, end = markers(results.get("fast_query_encoder", "model"), results.get("workers", 1))
     return "\n".join(
         [
-            START,
+            start,
             f"`{command}` ({date}; {results['duration_s']:g} s per measurement, "
             f"{results['rounds']} rounds, medians shown; questions: {questions}; CPU: "
             f"{cpu_summary(results['cpu'])}; load average (1 minute) "
@@ -328,19 +363,27 @@ def section(results: dict[str, Any], command: str) -> str:
             "cores themselves):",
             "",
             table(results),
-            END,
+            end,
         ]
     )
 
 
-def update_docs(text: str, path: Path = DOCS / "benchmarks.md") -> None:
-    """Put ``text`` between the section's markers in docs/benchmarks.md (adding the section
-    before "## 1." the first time); the rest of the file is kept."""
+def update_docs(
+    text: str, path: Path = DOCS / "benchmarks.md", encoder: str = "model", workers: int = 1
+) -> None:
+    """Put ``text`` between the markers of its run's figures in docs/benchmarks.md (the
+    default run's before "## 1." the first time, another's after the last figures of the
+    section); the rest of the file is kept."""
     doc = path.read_text()
-    if START in doc and END in doc:
+    start, end = markers(encoder, workers)
+    if start in doc and end in doc:
         doc = re.sub(
-            re.escape(START) + ".*?" + re.escape(END), lambda _: text, doc, count=1, flags=re.S
+            re.escape(start) + ".*?" + re.escape(end), lambda _: text, doc, count=1, flags=re.S
         )
+    elif (encoder, workers) != ("model", 1) and END in doc:
+        ends = [m.end() for m in re.finditer(r"<!-- bench\.compare[^>]*: end -->", doc)]
+        at = max(ends)
+        doc = doc[:at] + "\n\n" + text + doc[at:]
     else:
         heading = f"## {SECTION}\n\n{text}\n\n"
         at = doc.find("## 1. ")
@@ -356,14 +399,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2, help="each measurement this often")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument(
+        "--fast-query-encoder",
+        choices=["model", "static"],
+        default="model",
+        help="the service's RAG_FAST_QUERY_ENCODER (static: build the table first with "
+        "`rag eval static-query`)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="the service's RAG_WORKERS (default 1)"
+    )
     args = parser.parse_args(argv)
-    results = run(args.duration, tuple(args.corpus), args.paragraphs, args.clients, args.rounds)
+    results = run(
+        args.duration,
+        tuple(args.corpus),
+        args.paragraphs,
+        args.clients,
+        args.rounds,
+        fast_query_encoder=args.fast_query_encoder,
+        workers=args.workers,
+    )
     path = save("compare", results)
     results = json.loads(path.read_text())
     text = section(results, report_command("bench.compare", argv))
     print(text)
     if args.write:
-        update_docs(text)
+        update_docs(text, encoder=args.fast_query_encoder, workers=args.workers)
     return 0
 
 

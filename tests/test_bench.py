@@ -110,7 +110,7 @@ def test_compare_runs_both_real_servers_on_the_seed_article(tmp_path: Path) -> N
     """bench.compare end to end, briefly: the service and the reference server on the seed
     article, each asked new questions by wrk at one and at 16 connections."""
     from bench.common import SEED_DATA, eval_questions
-    from bench.compare import END, SECTION, START, run, section, update_docs
+    from bench.compare import END, SECTION, START, markers, run, section, update_docs
     from rag.settings import Settings
 
     settings = Settings(data_dir=SEED_DATA, index_dir=tmp_path / "index")
@@ -119,7 +119,7 @@ def test_compare_runs_both_real_servers_on_the_seed_article(tmp_path: Path) -> N
 
     seed = results["corpora"]["seed"]
     assert seed["articles"] == 1 and seed["paragraphs"] > 3 and seed["questions"] == 12
-    assert seed["warm_up_statuses"] == {"ours": [200] * 10, "reference": [200] * 10}
+    assert seed["warm_up_statuses"] == {"ours": [200] * 40, "reference": [200] * 40}
     for side in ("ours", "reference"):
         for measure, clients in (("one_client", 1), ("concurrent", 16)):
             r = seed[side][measure]
@@ -145,6 +145,18 @@ def test_compare_runs_both_real_servers_on_the_seed_article(tmp_path: Path) -> N
     assert written.count(START) == 1 and written.count(END) == 1
     assert written.index(f"## {SECTION}") < written.index("## 1. In-process")
     assert written.endswith("## 1. In-process\n\nkept\n")
+    # Another configuration's figures (static questions, two workers) go after these, in
+    # markers of their own, and replace only themselves on the next run.
+    other = {**results, "fast_query_encoder": "static", "workers": 2}
+    text2 = section(other, "python -m bench.compare --fast-query-encoder static --workers 2")
+    assert "this service (fast, static questions, 2 workers)" in text2
+    update_docs(text2, doc, encoder="static", workers=2)
+    update_docs(text2, doc, encoder="static", workers=2)
+    written = doc.read_text()
+    start2, end2 = markers("static", 2)
+    assert written.count(start2) == 1 and written.count(START) == 1
+    assert written.index(END) < written.index(start2) < written.index(end2)
+    assert written.index(end2) < written.index("## 1. In-process")
 
 
 def test_the_wrk_script_never_repeats_a_question_across_threads_and_runs() -> None:
