@@ -6,7 +6,9 @@ questions (the seed article's 158 evaluation questions, cycled) in fast mode and
 (``onnx-int8q``) and in fp32 (``onnx``, the service's default since issue 14), and
 ``--before-n`` with the torch one (sentence-transformers, the backend before the ONNX change),
 in the same run so the ratios are fair on a machine whose speed drifts. Also times the query
-encoding alone, the cost the profile pointed at.
+encoding alone, the cost the profile pointed at. When the static question table is built
+(``rag eval static-query``), ``static`` times fast answers with it as the service gives them
+(``RAG_FAST_QUERY_ENCODER=static``: static questions over the fp32 ONNX model's index).
 """
 
 from __future__ import annotations
@@ -83,7 +85,27 @@ def run(n: int = 1000, before_n: int = 200, accurate_n: int = 200) -> dict[str, 
         corpus = load_corpus(settings, encoder)
         results[label] = measure(corpus, encoder, reranker, settings, questions, count, accurate_n)
         results[label]["chunks"] = len(corpus.chunks)
+    static = static_encoder(settings)
+    if static is None:
+        print("no static question table: build it with `rag eval static-query` to time it")
+    elif n > 0:
+        corpus = load_corpus(settings, static)
+        # Fast answers only: the service never uses static questions in accurate mode.
+        results["static"] = measure(corpus, static, None, settings, questions, n, 0)
+        results["static"]["chunks"] = len(corpus.chunks)
     return results
+
+
+def static_encoder(settings: Any) -> Any:
+    """The service's static question encoder over the fp32 ONNX model, or None without a
+    table."""
+    from rag.engine import Engine
+    from rag.static_query import table_path
+
+    static = settings.model_copy(update={"fast_query_encoder": "static"})
+    if not table_path(static).is_file():
+        return None
+    return Engine(static, use_reranker="off").load_models().fast_encoder
 
 
 def table(results: dict[str, Any]) -> str:
@@ -91,15 +113,15 @@ def table(results: dict[str, Any]) -> str:
         "| backend | stage | n | p50 ms | p95 ms | p99 ms |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for backend in ("torch", "onnx", "onnx-int8q"):
+    for backend in ("torch", "onnx", "onnx-int8q", "static"):
         for stage in ("encode_query", "fast", "accurate"):
             s = results.get(backend, {}).get(stage)
             if s:
                 rows.append(
-                    f"| {backend} | {stage} | {s['n']} | {s['p50']:.1f} | {s['p95']:.1f} | "
-                    f"{s['p99']:.1f} |"
+                    f"| {backend} | {stage} | {s['n']} | {s['p50']:.2f} | {s['p95']:.2f} | "
+                    f"{s['p99']:.2f} |"
                 )
-    for slow, fast in (("torch", "onnx"), ("onnx", "onnx-int8q")):
+    for slow, fast in (("torch", "onnx"), ("onnx", "onnx-int8q"), ("onnx", "static")):
         if slow in results and fast in results:
             for stage in ("encode_query", "fast", "accurate"):
                 a, b = results[slow].get(stage), results[fast].get(stage)
