@@ -132,22 +132,6 @@ def teacher_vectors(teacher: Any, texts: Sequence[str], out: Path) -> np.ndarray
     return vectors
 
 
-def tune_table(
-    table: np.ndarray,
-    weights: np.ndarray,
-    train: Sequence[list[int]],
-    y_train: np.ndarray,
-    val: Sequence[list[int]],
-    y_val: np.ndarray,
-    *,
-    epochs: int,
-    lr: float,
-    seed: int,
-) -> tuple[np.ndarray, int, float]:
-    recipe = Recipe(epochs=epochs, lr=lr, seed=seed)
-    return tune(table, weights, train, y_train, val, y_val, recipe, say=lambda _: None)
-
-
 # ------------------------------------------------------------------------- the data
 
 
@@ -392,16 +376,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         saved = np.load(tuned_path)
         tuned, epoch, tune_val = saved["table"], int(saved["epoch"]), float(saved["val"])
     else:
-        tuned, epoch, tune_val = tune_table(
-            mapped,
-            weights,
-            train_ids,
-            y_train,
-            val_ids,
-            y_val,
-            epochs=args.epochs,
-            lr=args.lr,
-            seed=args.seed,
+        recipe = Recipe(epochs=args.epochs, lr=args.lr, seed=args.seed)
+        tuned, epoch, tune_val = tune(
+            mapped, weights, train_ids, y_train, val_ids, y_val, recipe, say=lambda _: None
         )
         np.savez(tuned_path, table=tuned, epoch=epoch, val=tune_val)
     fitted["tune"] = {

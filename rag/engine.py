@@ -151,17 +151,25 @@ class Engine:
                 encoder=encoder.query_name,
                 reranker=reranker.name if reranker is not None else None,
             )
-        fast_encoder = make_fast_encoder(self.settings, encoder)
-        fast_abstention: Mapping[str, AbstentionModel] | None = None
-        if fast_encoder is not None:
-            fast_encoder.load()
-            fast_abstention = self._given_abstention
-            if fast_abstention is None:
-                fast_abstention = models_for(
-                    self.settings, encoder=fast_encoder.query_name, reranker=None, variant="static"
-                )
+        fast_encoder, fast_abstention = self._fast_models(encoder)
         self._models = Models(encoder, reranker, abstention, error, fast_encoder, fast_abstention)
         return self._models
+
+    def _fast_models(
+        self, encoder: Encoder
+    ) -> tuple[Encoder | None, Mapping[str, AbstentionModel] | None]:
+        """Fast mode's own question encoder (loaded) and the abstention models learned on its
+        questions, when the settings ask for one (``fast_query_encoder``); else (None, None)."""
+        fast = make_fast_encoder(self.settings, encoder)
+        if fast is None:
+            return None, None
+        fast.load()
+        if self._given_abstention is not None:
+            given = self._given_abstention.items()
+            return fast, {m: v for m, v in given if v.encoder == fast.query_name}
+        return fast, models_for(
+            self.settings, encoder=fast.query_name, reranker=None, variant="static"
+        )
 
     def load(self, *, progress: bool = False) -> Engine:
         """Load the models and the persisted index (built from the data folder first if

@@ -190,3 +190,15 @@ def test_the_shipped_static_abstention_parameters_load_for_static_questions() ->
     assert set(loaded) == {"fast"} and loaded["fast"].encoder == name
     # ... and never for the model's own question vectors.
     assert models_for(Settings(), encoder=BUNDLED_MODEL, reranker=None, variant="static") == {}
+
+
+def test_abstention_models_given_to_the_engine_reach_static_questions_only_if_theirs(
+    table: Path,
+    encoder,  # type: ignore[no-untyped-def]
+) -> None:
+    settings = Settings(fast_query_encoder="static", static_query_table=table)
+    theirs = models_for(settings, encoder=encoder.query_name, reranker=None)
+    assert set(theirs) == {"fast"}  # the model's own fast-mode parameters, as eval passes them
+    models = Engine(settings, encoder=encoder, abstention=theirs, use_reranker="off").load_models()
+    assert models.for_request("fast", "hybrid")[1] == {}
+    assert models.for_request("fast", "dense")[1] == theirs
