@@ -1,7 +1,8 @@
 """``python -m bench all`` (or a list of names): run the benchmarks one after another.
 
-Names: latency, accurate, cold_start, http_load, compare, indexing, scale. Each writes
-var/bench/results/NAME.json and prints its table; the plots go to docs/bench-*.png.
+Names: latency, accurate, cold_start, http_load, compare, compare_static, indexing, scale.
+Each writes var/bench/results/NAME.json and prints its table; the plots go to
+docs/bench-*.png.
 """
 
 from __future__ import annotations
@@ -9,7 +10,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-ORDER = ("latency", "accurate", "cold_start", "http_load", "compare", "indexing", "scale")
+ORDER = (
+    "latency",
+    "accurate",
+    "cold_start",
+    "http_load",
+    "compare",
+    "compare_static",
+    "indexing",
+    "scale",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ concurrent runs reference first, so that a drift in the machine's speed does not
 one side. Corpora: ``seed``, the seed article (``data/``) with its 158 questions
 (``eval/questions.jsonl``); ``many``, ``--paragraphs`` paragraphs of
 ``../shared/benchmarks/retrieval_bench`` (``bench.common.prepare_many_corpus``) with the
-benchmark's questions about them. Writes ``var/bench/results/compare.json`` (CPU model and
+benchmark's questions about them. Writes ``var/bench/results/compare.json`` (named after the
+options when given: ``compare-static-workers2.json``; CPU model and
 flags, load average before and after each measurement) and, with ``--write``, the section
 "Fast mode against a plain reference server" of docs/benchmarks.md.
 
@@ -419,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
         fast_query_encoder=args.fast_query_encoder,
         workers=args.workers,
     )
-    path = save("compare", results)
+    # One results file per configuration: compare.json, compare-static-workers2.json, ...
+    name = "compare" + (f"-{args.fast_query_encoder}" if args.fast_query_encoder != "model" else "")
+    path = save(name + (f"-workers{args.workers}" if args.workers != 1 else ""), results)
     results = json.loads(path.read_text())
     text = section(results, report_command("bench.compare", argv))
     print(text)
