@@ -129,6 +129,7 @@ SLOW_MODULES = frozenset(
         "test_api_workers",
         "test_readme",  # runs the README's `rag` commands in subprocesses (real model)
         "test_static_query",  # builds a static question table with the real model
+        "test_attribution_learned",  # loads spaCy's English pipeline
         "test_widget",  # Chromium against a live server
         "test_pg_replicas",  # `rag serve` replicas and `rag index` against PostgreSQL
         # No model, but ranx compiles its numba code (typed dicts, not cached on disk) in
