@@ -271,9 +271,11 @@ def _static_query_parser(p: argparse.ArgumentParser) -> None:
         help="where to write the table (default: RAG_STATIC_QUERY_TABLE, else the model cache)",
     )
     p.add_argument(
-        "--only-question-tokens",
-        action="store_true",
-        help="distil only the tokens the training questions use (quick; for tests)",
+        "--vocabulary-from",
+        type=Path,
+        metavar="FILE",
+        help="distil only the tokens of the training questions and of this text file, not "
+        "the whole vocabulary (a quick table for tests)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_static_query)
@@ -951,6 +953,7 @@ def _static_query(args: argparse.Namespace, command: str) -> int:
         raise DatasetError(f"no benchmark questions at {args.bench / 'queries.jsonl'}")
     if args.fit is not None and args.fit < 20:
         raise DatasetError(f"--fit must be at least 20, not {args.fit}")
+    vocab = None if args.vocabulary_from is None else args.vocabulary_from.read_text("utf-8")
     train, _ = split_by_paragraph(load_bench(args.bench), STATIC_SPLIT_SEED)
     if args.fit and args.fit < len(train):
         train = random.Random(STATIC_SPLIT_SEED).sample(sorted(train, key=lambda q: q.id), args.fit)
@@ -963,7 +966,7 @@ def _static_query(args: argparse.Namespace, command: str) -> int:
         folder,
         teacher,
         [q.text for q in train],
-        only_tokens=args.only_question_tokens,
+        vocabulary=None if vocab is None else vocab.splitlines(),
         say=say,
     )
     out = args.out or table_path(settings)

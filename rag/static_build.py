@@ -207,12 +207,13 @@ def fit(
     questions: Sequence[str],
     recipe: Recipe = Recipe(),
     *,
-    only_tokens: bool = False,
+    vocabulary: Sequence[str] | None = None,
     say: Say = print,
 ) -> Fitted:
     """Distil, map and tune a table for the model in ``folder`` (loaded as ``teacher``) on
-    ``questions``. ``only_tokens``: distil only the tokens the questions use (a quick table
-    for tests; a question with other tokens then leans on the ones it shares)."""
+    ``questions``. ``vocabulary``: distil only the tokens that the questions and these texts
+    use (a quick table for tests; other tokens get zero rows and add nothing to a question);
+    default: the whole vocabulary."""
     from rag.onnx import load_tokenizer
 
     if len(questions) < 20:
@@ -225,8 +226,11 @@ def fit(
     tok = load_tokenizer(folder, max_length=teacher.max_tokens)
     fallback = [int(tok.token_to_id("[CLS]") or 0)]
     ids = [list(tok.encode(t, add_special_tokens=False).ids) or fallback for t in texts]
-    vocabulary = sorted({i for x in ids for i in x}) if only_tokens else None
-    table = distill(folder, vocabulary, say=say)
+    wanted = None
+    if vocabulary is not None:
+        extra = [tok.encode(t, add_special_tokens=False).ids for t in vocabulary]
+        wanted = sorted({i for x in [*ids, *extra] for i in x} | set(fallback))
+    table = distill(folder, wanted, say=say)
     weights = sif_weights(len(table))
     say(f"encoding {len(texts)} training questions with {teacher.name}")
     targets = teacher.encode(texts, kind="query", progress=False).astype(np.float64)
@@ -257,7 +261,7 @@ def fit(
             "train": len(train_ids),
             "validation": n_val,
         },
-        "only_question_tokens": only_tokens,
+        "tokens_distilled": len(table) if wanted is None else len(wanted),
         "validation_cosine": {
             "distilled": round(base, 4),
             "mapped": round(map_val, 4),
