@@ -42,6 +42,7 @@ from rag.engine import Engine, Request
 from rag.rerank import Reranker
 from rag.retrieve import Corpus
 from rag.settings import AnswerMode, Settings
+from rag.static_query import StaticQueryEncoder
 
 MODES: tuple[AnswerMode, ...] = get_args(AnswerMode)
 #: The shipped threshold keeps false abstentions on the training part's answerable questions
@@ -97,6 +98,12 @@ def cache_key(
     parts = [
         pipeline_digest(),
         *(e.query_name for e in encoders),
+        # A rebuilt static question table keeps its name (rag.static_query): its bytes count.
+        *(
+            e.provenance().get("sha256_16", "")
+            for e in encoders
+            if isinstance(e, StaticQueryEncoder)
+        ),
         reranker.name,
         CHUNKER_VERSION,
         str(settings.tuning.pair_margin),
