@@ -352,7 +352,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             description="Fit the static question table (rag/static_build.py, "
             "docs/static-query.md) on the questions about the half of the benchmark's "
             "paragraphs that its evaluations leave out (split seed 0), and write it with "
-            "a JSON sidecar where the service looks for it. Takes about 3 minutes.",
+            "a JSON sidecar where the service looks for it. Takes about a minute.",
         )
     )
     _attribution_parser(

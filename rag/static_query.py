@@ -126,7 +126,7 @@ class StaticQueryEncoder:
         if not self.path.is_file():
             raise ModelError(
                 f"no static question table at {self.path}: build it with `rag eval "
-                "static-query` (about 3 minutes, needs ../shared/benchmarks), or unset "
+                "static-query` (about a minute; it needs ../shared/benchmarks), or unset "
                 "RAG_FAST_QUERY_ENCODER"
             )
         try:
