@@ -42,7 +42,8 @@ Artefacts (the distilled table, MiniLM's vectors of the training questions, the 
 a seed index) go to ``var/static-query/``; the results to
 ``var/bench/results/static_query.json``. The service's table (``rag eval static-query``,
 ``RAG_FAST_QUERY_ENCODER=static``) is fitted by the same recipe on all the training half's
-questions, not ``--fit`` of them; docs/static-query.md has both.
+questions, not ``--fit`` of them; when it is built (and ``--seed`` is its split's, 0), it is
+measured too, as ``service``. docs/static-query.md has the figures.
 """
 
 from __future__ import annotations
@@ -330,8 +331,10 @@ def seed_results(
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from eval.bench import load_bench, sample_queries, split_by_paragraph
+    from eval.cli import STATIC_SPLIT_SEED
     from rag.embed import SentenceTransformerEncoder
     from rag.settings import BUNDLED_MODEL, Settings
+    from rag.static_query import table_path
 
     started = time.perf_counter()
     out: Path = args.out
@@ -392,6 +395,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         name: static_encoder(teacher, t, folder)
         for name, t in (("distilled", table), ("mapped", mapped), ("tuned", tuned))
     }
+    # The service's own table (`rag eval static-query`: the same recipe on all the training
+    # half's questions), when it is built and this run's split is the one it trained on.
+    service = table_path(settings)
+    if args.seed == STATIC_SPLIT_SEED and service.is_file():
+        statics["service"] = StaticQueryEncoder(teacher, service, folder).load()
     encoders: dict[str, Any] = {"onnx-fp32": teacher, "onnx-int8q": int8, **statics}
 
     # Cosine to MiniLM (fp32) on the held-out questions.
@@ -425,6 +433,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "onnx-int8q": int8,
             "static (tuned)": statics["tuned"],
             "static (mapped)": statics["mapped"],
+            **({"static (service)": statics["service"]} if "service" in statics else {}),
         },
         teacher,
         settings,
