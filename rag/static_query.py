@@ -107,6 +107,7 @@ class StaticQueryEncoder:
                 f"float32 rows of the model's {self.teacher.dim} dimensions: rebuild it with "
                 "`rag eval static-query`"
             )
+        self._check_provenance()
         from rag.onnx import load_tokenizer
 
         tokenizer = load_tokenizer(self.tokenizer_folder, max_length=self.teacher.max_tokens)
@@ -133,6 +134,22 @@ class StaticQueryEncoder:
             return np.load(self.path, mmap_mode="r")
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read the static question table {self.path}: {exc}") from exc
+
+    def _check_provenance(self) -> None:
+        """A table whose sidecar names another model or recipe version is refused: its
+        questions would carry this recipe's name, and abstention parameters learned on it."""
+        made = self.provenance()
+        wrong = {
+            key: (made[key], ours)
+            for key, ours in (("model", self.teacher.name), ("version", STATIC_QUERY_VERSION))
+            if key in made and made[key] != ours
+        }
+        if wrong:
+            detail = ", ".join(f"{k} {v[0]!r} (loaded: {v[1]!r})" for k, v in wrong.items())
+            raise ModelError(
+                f"the static question table {self.path} was built with {detail}: rebuild it "
+                "with `rag eval static-query`"
+            )
 
     @property
     def loaded(self) -> bool:

@@ -132,6 +132,23 @@ def test_a_missing_or_wrong_table_says_how_to_build_one(
         StaticQueryEncoder(encoder, tmp_path / "junk.npy", FOLDER).load()
 
 
+def test_a_table_built_for_another_model_or_recipe_is_refused(
+    table: Path,
+    tmp_path: Path,
+    encoder,  # type: ignore[no-untyped-def]
+) -> None:
+    import json
+
+    made = read_provenance(table)
+    for key, value in (("model", "some/other-model"), ("version", "0")):
+        copy = tmp_path / f"{key}.npy"
+        shutil.copy(table, copy)
+        sidecar = json.dumps({**made, key: value})
+        copy.with_suffix(".json").write_text(sidecar, encoding="utf-8")
+        with pytest.raises(ModelError, match=f"built with {key} '{value}'"):
+            StaticQueryEncoder(encoder, copy, FOLDER).load()
+
+
 def test_the_default_table_lives_in_the_model_cache(tmp_path: Path) -> None:
     path = table_path(Settings(model_cache_dir=tmp_path))
     assert path.parent == tmp_path / "static-query"
