@@ -72,7 +72,7 @@ from bench.common import (
     percentiles,
     save,
 )
-from rag.static_build import Recipe, distill, fit_map, tune
+from rag.static_build import Pairs, Recipe, distill, fit_map, tune
 from rag.static_query import StaticQueryEncoder, sif_weights
 
 OUT = REPO / "var" / "static-query"
@@ -360,17 +360,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     weights = sif_weights(len(table))
     y_fit = teacher_vectors(teacher, [q.text for q in fit], out)
     ids = [list(tokenizer.encode(q.text, add_special_tokens=False).ids) or [101] for q in fit]
-    train_ids, val_ids = ids[:-n_val], ids[-n_val:]
-    y_train, y_val = y_fit[:-n_val], y_fit[-n_val:]
+    pairs = Pairs.split(ids, y_fit, n_val)
 
-    fitted: dict[str, Any] = {"train": len(train_ids), "validation": n_val}
+    fitted: dict[str, Any] = {"train": len(pairs.train), "validation": n_val}
     key = key_of(len(table), *[q.id for q in fit])
     mapped_path = out / f"mapped-{key}.npz"
     if mapped_path.is_file():
         saved = np.load(mapped_path)
         mapped, lam, map_val = saved["table"], float(saved["lam"]), float(saved["val"])
     else:
-        mapped, lam, map_val = fit_map(table, weights, train_ids, y_train, val_ids, y_val)
+        mapped, lam, map_val = fit_map(table, weights, pairs)
         np.savez(mapped_path, table=mapped, lam=lam, val=map_val)
     fitted["map"] = {"lambda": lam, "validation_cosine": round(map_val, 4)}
     tuned_path = out / f"tuned-{key_of(key, args.epochs, args.lr, args.seed)}.npz"
@@ -380,9 +379,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tuned, epoch, tune_val = saved["table"], int(saved["epoch"]), float(saved["val"])
     else:
         recipe = Recipe(epochs=args.epochs, lr=args.lr, seed=args.seed)
-        tuned, epoch, tune_val = tune(
-            mapped, weights, train_ids, y_train, val_ids, y_val, recipe, say=lambda _: None
-        )
+        tuned, epoch, tune_val = tune(mapped, weights, pairs, recipe, say=lambda _: None)
         np.savez(tuned_path, table=tuned, epoch=epoch, val=tune_val)
     fitted["tune"] = {
         "best_epoch": epoch,

@@ -57,6 +57,22 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class Pairs:
+    """Training and validation questions (token ids, no special tokens) with the model's own
+    vectors of them: what the map and the tuning fit."""
+
+    train: Sequence[list[int]]
+    y_train: np.ndarray
+    val: Sequence[list[int]]
+    y_val: np.ndarray
+
+    @classmethod
+    def split(cls, ids: Sequence[list[int]], targets: np.ndarray, n_val: int) -> Pairs:
+        """The last ``n_val`` questions validate, the others train."""
+        return cls(ids[:-n_val], targets[:-n_val], ids[-n_val:], targets[-n_val:])
+
+
+@dataclass(frozen=True)
 class Fitted:
     table: np.ndarray
     provenance: dict[str, Any]
@@ -115,22 +131,19 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def fit_map(
     table: np.ndarray,
     weights: np.ndarray,
-    train: Sequence[list[int]],
-    y_train: np.ndarray,
-    val: Sequence[list[int]],
-    y_val: np.ndarray,
+    pairs: Pairs,
     lambdas: Sequence[float] = (0.1, 1.0, 10.0),
 ) -> tuple[np.ndarray, float, float]:
     """The mapped table (affine ridge map folded into the rows), its lambda and validation
     cosine. Folding is exact: map(sum_i w_i e_i / sum_i w_i) = sum_i w_i map(e_i) / sum_i w_i."""
-    x = weighted_means(table, weights, train)
+    x = weighted_means(table, weights, pairs.train)
     a = np.hstack([x, np.ones((len(x), 1))])
-    xv = np.hstack([weighted_means(table, weights, val), np.ones((len(val), 1))])
-    gram, rhs = a.T @ a, a.T @ y_train
+    xv = np.hstack([weighted_means(table, weights, pairs.val), np.ones((len(pairs.val), 1))])
+    gram, rhs = a.T @ a, a.T @ pairs.y_train
     best: tuple[float, float, np.ndarray] | None = None
     for lam in lambdas:
         m = np.linalg.solve(gram + lam * np.eye(len(gram)), rhs)
-        score = float(cosines(xv @ m, y_val).mean())
+        score = float(cosines(xv @ m, pairs.y_val).mean())
         if best is None or score > best[1]:
             best = (lam, score, m)
     if best is None:
@@ -143,10 +156,7 @@ def fit_map(
 def tune(
     table: np.ndarray,
     weights: np.ndarray,
-    train: Sequence[list[int]],
-    y_train: np.ndarray,
-    val: Sequence[list[int]],
-    y_val: np.ndarray,
+    pairs: Pairs,
     recipe: Recipe,
     *,
     say: Say = print,
@@ -169,7 +179,10 @@ def tune(
     emb = torch.nn.EmbeddingBag(len(table), table.shape[1], mode="sum", sparse=True)
     emb.weight.data = torch.from_numpy(table.copy())
     opt = torch.optim.SparseAdam(list(emb.parameters()), lr=recipe.lr)
-    targets, val_bag, val_targets = torch.from_numpy(y_train), bag(val), torch.from_numpy(y_val)
+    train = pairs.train
+    targets = torch.from_numpy(np.asarray(pairs.y_train, dtype=np.float32))
+    val_bag = bag(pairs.val)
+    val_targets = torch.from_numpy(np.asarray(pairs.y_val, dtype=np.float32))
     cos = torch.nn.functional.cosine_similarity
 
     def validation() -> float:
@@ -235,21 +248,11 @@ def fit(
     say(f"encoding {len(texts)} training questions with {teacher.name}")
     targets = teacher.encode(texts, kind="query", progress=False).astype(np.float64)
     n_val = max(10, int(len(texts) * recipe.validation_share))
-    train_ids, val_ids = ids[:-n_val], ids[-n_val:]
-    y_train, y_val = targets[:-n_val], targets[-n_val:]
-    base = float(cosines(weighted_means(table, weights, val_ids), y_val).mean())
-    mapped, lam, map_val = fit_map(table, weights, train_ids, y_train, val_ids, y_val, recipe.ridge)
+    pairs = Pairs.split(ids, targets, n_val)
+    base = float(cosines(weighted_means(table, weights, pairs.val), pairs.y_val).mean())
+    mapped, lam, map_val = fit_map(table, weights, pairs, recipe.ridge)
     say(f"mapped: validation cosine {map_val:.4f} (lambda {lam:g}; distilled {base:.4f})")
-    tuned, epoch, tune_val = tune(
-        mapped,
-        weights,
-        train_ids,
-        y_train.astype(np.float32),
-        val_ids,
-        y_val.astype(np.float32),
-        recipe,
-        say=say,
-    )
+    tuned, epoch, tune_val = tune(mapped, weights, pairs, recipe, say=say)
     provenance = {
         "version": STATIC_QUERY_VERSION,
         "model": teacher.name,
@@ -258,7 +261,7 @@ def fit(
         "questions": {
             "given": len(questions),
             "distinct": len(texts),
-            "train": len(train_ids),
+            "train": len(pairs.train),
             "validation": n_val,
         },
         "tokens_distilled": len(table) if wanted is None else len(wanted),
