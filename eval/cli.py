@@ -939,7 +939,6 @@ def _topic_margin(args: argparse.Namespace, command: str) -> int:
 
 def _static_query(args: argparse.Namespace, command: str) -> int:
     import random
-    from pathlib import Path
 
     from eval.bench import load_bench, split_by_paragraph
     from rag.embed import resolve_model_path

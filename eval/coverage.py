@@ -199,13 +199,13 @@ def with_coverage(rows: Sequence[Row], coverage: Mapping[str, Mapping[str, float
 
 
 def auroc(scores: Sequence[float], answerable: Sequence[bool]) -> float:
-    """P(an answerable question scores above an unanswerable one), ties counting half."""
-    pos = [s for s, a in zip(scores, answerable, strict=True) if a]
-    neg = [s for s, a in zip(scores, answerable, strict=True) if not a]
-    if not pos or not neg:
+    """P(an answerable question scores above an unanswerable one), ties counting half
+    (scikit-learn's ROC AUC); NaN when one kind is missing."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(answerable)) < 2:
         return math.nan
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
+    return float(roc_auc_score(list(answerable), list(scores)))
 
 
 #: Oriented so that a higher value means better covered (``coverage_below`` counts misses).
