@@ -190,10 +190,11 @@ def test_fast_hybrid_answers_use_the_table_and_nothing_else_does(seed_engine: En
     assert models.for_request("fast", "dense")[0] is models.encoder
     assert models.for_request("accurate", "hybrid")[0] is models.encoder
     # The model's fast-mode parameters never judge static questions: the shipped
-    # fast-static.json (learned on static questions) does, or the support threshold.
+    # fast-static.json, learned on static questions, does.
     _, abstention = models.for_request("fast", "hybrid")
-    if "fast" in abstention:
-        assert abstention["fast"].encoder == fast.query_name
+    assert set(abstention) == {"fast"}
+    assert abstention["fast"].encoder == fast.query_name
+    assert abstention["fast"] != models.abstention["fast"]
     assert models.abstention["fast"].encoder == models.encoder.query_name
 
 
