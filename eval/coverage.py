@@ -64,6 +64,7 @@ from rag.abstain import AbstentionModel
 from rag.chunk import CHUNKER_VERSION
 from rag.embed import Encoder
 from rag.engine import Engine
+from rag.static_build import unit
 
 #: The coverage features, by name (see the module's docstring).
 COVERAGE_FEATURES: tuple[str, ...] = ("coverage_min", "coverage_low2", "coverage_below")
@@ -111,9 +112,7 @@ def article_words(text: str, encoder: Encoder) -> ArticleWords:
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return v / np.where(norms > 0, norms, 1.0)
+    return unit(np.asarray(vectors, dtype=np.float64))
 
 
 def word_coverage(words: Sequence[str], article: ArticleWords, encoder: Encoder) -> np.ndarray:
