@@ -41,7 +41,7 @@ def measure(
         encoder.encode([q], kind="query")
         samples.append((time.perf_counter() - t) * 1000)
     out["encode_query"] = percentiles(samples)
-    modes = ["fast"] + (["accurate"] if reranker is not None else [])
+    modes = ["fast"] + (["accurate"] if reranker is not None and accurate_n > 0 else [])
     for mode in modes:
         for q in questions[:5]:
             answer(corpus, encoder, q, settings=settings, mode=mode, reranker=reranker)
@@ -65,7 +65,9 @@ def run(n: int = 1000, before_n: int = 200, accurate_n: int = 200) -> dict[str, 
     # The cross-encoder as the service loads it; the encoders below are the experiment.
     reranker = Engine(settings).load_models().reranker
     results: dict[str, Any] = {"questions": len(questions)}
-    # (label, backend, int8 questions, how many): "onnx-int8q" is the service's default.
+    encoders: dict[str, Any] = {}
+    # (label, backend, int8 questions, how many): "onnx" is the service's default
+    # (RAG_QUERY_INT8 is off), and the static rows reuse its encoder.
     plan: tuple[tuple[str, Backend, bool, int], ...] = (
         ("onnx-int8q", "onnx", True, n),
         ("onnx", "onnx", False, n),
@@ -85,7 +87,8 @@ def run(n: int = 1000, before_n: int = 200, accurate_n: int = 200) -> dict[str, 
         corpus = load_corpus(settings, encoder)
         results[label] = measure(corpus, encoder, reranker, settings, questions, count, accurate_n)
         results[label]["chunks"] = len(corpus.chunks)
-    static = static_encoder(settings)
+        encoders[label] = encoder
+    static = static_encoder(settings, encoders.get("onnx"))
     if static is None:
         print("no static question table: build it with `rag eval static-query` to time it")
     elif n > 0:
@@ -96,16 +99,16 @@ def run(n: int = 1000, before_n: int = 200, accurate_n: int = 200) -> dict[str, 
     return results
 
 
-def static_encoder(settings: Any) -> Any:
-    """The service's static question encoder over the fp32 ONNX model, or None without a
-    table."""
+def static_encoder(settings: Any, onnx: Any = None) -> Any:
+    """The service's static question encoder over the fp32 ONNX model (``onnx`` when it is
+    already loaded), or None without a table."""
     from rag.engine import Engine
     from rag.static_query import table_path
 
     static = settings.model_copy(update={"fast_query_encoder": "static"})
     if not table_path(static).is_file():
         return None
-    return Engine(static, use_reranker="off").load_models().fast_encoder
+    return Engine(static, encoder=onnx, use_reranker="off").load_models().fast_encoder
 
 
 def table(results: dict[str, Any]) -> str:
