@@ -11,7 +11,9 @@ top passage's sentences and adjacent pairs, rag.pipeline.window_scores). It does
 - with exact integer arithmetic (``exact_reranker``, as the evaluation gate runs it: int8
   products done as float32). On a CPU without AVX-512 VNNI the int8 kernels gain little over
   float32 (issue 16 measured 12.1 against 14.8 ms for the query encoder on AVX2), so this
-  row is the nearest a VNNI machine gets to showing an AVX2-only machine's cost.
+  row is the nearest a VNNI machine gets to showing an AVX2-only machine's cost;
+- with ``--student FOLDER``, also with a distilled cross-encoder (``rag eval
+  distill-reranker``: float32, fewer layers), served as ``RAG_RERANKER=FOLDER`` serves it.
 
 With ``--write`` the table goes into docs/benchmarks.md (between its ``bench.accurate``
 markers); the CPU's model and flags are printed beside it.
@@ -39,12 +41,14 @@ from bench.common import (
 )
 
 
-def measure(exact: bool, n: int) -> dict[str, Any]:
+def measure(exact: bool, n: int, reranker_location: str | None = None) -> dict[str, Any]:
     from eval.dataset import DEFAULT_QUESTIONS, load_question_set
     from rag.engine import Engine, Request
     from rag.settings import Settings
 
     settings = Settings(index_dir=Settings().index_dir.parent / "bench-accurate")
+    if reranker_location is not None:
+        settings = settings.model_copy(update={"reranker": reranker_location})
     engine = Engine(settings, use_reranker="required", exact_reranker=exact).load()
     reranker: Any = engine.reranker
     qset = load_question_set(DEFAULT_QUESTIONS, squad_path=SQUAD2, data_dir=settings.data_dir)
@@ -97,7 +101,10 @@ def table(results: dict[str, Any], command: str) -> str:
         "pairs read | words read |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, key in (("int8 (as served)", "native"), ("exact (as evaluated)", "exact")):
+    rows = [("int8 (as served)", "native"), ("exact (as evaluated)", "exact")]
+    if "student" in results:
+        rows.append((f"student: {results['student']['label']}", "student"))
+    for label, key in rows:
         r = results[key]
         lines.append(
             f"| {label} | {r['answer_ms']['p50']:.0f} ms | {r['answer_ms']['p95']:.0f} ms | "
@@ -117,16 +124,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.accurate", description=__doc__)
     parser.add_argument("--n", type=int, default=60, help="questions to time")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument(
+        "--student",
+        type=Path,
+        metavar="FOLDER",
+        help="also time a distilled cross-encoder (rag eval distill-reranker's folder)",
+    )
     args = parser.parse_args(argv)
+    if args.student is not None and not (args.student / "model.onnx").is_file():
+        parser.error(f"no model.onnx in {args.student} (make one with rag eval distill-reranker)")
     results: dict[str, Any] = {"cpu": cpu_summary(), "load_before": load_average()}
     results["native"] = measure(False, args.n)
     results["exact"] = measure(True, args.n)
+    if args.student is not None:
+        results["student"] = measure(False, args.n, str(args.student))
+        results["student"]["label"] = _student_label(args.student)
     save("accurate", results)
     text = table(results, report_command("bench.accurate", argv))
     print(text)
     if args.write:
         update_docs(text)
     return 0
+
+
+def _student_label(folder: Path) -> str:
+    """The row's label ("float32, 6 of the teacher's layers"), from the folder's distill.json."""
+    import json
+
+    made = folder / "distill.json"
+    if not made.is_file():
+        return f"float32 ({folder.name})"
+    layers = json.loads(made.read_text(encoding="utf-8"))["train"]["layers"]
+    return f"float32, {len(layers)} of the teacher's layers"
 
 
 START, END = "<!-- bench.accurate: start -->", "<!-- bench.accurate: end -->"

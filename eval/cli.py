@@ -19,6 +19,9 @@ calibration and learning, and the external benchmarks.
 * ``rag eval static-query`` — build the static question table that
   ``RAG_FAST_QUERY_ENCODER=static`` uses (:mod:`rag.static_build`), from the external
   benchmark's training-half questions, into the model cache.
+* ``rag eval distill-reranker`` — distil the bundled cross-encoder into a student with every
+  other layer (:mod:`eval.distill`), labelled and trained on the benchmark's training-half
+  questions, written as an ONNX folder that ``RAG_RERANKER=<folder>`` serves.
 * ``rag eval attribution`` — speaker attribution (issue 18) scored against the hand-labelled
   sentences (:mod:`eval.attribution`), written to ``eval/report.md``'s attribution section.
 * ``rag eval topic-margin`` — the who-said-what topic gap on the speaker questions, and the
@@ -61,6 +64,8 @@ DEFAULT_BENCH = REPO.parent / "shared" / "benchmarks" / "retrieval_bench"
 #: The benchmark's paragraphs split in two (eval.bench.split_by_paragraph): the static table
 #: trains on questions about one half; bench/static_query.py evaluates on the other.
 STATIC_SPLIT_SEED = 0
+#: eval.distill.DEFAULT_LAYERS (not imported: no torch at parse time)
+DISTILL_LAYERS = (0, 2, 4, 6, 8, 10)
 DEFAULT_TOLERANCE = 0.02  # eval.gate.DEFAULT_TOLERANCE (not imported: no models at parse time)
 PLOT_NAME = "recall_at_k.png"
 EXIT_OK = 0
@@ -74,6 +79,7 @@ SUBCOMMANDS = (
     "squad2",
     "learn-abstention",
     "static-query",
+    "distill-reranker",
     "attribution",
     "topic-margin",
     "init",
@@ -281,6 +287,35 @@ def _static_query_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_static_query)
 
 
+def _distill_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bench",
+        type=Path,
+        default=DEFAULT_BENCH,
+        help="retrieval_bench folder whose training-half questions are labelled (default: "
+        "../shared/benchmarks/retrieval_bench)",
+    )
+    p.add_argument(
+        "--questions",
+        type=int,
+        default=3000,
+        help="training-half questions to label, 4 pairs each (default: 3000)",
+    )
+    p.add_argument(
+        "--layers",
+        default=",".join(str(i) for i in DISTILL_LAYERS),
+        help="teacher layers the student keeps, comma-separated (default: every other one)",
+    )
+    p.add_argument("--steps", type=int, default=200, help="training steps of 32 pairs")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="student folder (default: the model cache, reranker-student-<layers>)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_distill)
+
+
 def _attribution_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timing",
@@ -353,6 +388,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             "docs/static-query.md) on the questions about the half of the benchmark's "
             "paragraphs that its evaluations leave out (split seed 0), and write it with "
             "a JSON sidecar where the service looks for it. Takes about a minute.",
+        )
+    )
+    _distill_parser(
+        sub.add_parser(
+            "distill-reranker",
+            help="distil the bundled cross-encoder into a smaller one for RAG_RERANKER",
+            description="Label (question, paragraph) pairs of the benchmark's training-half "
+            "questions with the bundled cross-encoder, train a student made of every other "
+            "teacher layer on them, and write it as a float32 ONNX folder (eval/distill.py, "
+            "docs/benchmarks.md). About 40 minutes on two cores.",
         )
     )
     _attribution_parser(
@@ -500,6 +545,11 @@ def cmd_squad2(args: argparse.Namespace) -> int:
 def cmd_static_query(args: argparse.Namespace) -> int:
     """``rag eval static-query``: build the static question table."""
     return _guarded(_static_query, args)
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    """``rag eval distill-reranker``: distil the bundled cross-encoder."""
+    return _guarded(_distill, args)
 
 
 def cmd_learn_abstention(args: argparse.Namespace) -> int:
@@ -979,6 +1029,92 @@ def _static_query(args: argparse.Namespace, command: str) -> int:
     cosine = fitted.provenance["validation_cosine"]["tuned"]
     print(f"wrote {out} ({len(train)} questions, validation cosine {cosine:.3f})")
     return EXIT_OK
+
+
+def _distill(args: argparse.Namespace, command: str) -> int:
+    import random
+
+    from eval.bench import load_bench, split_by_paragraph
+    from eval.distill import (
+        STAND_IN_TITLES,
+        TrainConfig,
+        config_dict,
+        dequantize,
+        export,
+        student_state,
+        teacher_pairs,
+        train,
+    )
+    from rag.embed import default_model_cache
+    from rag.engine import Engine
+    from rag.onnx import resolve_onnx_model
+    from rag.rerank import BUNDLED_RERANKER
+    from rag.settings import get_settings
+
+    try:
+        layers = tuple(int(v) for v in args.layers.split(","))
+    except ValueError:
+        raise DatasetError(f"--layers takes comma-separated numbers, not {args.layers!r}") from None
+    if args.questions < 10 or args.steps < 1:
+        raise DatasetError("--questions must be at least 10 and --steps at least 1")
+    if not (args.bench / "queries.jsonl").is_file():
+        raise DatasetError(f"no benchmark questions at {args.bench / 'queries.jsonl'}")
+    say = (lambda _: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    settings = get_settings().model_copy(update={"reranker": BUNDLED_RERANKER})
+    folder = resolve_onnx_model(BUNDLED_RERANKER)
+    config = TrainConfig(layers=layers, steps=args.steps)
+    state = student_state(dequantize(folder / "model.onnx"), layers)  # checks the layers
+    data = load_bench(args.bench)
+    titles = _bench_titles(args.bench)
+    train_half, _ = split_by_paragraph(data, STATIC_SPLIT_SEED)
+    pool = sorted(
+        (q for q in train_half if titles.get(q.relevant[0]) not in STAND_IN_TITLES),
+        key=lambda q: q.id,
+    )
+    chosen = random.Random(STATIC_SPLIT_SEED).sample(pool, min(args.questions, len(pool)))
+    # exact integer arithmetic: the same labels on every CPU (the VNNI ones)
+    engine = Engine(settings, use_reranker="required", exact_reranker=True)
+    teacher = engine.load_models().reranker
+    if teacher is None:  # pragma: no cover - "required" raises first
+        raise DatasetError("the bundled cross-encoder is not installed (make setup)")
+    say(f"labelling {len(chosen)} questions with the bundled cross-encoder")
+    pairs = teacher_pairs(
+        teacher.score, [(q.text, q.relevant[0]) for q in chosen], data.texts, say=say
+    )
+    say(f"training a {len(layers)}-layer student for {config.steps} steps")
+    model = train(state, pairs, folder, config, say=say)
+    name = "reranker-student-" + "-".join(str(i) for i in layers)
+    out = (
+        args.out
+        or (Path(settings.model_cache_dir) if settings.model_cache_dir else default_model_cache())
+        / name
+    )
+    export(
+        model,
+        out,
+        folder,
+        {
+            "command": command,
+            "teacher": BUNDLED_RERANKER,
+            "data": f"{args.bench.name}: split seed {STATIC_SPLIT_SEED}, {len(chosen)} "
+            f"training-half questions, {len(pairs)} pairs",
+            "train": config_dict(config),
+        },
+    )
+    print(f"wrote {out} (serve it with RAG_RERANKER={out})")
+    return EXIT_OK
+
+
+def _bench_titles(bench: Path) -> dict[str, str]:
+    """Paragraph id -> article title, from the benchmark's corpus file."""
+    import json
+
+    titles: dict[str, str] = {}
+    with (bench / "corpus.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            titles[row["_id"]] = row.get("title", "")
+    return titles
 
 
 def _learn_abstention(args: argparse.Namespace, command: str) -> int:
