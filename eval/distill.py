@@ -10,8 +10,9 @@ pairs the teacher labels (:func:`teacher_pairs`): questions about the half of th
 benchmark's paragraphs that its evaluations leave out (the static question table's split,
 seed 0), each with its gold paragraph and the best BM25 paragraphs that are not it. The
 student is written as a float32 ONNX folder (``model.onnx``, ``tokenizer.json`` and a
-``distill.json`` of what made it) that ``RAG_RERANKER=<folder>`` serves: float32 arithmetic
-gives the same scores on every x86-64 CPU, so no exact-arithmetic copy is needed.
+``distill.json`` of what made it) that ``RAG_RERANKER=<folder>`` serves. In float32, CPUs
+differ only in the last bits of rounding (summation order), not by the integer kernels'
+saturating sums that make the int8 teacher need an exact-arithmetic copy for the gate.
 
 Keeping every other layer starts the student close to the teacher (before any training,
 its logits correlate about 0.83 with the teacher's on benchmark pairs, against under 0.1 for
