@@ -1033,12 +1033,12 @@ def _static_query(args: argparse.Namespace, command: str) -> int:
 
 def _distill(args: argparse.Namespace, command: str) -> int:
     import random
+    from dataclasses import asdict
 
     from eval.bench import load_bench, split_by_paragraph
     from eval.distill import (
         STAND_IN_TITLES,
         TrainConfig,
-        config_dict,
         dequantize,
         export,
         student_state,
@@ -1098,7 +1098,7 @@ def _distill(args: argparse.Namespace, command: str) -> int:
             "teacher": BUNDLED_RERANKER,
             "data": f"{args.bench.name}: split seed {STATIC_SPLIT_SEED}, {len(chosen)} "
             f"training-half questions, {len(pairs)} pairs",
-            "train": config_dict(config),
+            "train": asdict(config),  # JSON writes the layers tuple as a list
         },
     )
     print(f"wrote {out} (serve it with RAG_RERANKER={out})")
@@ -1106,15 +1106,11 @@ def _distill(args: argparse.Namespace, command: str) -> int:
 
 
 def _bench_titles(bench: Path) -> dict[str, str]:
-    """Paragraph id -> article title, from the benchmark's corpus file."""
-    import json
+    """Paragraph id -> article title, from the benchmark's corpus file (load_bench keeps no
+    titles)."""
+    from eval.bench import read_jsonl
 
-    titles: dict[str, str] = {}
-    with (bench / "corpus.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            titles[row["_id"]] = row.get("title", "")
-    return titles
+    return {row["_id"]: row.get("title", "") for row in read_jsonl(bench / "corpus.jsonl")}
 
 
 def _learn_abstention(args: argparse.Namespace, command: str) -> int:

@@ -276,6 +276,9 @@ STATEMENT_NOUNS = frozenset_of(
     concern concerns"""
 )
 STATEMENT_VERBS = frozenset_of("make issue give release deliver publish express voice")
+#: The verbs of a relative clause that makes or says a statement ("the claims that he made"):
+#: such a clause is no content of the statement noun.
+_MAKES_OR_SAYS = STATEMENT_VERBS | CUE_VERBS
 #: What links a statement noun to its content: "a statement on X", "claims concerning X".
 _STATEMENT_PREPS = frozenset_of("about on concerning regarding over against for")
 #: Quantities of people: "according to a couple of my viewers", "most of the residents".
@@ -1467,7 +1470,6 @@ def _statement(parse: Parse, verb: Token) -> tuple[Token, Token, tuple[int, int]
     if who is None:
         return None
     pieces: list[tuple[int, int]] = []
-    made = STATEMENT_VERBS | CUE_VERBS
     after = [k for k in kids if k.i > noun.i and k.dep in {"prep", "advcl"}]
     for k in [*own, *after]:
         sub = parse.subtree(k.i)
@@ -1484,7 +1486,7 @@ def _statement(parse: Parse, verb: Token) -> tuple[Token, Token, tuple[int, int]
             # relative one; a relative clause has a verb that makes or says the statement, or
             # a pronoun for its maker ("the claims that he made", "... that it drafted")
             subj = [c for c in parse.children(k.i) if c.dep in _SUBJ]
-            if k.lemma not in made and subj and subj[0].pos != "PRON":
+            if k.lemma not in _MAKES_OR_SAYS and subj and subj[0].pos != "PRON":
                 pieces.append((sub[1].i, sub[-1].i))
     if not pieces:
         return None
