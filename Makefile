@@ -60,10 +60,11 @@ gate: setup
 # both have passed.
 # pytest runs on two workers, each test file on one of them (pytest-xdist's loadfile, so a
 # module's fixtures are built once): many tests wait on servers and subprocesses, so one
-# worker leaves a core idle much of the time (tests/README.md has the timings).
+# worker leaves a core idle much of the time. --durations prints the 15 slowest tests at the
+# end of every run, so what pushes CI toward its 15-minute budget shows in its log.
 test: lint-fast chromium wrk
 	$(MAKE) --no-print-directory -j2 -O typecheck gate
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=15
 
 # The fast tier (tests/README.md): no real model, no ../shared data, no server or browser.
 .PHONY: test-fast

@@ -60,7 +60,7 @@ def run_tests() -> dict[str, Any]:
     FIGURES.mkdir(parents=True)
     report = WORK / "junit.xml"
     env = {
-        "RAG_RELIABILITY_KILL_CYCLES": "50",  # the documented figure; make test runs 20
+        "RAG_RELIABILITY_KILL_CYCLES": "50",  # the documented figure; make test runs 12
         "RAG_RELIABILITY_OPERATIONS": "10000",  # the documented figure; make test runs 4,000
         **os.environ,
         "RAG_RELIABILITY_FIGURES": str(FIGURES),
