@@ -32,8 +32,10 @@ from eval.runner import index_dir_for, one_thread, open_eval_corpus
 from rag.abstain import (
     ACCURATE_SIGNALS,
     FAST_SIGNALS,
+    FOLDER_FILE,
     SHIPPED_DIR,
     AbstentionModel,
+    reranker_identity,
     shipped_path,
 )
 from rag.chunk import CHUNKER_VERSION
@@ -203,7 +205,7 @@ def learn(
             FEATURES[mode],
             mode=mode,
             encoder=encoders[mode].query_name,
-            reranker=reranker.name if mode == "accurate" else "",
+            reranker=reranker_identity(reranker.name) if mode == "accurate" else "",
             chunker_version=CHUNKER_VERSION,
             max_false_abstention=MAX_FALSE_ABSTENTION[mode],
         )
@@ -233,13 +235,25 @@ def learn(
 
 def write_models(
     models: Mapping[str, AbstentionModel], directory: Path = SHIPPED_DIR, variant: str = ""
-) -> None:
+) -> list[Path]:
+    """Write each mode's parameters where the service looks for them; returns the files."""
     directory.mkdir(parents=True, exist_ok=True)
-    for mode, model in models.items():
-        path = shipped_path(mode, directory, variant)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(model.to_json(), encoding="utf-8")
-        tmp.replace(path)
+    return [_write(shipped_path(mode, directory, variant), model) for mode, model in models.items()]
+
+
+def write_folder_model(model: AbstentionModel, folder: Path) -> Path:
+    """Write accurate parameters learned for the cross-encoder served from ``folder`` into
+    that folder (:data:`rag.abstain.FOLDER_FILE`), leaving the shipped ones alone."""
+    if model.mode != "accurate":
+        raise ValueError(f"a model folder holds accurate parameters only, not {model.mode}")
+    return _write(folder / FOLDER_FILE, model)
+
+
+def _write(path: Path, model: AbstentionModel) -> Path:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(model.to_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def markdown(

@@ -1114,10 +1114,11 @@ def _bench_titles(bench: Path) -> dict[str, str]:
 
 
 def _learn_abstention(args: argparse.Namespace, command: str) -> int:
-    from eval.abstention import markdown, run_learning, write_models
+    from eval.abstention import markdown, run_learning, write_folder_model, write_models
     from eval.dataset import load_question_set
     from eval.render import update_report_file
     from eval.runner import ACCURATE, eval_engine
+    from rag.abstain import reranker_folder
 
     settings = _settings(args)
     # The models are learned on signals seen without any learned abstention.
@@ -1128,18 +1129,26 @@ def _learn_abstention(args: argparse.Namespace, command: str) -> int:
     questions = args.questions or DEFAULT_QUESTIONS
     qset = load_question_set(questions, squad_path=args.squad, data_dir=settings.data_dir)
     # Static questions (RAG_FAST_QUERY_ENCODER=static) have fast-mode parameters of their own,
-    # in their own file and report section; accurate mode never uses them.
+    # in their own file and report section; accurate mode never uses them. A cross-encoder
+    # served from a folder gets accurate parameters of its own, written into its folder: the
+    # shipped files and the report's section stay the bundled models'.
     variant = "static" if settings.fast_query_encoder == "static" else ""
-    modes = ("fast",) if variant else ("fast", "accurate")
+    folder = reranker_folder(engine.reranker.name)
+    modes = ("fast",) if variant else ("accurate",) if folder else ("fast", "accurate")
     learned = run_learning(
         qset, engine, args.cache_dir, command=command, progress=not args.quiet, modes=modes
     )
     text = markdown(learned, command, variant)
     print(text)
-    if not args.no_write:
-        write_models({mode: model for mode, (model, _) in learned.items()}, variant=variant)
-        section = f"abstention-{variant}" if variant else "abstention"
-        update_report_file((args.out_dir or EVAL_DIR) / "report.md", {section: text})
+    if args.no_write:
+        return 0
+    if folder is not None:
+        path = write_folder_model(learned[ACCURATE][0], folder)
+        print(f"wrote {path} (served with RAG_RERANKER={folder})", file=sys.stderr)
+        return 0
+    write_models({mode: model for mode, (model, _) in learned.items()}, variant=variant)
+    section = f"abstention-{variant}" if variant else "abstention"
+    update_report_file((args.out_dir or EVAL_DIR) / "report.md", {section: text})
     return 0
 
 

@@ -13,11 +13,15 @@ The parameters are learned by ``rag eval learn-abstention`` (``eval/fit.py``: sc
 which serving never imports) on the tuning half of the seed-article question set, reported on
 the other half, and shipped as JSON beside this module (``rag/abstention/<mode>.json``). They
 belong to the models that made the signals: loading refuses parameters learned with another
-encoder, reranker or chunker.
+encoder, reranker or chunker. A cross-encoder served from a folder (``RAG_RERANKER=<folder>``,
+such as the student ``rag eval distill-reranker`` writes) keeps the accurate parameters learned
+for it in that folder (:data:`FOLDER_FILE`), named by the hash of its model file
+(:func:`reranker_identity`), so they travel with the model and the shipped ones stay as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -50,6 +54,34 @@ class AbstentionMismatch(ModelError):
     """Abstention parameters learned with other models than the ones loaded."""
 
     code = "abstention_mismatch"
+
+
+#: The accurate parameters learned for a cross-encoder served from a folder, inside that folder.
+FOLDER_FILE = "abstention-accurate.json"
+
+
+def reranker_folder(name: str) -> Path | None:
+    """The folder a cross-encoder named ``name`` is served from (one holding ``model.onnx``),
+    or None for a bundled model or a name that is no such folder."""
+    if name.startswith("bundled:"):
+        return None
+    folder = Path(name).expanduser()
+    return folder if (folder / "model.onnx").is_file() else None
+
+
+def reranker_identity(name: str) -> str:
+    """What abstention parameters record of the cross-encoder they were learned with: a
+    bundled model's name, or for a model folder ``sha256:`` and the first 16 hex digits of its
+    ``model.onnx`` (the folder may move, or be named by another path, and still be the same
+    model; retrained, it is another one), else the name as given."""
+    folder = reranker_folder(name)
+    if folder is None:
+        return name
+    digest = hashlib.sha256()
+    with (folder / "model.onnx").open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
 
 
 def shipped_path(mode: str, directory: Path = SHIPPED_DIR, variant: str = "") -> Path:
@@ -231,6 +263,9 @@ def models_for(
         if rerank_name is None:
             continue
         try:
+            if mode == "accurate" and (folder := reranker_folder(rerank_name)) is not None:
+                out[mode] = load_folder_abstention(folder, encoder=encoder)
+                continue
             out[mode] = load_abstention(
                 mode,
                 encoder=encoder,
@@ -241,3 +276,22 @@ def models_for(
         except ModelError as exc:
             log.warning("%s mode abstains by the support threshold: %s", mode, exc)
     return out
+
+
+def load_folder_abstention(folder: Path, *, encoder: str) -> AbstentionModel:
+    """The accurate parameters learned for the cross-encoder in ``folder``
+    (:data:`FOLDER_FILE`), checked against its model file and ``encoder``."""
+    path = folder / FOLDER_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ModelError(
+            f"no abstention parameters for the cross-encoder in {folder} (the shipped ones "
+            f"belong to the bundled one): learn them with `RAG_RERANKER={folder} rag eval "
+            f"learn-abstention`, which writes {path}"
+        ) from exc
+    return AbstentionModel.from_json(text).check(
+        encoder=encoder,
+        reranker=reranker_identity(str(folder)),
+        chunker_version=CHUNKER_VERSION,
+    )

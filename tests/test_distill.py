@@ -18,6 +18,8 @@ from rag.rerank import BUNDLED_RERANKER, CrossEncoderReranker
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "retrieval_bench"
 SEED = Path(__file__).resolve().parents[1] / "data" / "sasse-coalition-of-the-willing.txt"
+QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
+REPORT = Path(__file__).resolve().parents[1] / "eval" / "report.md"
 QUESTION = "what did Merz say about German troops?"
 
 pytestmark = pytest.mark.slow
@@ -88,7 +90,7 @@ def test_the_exported_onnx_scores_as_the_torch_model(teacher_state, tmp_path) ->
     assert made["command"] == "test" and len(made["model_sha256_16"]) == 16
 
 
-def test_distill_reranker_writes_a_folder_the_reranker_serves(tmp_path) -> None:
+def test_distill_reranker_writes_a_folder_the_reranker_serves(tmp_path, monkeypatch) -> None:
     from eval import cli
 
     if not (BENCH / "queries.jsonl").is_file():
@@ -106,6 +108,53 @@ def test_distill_reranker_writes_a_folder_the_reranker_serves(tmp_path) -> None:
     passages = _paragraphs()
     scores = student.score(QUESTION, passages)
     assert scores.shape == (len(passages),) and np.isfinite(scores).all()
+    _learned_abstention_goes_into_the_folder(out, tmp_path, parser, monkeypatch)
+
+
+def _learned_abstention_goes_into_the_folder(
+    folder: Path, tmp_path: Path, parser: argparse.ArgumentParser, monkeypatch
+) -> None:
+    """``RAG_RERANKER=<folder> rag eval learn-abstention`` learns accurate parameters for the
+    student and writes them into its folder, leaving the shipped ones and the report alone; the
+    service then finds them there, wherever the folder is."""
+    from rag.abstain import FOLDER_FILE, SHIPPED_DIR, models_for, reranker_identity
+    from rag.settings import Settings, get_settings
+
+    records = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines()]
+    answerable = [r for r in records if r["category"] != "unanswerable"][:24]
+    unanswerable = [r for r in records if r["category"] == "unanswerable"][:16]
+    subset = tmp_path / "questions.jsonl"
+    subset.write_text("".join(json.dumps(r) + "\n" for r in answerable + unanswerable))
+    shipped = {p.name: p.read_bytes() for p in SHIPPED_DIR.glob("*.json")}
+    report = REPORT.read_bytes()
+
+    monkeypatch.setenv("RAG_RERANKER", str(folder))
+    get_settings.cache_clear()
+    try:
+        args = parser.parse_args(
+            ["eval", "learn-abstention", "--questions", str(subset), "--quiet",
+             "--cache-dir", str(tmp_path / "cache")]
+        )  # fmt: skip
+        assert args.func(args) == 0
+    finally:
+        get_settings.cache_clear()
+
+    written = json.loads((folder / FOLDER_FILE).read_text(encoding="utf-8"))
+    assert written["mode"] == "accurate"
+    assert written["reranker"] == reranker_identity(str(folder))
+    assert written["reranker"].startswith("sha256:")
+    assert written["provenance"]["train"]["questions"] + written["provenance"]["held_out"][
+        "questions"
+    ] == len(answerable) + len(unanswerable)
+    assert {p.name: p.read_bytes() for p in SHIPPED_DIR.glob("*.json")} == shipped
+    assert REPORT.read_bytes() == report
+
+    learned = Settings(abstention="learned")
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    found = models_for(learned, encoder=written["encoder"], reranker=str(moved))
+    assert found["accurate"].coef == tuple(written["coef"])
+    assert found["fast"].reranker == ""  # fast mode keeps the shipped parameters
 
 
 def test_bad_layers_are_a_usage_error(capsys) -> None:

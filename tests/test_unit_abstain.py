@@ -18,9 +18,12 @@ from core.types import Chunk, Hit
 from rag.abstain import (
     ACCURATE_SIGNALS,
     FAST_SIGNALS,
+    FOLDER_FILE,
     AbstentionMismatch,
     AbstentionModel,
     models_for,
+    reranker_folder,
+    reranker_identity,
     signals,
 )
 from rag.chunk import CHUNKER_VERSION
@@ -170,6 +173,38 @@ def test_the_shipped_models_load_only_for_the_models_they_were_learned_with(
         assert models_for(learned, encoder="fake-bow", reranker="fake-overlap") == {}
     assert "fast mode abstains by the support threshold" in caplog.text
     assert "accurate mode abstains by the support threshold" in caplog.text
+
+
+def test_a_model_folder_keeps_its_own_accurate_parameters(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    learned = settings.model_copy(update={"abstention": "learned"})
+    folder = tmp_path / "student"
+    folder.mkdir()
+    assert reranker_folder(str(folder)) is None  # no model file: not a model folder
+    assert reranker_folder(BUNDLED_RERANKER) is None
+    assert reranker_identity("fake-overlap") == "fake-overlap"
+    (folder / "model.onnx").write_bytes(b"weights, version 1")
+    assert reranker_folder(str(folder)) == folder
+    identity = reranker_identity(str(folder))
+    assert identity.startswith("sha256:") and len(identity) == len("sha256:") + 16
+
+    with caplog.at_level(logging.WARNING, logger="rag.abstain"):
+        found = models_for(learned, encoder=BUNDLED_MODEL, reranker=str(folder))
+    assert set(found) == {"fast"}  # never the bundled cross-encoder's parameters
+    assert f"RAG_RERANKER={folder} rag eval learn-abstention" in caplog.text
+
+    own = model(mode="accurate", encoder=BUNDLED_MODEL, reranker=identity)
+    (folder / FOLDER_FILE).write_text(own.to_json(), encoding="utf-8")
+    assert models_for(learned, encoder=BUNDLED_MODEL, reranker=str(folder))["accurate"] == own
+    moved = folder.rename(tmp_path / "elsewhere")  # the same model under another path
+    assert models_for(learned, encoder=BUNDLED_MODEL, reranker=str(moved))["accurate"] == own
+
+    (moved / "model.onnx").write_bytes(b"weights, version 2")  # retrained: another model
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rag.abstain"):
+        assert "accurate" not in models_for(learned, encoder=BUNDLED_MODEL, reranker=str(moved))
+    assert f"reranker {identity!r}" in caplog.text
 
 
 # ------------------------------------------------------------------------------ decide
