@@ -126,14 +126,18 @@ def read_labels(path: Path) -> list[Gold]:
 
 
 def _standin_texts(ids: set[str], benchmarks: Path) -> dict[str, str]:
-    """The stand-in paragraphs by id: retrieval_bench corpus ids and ``squad2:Title#n``."""
+    """The stand-in paragraphs by id: retrieval_bench corpus ids (the distractor file's too) and
+    ``squad2:Title#n``."""
     texts: dict[str, str] = {}
-    corpus = benchmarks / "retrieval_bench" / "corpus.jsonl"
-    with corpus.open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if row["_id"] in ids:
-                texts[row["_id"]] = row["text"]
+    files = [benchmarks / "retrieval_bench" / "corpus.jsonl"]
+    if any(i.startswith("sq11train-") for i in ids):  # the distractor file's paragraphs
+        files.append(benchmarks / "retrieval_bench" / "corpus_distractors_squad11_train.jsonl")
+    for corpus in files:
+        with corpus.open(encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                if row["_id"] in ids:
+                    texts[row["_id"]] = row["text"]
     if any(i.startswith("squad2:") for i in ids):
         raw = json.loads((benchmarks / "squad2_dev" / "dev-v2.0.json").read_text("utf-8"))
         for article in raw["data"]:

@@ -24,8 +24,11 @@ before a third-person form of a cue (:data:`THIRD_PERSON_CUES`; not the noun-lik
 leaving out the paragraphs of rounds 1 and 2; ``--round 4`` (seed 20261211) draws the second
 held-out set (``heldout2.jsonl``, part ``heldout2``), leaving out rounds 1 to 3; ``--round 5``
 (seed 20261213) draws the third (``heldout3.jsonl``, part ``heldout3``) the same way, leaving out
-rounds 1 to 4, before the second held-out set's errors were read. Each round is drawn once per
-process.
+rounds 1 to 4, before the second held-out set's errors were read; ``--round 6`` (seed 20261214)
+draws the fourth (``heldout4.jsonl``, part ``heldout4``), leaving out rounds 1 to 5, before the
+third held-out set's errors were read. New-Wikipedia and Reddit being used up, it draws from
+SQuAD 1.1 dev, Amazon reviews and the SQuAD 1.1 train paragraphs of the distractor file
+(:data:`DISTRACTORS`). Each round is drawn once per process.
 
 The candidates are printed as JSON lines (or written to ``--out``), with the fields the
 labelled files share (part, source, doc_id, paragraph, sentence, text, corpus, sentence_index)
@@ -53,6 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "eval" / "attribution"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 CORPUS = BENCHMARKS / "retrieval_bench" / "corpus.jsonl"
+#: SQuAD 1.1 train paragraphs (``sq11train-*``) beside the corpus: round 6 draws from them,
+#: the other corpora being nearly used up.
+DISTRACTORS = "corpus_distractors_squad11_train.jsonl"
 SEED = 20261208
 PART = "dev"
 #: Candidates per corpus (the ``_id`` prefix), drawn in this order.
@@ -156,6 +162,15 @@ ROUNDS: dict[int, Round] = {
         after=(1, 2, 3, 4),
         part="heldout3",
     ),
+    6: Round(
+        20261214,
+        # new-Wikipedia and Reddit are used up (3 and 1 paragraphs left with such a sentence,
+        # SQuAD 1.1 dev 43): SQuAD 1.1 train paragraphs make up the rest
+        {"sq11dev": 40, "shamazon": 30, "sq11train": 140},
+        require=SUBJECT_CUE,
+        after=(1, 2, 3, 4, 5),
+        part="heldout4",
+    ),
 }
 
 
@@ -170,15 +185,18 @@ def excluded(label_dir: Path = LABELS) -> set[str]:
 
 
 def paragraphs(corpus: Path, prefixes: Iterable[str]) -> dict[str, dict[str, str]]:
-    """The corpus texts by ``_id``, per ``_id`` prefix."""
+    """The corpus texts by ``_id``, per ``_id`` prefix (``sq11train`` from the distractor file
+    beside ``corpus``)."""
     wanted = set(prefixes)
     out: dict[str, dict[str, str]] = {p: {} for p in wanted}
-    with corpus.open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            prefix = row["_id"].split("-", 1)[0]
-            if prefix in wanted:
-                out[prefix][row["_id"]] = row["text"]
+    files = [corpus, *([corpus.parent / DISTRACTORS] if "sq11train" in wanted else [])]
+    for path in files:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                prefix = row["_id"].split("-", 1)[0]
+                if prefix in wanted:
+                    out[prefix][row["_id"]] = row["text"]
     return out
 
 
