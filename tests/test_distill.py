@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.schemas import CARD_QUESTION
 from eval.distill import DEFAULT_LAYERS, build_model, dequantize, student_state
 from rag.chunk import split_paragraphs
 from rag.onnx import resolve_onnx_model
@@ -20,7 +21,7 @@ BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "retriev
 SEED = Path(__file__).resolve().parents[1] / "data" / "sasse-coalition-of-the-willing.txt"
 QUESTIONS = Path(__file__).resolve().parents[1] / "eval" / "questions.jsonl"
 REPORT = Path(__file__).resolve().parents[1] / "eval" / "report.md"
-QUESTION = "what did Merz say about German troops?"
+
 
 pytestmark = pytest.mark.slow
 
@@ -52,8 +53,8 @@ def _torch_scores(model: object, question: str, passages: list[str]) -> np.ndarr
 
 def test_the_dequantized_teacher_scores_as_the_int8_model(teacher_state) -> None:
     passages = _paragraphs()
-    ours = _torch_scores(build_model(teacher_state, 12), QUESTION, passages)
-    onnx = CrossEncoderReranker(BUNDLED_RERANKER, exact=True).load().score(QUESTION, passages)
+    ours = _torch_scores(build_model(teacher_state, 12), CARD_QUESTION, passages)
+    onnx = CrossEncoderReranker(BUNDLED_RERANKER, exact=True).load().score(CARD_QUESTION, passages)
     # float32 weights against int8 activations: close, not equal; the same order
     assert np.corrcoef(ours, onnx)[0, 1] > 0.99
     assert np.abs(ours - onnx).max() < 1.0
@@ -84,8 +85,8 @@ def test_the_exported_onnx_scores_as_the_torch_model(teacher_state, tmp_path) ->
     folder = resolve_onnx_model(BUNDLED_RERANKER)
     export(model, tmp_path / "s", folder, {"command": "test"})
     passages = _paragraphs()
-    served = CrossEncoderReranker(str(tmp_path / "s")).load().score(QUESTION, passages)
-    assert np.allclose(served, _torch_scores(model, QUESTION, passages), atol=1e-3)
+    served = CrossEncoderReranker(str(tmp_path / "s")).load().score(CARD_QUESTION, passages)
+    assert np.allclose(served, _torch_scores(model, CARD_QUESTION, passages), atol=1e-3)
     made = json.loads((tmp_path / "s" / "distill.json").read_text(encoding="utf-8"))
     assert made["command"] == "test" and len(made["model_sha256_16"]) == 16
 
@@ -106,7 +107,7 @@ def test_distill_reranker_writes_a_folder_the_reranker_serves(tmp_path, monkeypa
     assert "10 training-half questions, 40 pairs" in made["data"]
     student = CrossEncoderReranker(str(out)).load()
     passages = _paragraphs()
-    scores = student.score(QUESTION, passages)
+    scores = student.score(CARD_QUESTION, passages)
     assert scores.shape == (len(passages),) and np.isfinite(scores).all()
     _learned_abstention_goes_into_the_folder(out, tmp_path, parser, monkeypatch)
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from api.schemas import CARD_QUESTION
 from core.errors import ModelError, NotReady
 from rag.engine import Engine, Request, reranker_use
 from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
-CARD_QUESTION = "What did Merz say about German troops?"
 #: The functions that turn settings into models; only the façade may call them.
 WIRING = {"make_encoder", "make_reranker", "models_for", "make_fast_encoder"}
 

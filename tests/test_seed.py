@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from api.schemas import CARD_QUESTION
 from core.types import Document
 from rag.build import build_index, load_corpus
 from rag.load import load_data_dir
@@ -15,7 +16,6 @@ from rag.pipeline import answer
 from rag.settings import Settings
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-CARD_QUESTION = "What did Merz say about German troops?"
 
 
 SEED_SHA256 = "eba9f595ee8a2ea752b225d588afa75ca489ff778139e6d01bcc8d2fc1fe9b96"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from api.schemas import CARD_QUESTION
 from core.errors import ModelError
 from eval.bench import load_bench, split_by_paragraph
 from eval.cli import DEFAULT_BENCH, STATIC_SPLIT_SEED
@@ -31,7 +32,6 @@ from rag.static_query import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-CARD_QUESTION = "What did Merz say about German troops?"
 SEED = "sasse-coalition-of-the-willing.txt"
 FOLDER = Path(resolve_model_path(BUNDLED_MODEL)) if DEFAULT_BENCH.is_dir() else Path()
 
