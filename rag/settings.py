@@ -205,8 +205,9 @@ class Settings(BaseSettings):
         "learned",
         description="learned: abstain by the logistic model learned on the seed set for each "
         "answer mode (rag/abstention/<mode>.json, used only with the models it was learned "
-        "with); threshold: abstain when the best sentence's support is below "
-        "abstain_threshold.",
+        "with; a cross-encoder served from a folder uses the abstention-accurate.json that "
+        "`rag eval learn-abstention` writes into it); threshold: abstain when the best "
+        "sentence's support is below abstain_threshold.",
     )
     max_quotes: int = Field(3, ge=1, le=20, description="Quotes returned per passage.")
 
