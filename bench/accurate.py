@@ -12,7 +12,7 @@ top passage's sentences and adjacent pairs, rag.pipeline.window_scores). It does
   products done as float32). On a CPU without AVX-512 VNNI the int8 kernels gain little over
   float32 (issue 16 measured 12.1 against 14.8 ms for the query encoder on AVX2), so this
   row is the nearest a VNNI machine gets to showing an AVX2-only machine's cost;
-- with ``--student FOLDER``, also with a distilled cross-encoder (``rag eval
+- with ``--student FOLDER`` (repeatable), also with each distilled cross-encoder (``rag eval
   distill-reranker``: float32, fewer layers), served as ``RAG_RERANKER=FOLDER`` serves it.
 
 With ``--write`` the table goes into docs/benchmarks.md (between its ``bench.accurate``
@@ -101,11 +101,9 @@ def table(results: dict[str, Any], command: str) -> str:
         "pairs read | words read |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = [("int8 (as served)", "native"), ("exact (as evaluated)", "exact")]
-    if "student" in results:
-        rows.append((f"student: {results['student']['label']}", "student"))
-    for label, key in rows:
-        r = results[key]
+    rows = [("int8 (as served)", results["native"]), ("exact (as evaluated)", results["exact"])]
+    rows += [(f"student: {r['label']}", r) for r in results.get("students", [])]
+    for label, r in rows:
         lines.append(
             f"| {label} | {r['answer_ms']['p50']:.0f} ms | {r['answer_ms']['p95']:.0f} ms | "
             f"{r['passage_stage_ms']:.0f} ms | {r['window_stage_ms']:.0f} ms | "
@@ -128,17 +126,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--student",
         type=Path,
         metavar="FOLDER",
-        help="also time a distilled cross-encoder (rag eval distill-reranker's folder)",
+        action="append",
+        default=[],
+        help="also time a distilled cross-encoder (rag eval distill-reranker's folder); repeatable",
     )
     args = parser.parse_args(argv)
-    if args.student is not None and not (args.student / "model.onnx").is_file():
-        parser.error(f"no model.onnx in {args.student} (make one with rag eval distill-reranker)")
+    for folder in args.student:
+        if not (folder / "model.onnx").is_file():
+            parser.error(f"no model.onnx in {folder} (make one with rag eval distill-reranker)")
     results: dict[str, Any] = {"cpu": cpu_summary(), "load_before": load_average()}
     results["native"] = measure(False, args.n)
     results["exact"] = measure(True, args.n)
-    if args.student is not None:
-        results["student"] = measure(False, args.n, str(args.student))
-        results["student"]["label"] = _student_label(args.student)
+    results["students"] = [
+        {**measure(False, args.n, str(folder)), "label": _student_label(folder)}
+        for folder in args.student
+    ]
     save("accurate", results)
     text = table(results, report_command("bench.accurate", argv))
     print(text)

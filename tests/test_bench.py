@@ -215,3 +215,35 @@ def test_a_benchmark_index_of_another_version_is_rebuilt_not_refused(tmp_path: P
     (live / "manifest.json").write_text(json.dumps(manifest))
     assert drop_stale_index(index_dir) is True
     assert not index_dir.exists()
+
+
+def test_the_accurate_bench_table_has_a_row_per_student() -> None:
+    from bench.accurate import table
+
+    def row(p50: float, label: str | None = None) -> dict[str, object]:
+        r: dict[str, object] = {
+            "answer_ms": {"p50": p50, "p95": 2 * p50},
+            "passage_stage_ms": p50 / 2,
+            "window_stage_ms": p50 / 4,
+            "pairs_per_answer": 11.0,
+            "words_per_answer": 600.0,
+        }
+        return r if label is None else {**r, "label": label}
+
+    results = {
+        "cpu": "test CPU",
+        "load_before": [0.1, 0.2, 0.3],
+        "native": row(120),
+        "exact": row(300),
+        "students": [row(140, "float32, 6 of the teacher's layers"), row(95, "float32, 4 of")],
+    }
+    lines = table(results, "python -m bench.accurate").splitlines()
+    rows = [line for line in lines if line.startswith("| ") and "ms |" in line]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| int8 (as served)",
+        "| exact (as evaluated)",
+        "| student: float32, 6 of the teacher's layers",
+        "| student: float32, 4 of",
+    ]
+    assert rows[3].startswith("| student: float32, 4 of | 95 ms | 190 ms |")
+    assert len(table({**results, "students": []}, "x").splitlines()) == len(lines) - 2
