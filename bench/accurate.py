@@ -34,6 +34,7 @@ from bench.common import (
     DOCS,
     SQUAD2,
     cpu_summary,
+    drop_stale_index,
     load_average,
     percentiles,
     report_command,
@@ -47,6 +48,7 @@ def measure(exact: bool, n: int, reranker_location: str | None = None) -> dict[s
     from rag.settings import Settings
 
     settings = Settings(index_dir=Settings().index_dir.parent / "bench-accurate")
+    drop_stale_index(settings.index_dir)  # scratch: rebuilt when another version built it
     if reranker_location is not None:
         settings = settings.model_copy(update={"reranker": reranker_location})
     engine = Engine(settings, use_reranker="required", exact_reranker=exact).load()
