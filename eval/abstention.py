@@ -275,7 +275,10 @@ def markdown(
         + " of the tuning half's answerable questions; the `held-out at 0.5` rows show the "
         "unlowered boundary. Answers that lack the kind of answer asked for (a number, a "
         "time, a person's name) or whose article never mentions a name the question asks "
-        "about are refused before the model is asked, and are counted here as refusals.",
+        "about are refused before the model is asked, and are counted here as refusals. "
+        "The service's own figures (`rag eval own`, section *Question set*) can read higher: "
+        "they also count the refusals of who-said-what questions about a speaker the articles "
+        "never quote on the topic, which are made outside this model.",
         "",
         "| mode | part | questions | accuracy | abst. recall | abst. precision | false abst. |",
         "|---|---|---|---|---|---|---|",
