@@ -14,9 +14,9 @@ student is written as a float32 ONNX folder (``model.onnx``, ``tokenizer.json`` 
 differ only in the last bits of rounding (summation order), not by the integer kernels'
 saturating sums that make the int8 teacher need an exact-arithmetic copy for the gate.
 
-Keeping every other layer starts the student close to the teacher (before any training,
-its logits correlated about 0.83 with the teacher's on 200 benchmark pairs in a scratch
-comparison, against under 0.1 for the bottom six layers), so a few thousand pairs are enough
+Keeping every other layer starts the student close to the teacher (before any training, its
+logits followed the teacher's closely in a scratch comparison on benchmark pairs, and the
+bottom six layers' hardly at all; docs/benchmarks.md), so a few thousand pairs are enough
 where a student cut from the bi-encoder learned nothing (docs/benchmarks.md).
 
 torch and transformers are imported on first use; nothing here runs at import time.
