@@ -24,7 +24,6 @@ torch and transformers are imported on first use; nothing here runs at import ti
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
+from core.types import sha256_file
 
 #: Every other layer of the teacher's twelve.
 DEFAULT_LAYERS: tuple[int, ...] = (0, 2, 4, 6, 8, 10)
@@ -316,7 +316,7 @@ def export(model: Any, folder: Path, tokenizer_dir: Path, provenance: Mapping[st
     for name in TOKENIZER_FILES:
         if (tokenizer_dir / name).is_file():
             shutil.copy(tokenizer_dir / name, folder / name)
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()[:16]
+    digest = sha256_file(target)[:16]  # rag.abstain.reranker_identity names it the same way
     (folder / "distill.json").write_text(
         json.dumps({**provenance, "model_sha256_16": digest}, indent=2) + "\n", encoding="utf-8"
     )

@@ -21,7 +21,6 @@ for it in that folder (:data:`FOLDER_FILE`), named by the hash of its model file
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import ModelError
-from core.types import Hit
+from core.types import Hit, sha256_file
 from rag.chunk import CHUNKER_VERSION
 from rag.quote import Choice
 from rag.settings import Settings
@@ -75,13 +74,7 @@ def reranker_identity(name: str) -> str:
     ``model.onnx`` (the folder may move, or be named by another path, and still be the same
     model; retrained, it is another one), else the name as given."""
     folder = reranker_folder(name)
-    if folder is None:
-        return name
-    digest = hashlib.sha256()
-    with (folder / "model.onnx").open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()[:16]
+    return name if folder is None else "sha256:" + sha256_file(folder / "model.onnx")[:16]
 
 
 def shipped_path(mode: str, directory: Path = SHIPPED_DIR, variant: str = "") -> Path:
