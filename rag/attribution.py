@@ -219,10 +219,17 @@ NEEDS_CLAUSE = frozenset_of("write add hold declare indicate observe question ma
 #: Cue verbs whose direct object can be the content only for these objects (version 7: an
 #: entitlement, "claimed the right to residence").
 CLAIM_OBJECTS = frozenset_of("responsibility credit right rights")
-#: Common nouns that can head a speaker's noun phrase. (Its last lines hold people that
-#: rag/lexicon.py leaves out, because WordNet also lists a device among their first senses,
-#: "speaker" and "fan", or does not list them, "commenter", "admin".)
-SPEAKER_NOUNS = frozenset_of(
+#: People that rag/lexicon.py leaves out, because WordNet also lists a device among their
+#: first senses ("speaker", "fan") or does not list them ("commenter", "admin"): speaker nouns,
+#: and (version 7) persons a later "he" or "she" can refer to ("my insurance agent").
+_LISTED_PEOPLE = frozenset_of(
+    """speaker speakers viewer viewers fan fans commenter commenters poster rep reps agent agents
+    operator operators coach coaches trainer trainers neighbour neighbours client clients
+    moderator moderators mod mods admin admins developer developers dev devs guard guards
+    installer installers"""
+)
+#: Common nouns that can head a speaker's noun phrase, the hand-listed people among them.
+SPEAKER_NOUNS = _LISTED_PEOPLE | frozenset_of(
     """government administration ministry minister chancellor president premier official
     officials spokesman spokeswoman spokesperson leader leaders party group groups league church
     court committee council commission board company firm agency organisation organization
@@ -242,17 +249,6 @@ SPEAKER_NOUNS = frozenset_of(
     guy guys libertarian libertarians feminist feminists marxist marxists environmentalist
     environmentalists reformer reformers radical radicals moderate moderates
     confederation confederations federation federations alliance alliances assembly"""
-) | frozenset_of(
-    """speaker speakers viewer viewers fan fans commenter commenters poster rep reps agent agents
-    operator operators coach coaches trainer trainers neighbour neighbours client clients
-    moderator moderators mod mods admin admins developer developers dev devs guard guards
-    installer installers"""
-)
-#: Version 7: the people of the hand list that WordNet does not give as people first (the
-#: last lines above): "my insurance agent" introduces a person a later "he" refers to.
-_LISTED_PEOPLE = frozenset_of(
-    """speaker viewer fan commenter poster rep agent operator coach trainer neighbour client
-    moderator mod admin developer dev guard installer"""
 )
 #: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
 HONORIFICS = frozenset_of("mr mr. mrs mrs. ms ms. miss dr dr. sir dame lord lady madam")
