@@ -28,7 +28,9 @@ rounds 1 to 4, before the second held-out set's errors were read; ``--round 6`` 
 draws the fourth (``heldout4.jsonl``, part ``heldout4``), leaving out rounds 1 to 5, before the
 third held-out set's errors were read. New-Wikipedia and Reddit being used up, it draws from
 SQuAD 1.1 dev, Amazon reviews and the SQuAD 1.1 train paragraphs of the distractor file
-(:data:`DISTRACTORS`). Each round is drawn once per process.
+(:data:`DISTRACTORS`). ``--round 7`` (seed 20261215) draws the fifth (``heldout5.jsonl``, part
+``heldout5``) from Amazon reviews and SQuAD 1.1 train paragraphs, leaving out rounds 1 to 6,
+before the fourth held-out set's errors were read. Each round is drawn once per process.
 
 The candidates are printed as JSON lines (or written to ``--out``), with the fields the
 labelled files share (part, source, doc_id, paragraph, sentence, text, corpus, sentence_index)
@@ -56,8 +58,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "eval" / "attribution"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 CORPUS = BENCHMARKS / "retrieval_bench" / "corpus.jsonl"
-#: SQuAD 1.1 train paragraphs (``sq11train-*``) beside the corpus: round 6 draws from them,
-#: the other corpora being nearly used up.
+#: SQuAD 1.1 train paragraphs (``sq11train-*``) beside the corpus: rounds 6 and 7 draw
+#: from them, the other corpora being nearly used up.
 DISTRACTORS = "corpus_distractors_squad11_train.jsonl"
 SEED = 20261208
 PART = "dev"
@@ -170,6 +172,15 @@ ROUNDS: dict[int, Round] = {
         require=SUBJECT_CUE,
         after=(1, 2, 3, 4, 5),
         part="heldout4",
+    ),
+    7: Round(
+        20261215,
+        # SQuAD 1.1 dev has 3 paragraphs left with such a sentence: SQuAD 1.1 train and
+        # Amazon reviews make the fifth held-out set
+        {"shamazon": 30, "sq11train": 180},
+        require=SUBJECT_CUE,
+        after=(1, 2, 3, 4, 5, 6),
+        part="heldout5",
     ),
 }
 
