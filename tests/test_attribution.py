@@ -214,7 +214,16 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     args = command.parse_args(["eval", "attribution", "--out-dir", str(tmp_path)])
     assert args.func(args) == 0
     parts = json.loads((tmp_path / "attribution.json").read_text(encoding="utf-8"))["parts"]
-    assert set(parts) == {"seed", "standins", "dev", "heldout", "heldout2", "heldout3", "heldout4"}
+    assert set(parts) == {
+        "seed",
+        "standins",
+        "dev",
+        "heldout",
+        "heldout2",
+        "heldout3",
+        "heldout4",
+        "heldout5",
+    }
     report_md = (tmp_path / "report.md").read_text(encoding="utf-8")
     for part, m in parts.items():
         assert f"| {part} | {m['sentences']} | {m['gold_reported']} |" in report_md
@@ -257,13 +266,20 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     assert heldout3["gold_reported"] == 66 and heldout3["unaligned"] == 0
     assert heldout3["precision"] >= 0.87
     assert heldout3["recall"] >= 0.84
-    # The fourth held-out part (drawn and labelled before version 7 was written; its errors
-    # never read): versions 6 and 7 both measured 0.821 / 0.848 / 0.893. A floor two
-    # sentences below, so that a rule that overfits the development parts at its cost fails.
+    # The fourth held-out part (drawn and labelled before version 7 was written; version 8 was
+    # written while reading its misses, so it is development now): versions 6 and 7 both
+    # measured 0.821 / 0.848, version 8 0.925 / 0.935
     heldout4 = parts["heldout4"]
     assert heldout4["gold_reported"] == 92 and heldout4["unaligned"] == 0
-    assert heldout4["precision"] >= 0.80
-    assert heldout4["recall"] >= 0.82
+    assert heldout4["precision"] >= 0.90
+    assert heldout4["recall"] >= 0.91
+    # The fifth held-out part (drawn and labelled before version 8 was written; its errors
+    # never read): version 7 measured 0.800 / 0.800, version 8 0.840 / 0.800. A floor two
+    # sentences below, so that a rule that overfits the development parts at its cost fails.
+    heldout5 = parts["heldout5"]
+    assert heldout5["gold_reported"] == 85 and heldout5["unaligned"] == 0
+    assert heldout5["precision"] >= 0.81
+    assert heldout5["recall"] >= 0.77
 
 
 # --------------------------------------------------------------------------- pure logic

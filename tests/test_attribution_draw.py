@@ -1,7 +1,8 @@
 """The draws (eval/attribution_draw.py) reproduce their candidates: every labelled sentence of
-eval/attribution/dev.jsonl (rounds 1 to 3), of eval/attribution/heldout2.jsonl (round 4) and of
+eval/attribution/dev.jsonl (rounds 1 to 3), of eval/attribution/heldout2.jsonl (round 4), of
 eval/attribution/heldout3.jsonl (round 5), of eval/attribution/heldout4.jsonl (round 6) and of
-eval/attribution/heldout5.jsonl (round 7) is one the command draws, and no drawn paragraph is one of the stand-in or first held-out parts'."""
+eval/attribution/heldout5.jsonl (round 7) is one the command draws, and no drawn paragraph is
+one of the stand-in or first held-out parts'."""
 
 from __future__ import annotations
 
