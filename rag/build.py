@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,25 +124,40 @@ def embed_documents(
     parser: attribution.Parser | None = None,
 ) -> Embedded:
     """Chunk documents, attribute their sentences (``Chunk.voices``; ``parser`` defaults to
-    the process's spaCy pipeline) and embed them."""
+    the process's spaCy pipeline) and embed them. The embeddings do not depend on the
+    attribution, so the parse runs in a thread beside the encoder (spaCy on one core, torch
+    on the rest): indexing with attribution costs what the longer of the two costs, not
+    their sum (docs/attribution.md, "Indexing cost")."""
     per_doc = [
         (doc, chunk_document(doc, max_tokens=encoder.max_tokens, count_tokens=encoder.count_tokens))
         for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or len(docs) < 10)
     ]
     parser = parser if parser is not None else attribution.shared_parser()
+    plain = [c for _, chunks in per_doc for c in chunks]
+    texts = {d.id: d.text for d in docs}
+    sentences = [texts[c.doc_id][s.start : s.end] for c in plain for s in c.sentences]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="attribution") as pool:
+        voiced = pool.submit(_attribute, per_doc, parser, progress and len(docs) >= 10)
+        vectors = encoder.encode([c.text for c in plain] + sentences, progress=progress)
+        chunks = voiced.result()
+    if [c.id for c in chunks] != [c.id for c in plain]:  # voices never add or drop a chunk
+        raise RuntimeError("attribution changed the chunks it was given")
+    return Embedded(tuple(chunks), vectors[: len(chunks)], vectors[len(chunks) :])
+
+
+def _attribute(
+    per_doc: Sequence[tuple[Document, Sequence[Chunk]]], parser: attribution.Parser, progress: bool
+) -> list[Chunk]:
+    """The chunks with their sentences' voices, in order, parsed ``ATTRIBUTION_BATCH``
+    documents at a time."""
     chunks: list[Chunk] = []
-    with tqdm(
-        total=len(per_doc), desc="attributing", unit="doc", disable=not progress or len(docs) < 10
-    ) as bar:
+    with tqdm(total=len(per_doc), desc="attributing", unit="doc", disable=not progress) as bar:
         for at in range(0, len(per_doc), ATTRIBUTION_BATCH):
             batch = per_doc[at : at + ATTRIBUTION_BATCH]
             for voiced in attribution.with_voices(batch, parser):
                 chunks.extend(voiced)
             bar.update(len(batch))
-    texts = {d.id: d.text for d in docs}
-    sentences = [texts[c.doc_id][s.start : s.end] for c in chunks for s in c.sentences]
-    vectors = encoder.encode([c.text for c in chunks] + sentences, progress=progress)
-    return Embedded(tuple(chunks), vectors[: len(chunks)], vectors[len(chunks) :])
+    return chunks
 
 
 def make_delta(doc_id: str, document: Document | None, encoder: Encoder, generation: int) -> Delta:

@@ -408,6 +408,50 @@ def test_a_pronoun_with_no_antecedent_is_reported_but_unresolved() -> None:
     assert (only.voice, only.speaker, only.resolved) == ("reported", "He", False)
 
 
+def test_indexing_parses_beside_the_encoder_and_keeps_the_order() -> None:
+    """rag.build.embed_documents parses in a thread while the encoder runs: the chunks come
+    back in order, with the voices a parse alone gives, and each vector is its text's."""
+    from fakes import FakeEncoder
+
+    from rag.build import ATTRIBUTION_BATCH, embed_documents
+
+    # more documents than one parse batch, so that batches are joined in order
+    docs = [
+        Document(id=f"d{i:02d}", text=f"{S1} {S2}\n\n{S3}" if i % 2 else S3, meta=DocumentMeta())
+        for i in range(ATTRIBUTION_BATCH + 3)
+    ]
+    encoder = FakeEncoder()
+    got = embed_documents(docs, encoder, progress=False, parser=FAKE)
+    per_doc = [
+        (d, chunk_document(d, max_tokens=encoder.max_tokens, count_tokens=encoder.count_tokens))
+        for d in docs
+    ]
+    expected = [c for voiced in attr.with_voices(per_doc, FAKE) for c in voiced]
+    assert list(got.chunks) == expected
+    assert [v.speaker for c in got.chunks for v in c.voices if v.voice == "reported"] == [
+        "Olaf Scholz",
+        "Olaf Scholz",
+    ] * ((ATTRIBUTION_BATCH + 3) // 2)
+    texts = {d.id: d.text for d in docs}
+    sentences = [texts[c.doc_id][s.start : s.end] for c in expected for s in c.sentences]
+    assert (got.chunk_vectors == encoder.encode([c.text for c in expected])).all()
+    assert (got.sentence_vectors == encoder.encode(sentences)).all()
+
+
+def test_a_parse_that_fails_fails_the_indexing() -> None:
+    from fakes import FakeEncoder
+
+    from rag.build import embed_documents
+
+    class Broken:
+        def parse(self, texts):
+            raise RuntimeError("parser broke")
+
+    doc = Document(id="d", text=S1, meta=DocumentMeta())
+    with pytest.raises(RuntimeError, match="parser broke"):
+        embed_documents([doc], FakeEncoder(), progress=False, parser=Broken())
+
+
 def test_nothing_is_loaded_at_import_time() -> None:
     import subprocess
     import sys
