@@ -30,7 +30,9 @@ third held-out set's errors were read. New-Wikipedia and Reddit being used up, i
 SQuAD 1.1 dev, Amazon reviews and the SQuAD 1.1 train paragraphs of the distractor file
 (:data:`DISTRACTORS`). ``--round 7`` (seed 20261215) draws the fifth (``heldout5.jsonl``, part
 ``heldout5``) from Amazon reviews and SQuAD 1.1 train paragraphs, leaving out rounds 1 to 6,
-before the fourth held-out set's errors were read. Each round is drawn once per process.
+before the fourth held-out set's errors were read; ``--round 8`` (seed 20261216) draws the
+sixth (``heldout6.jsonl``, part ``heldout6``) the same way, leaving out rounds 1 to 7, before
+the fifth held-out set's errors were read. Each round is drawn once per process.
 
 The candidates are printed as JSON lines (or written to ``--out``), with the fields the
 labelled files share (part, source, doc_id, paragraph, sentence, text, corpus, sentence_index)
@@ -181,6 +183,13 @@ ROUNDS: dict[int, Round] = {
         require=SUBJECT_CUE,
         after=(1, 2, 3, 4, 5, 6),
         part="heldout5",
+    ),
+    8: Round(
+        20261216,
+        {"shamazon": 30, "sq11train": 180},
+        require=SUBJECT_CUE,
+        after=(1, 2, 3, 4, 5, 6, 7),
+        part="heldout6",
     ),
 }
 
