@@ -16,7 +16,9 @@ version 6 was written; version 7 was written while reading its errors) and
 ``eval/attribution/heldout4.jsonl`` (the fourth, drawn by ``--round 6`` and labelled before
 version 7 was written; version 8 was written while reading its errors) and
 ``eval/attribution/heldout5.jsonl`` (the fifth, drawn by ``--round 7`` and labelled before
-version 8 was written; its errors are not read), runs the attribution over each source document,
+version 8 was written; version 9 was written while reading its errors) and
+``eval/attribution/heldout6.jsonl`` (the sixth, drawn by ``--round 8`` and labelled before
+version 9 was written; its errors are not read), runs the attribution over each source document,
 and prints and writes (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
@@ -51,7 +53,17 @@ LABELS = ROOT / "eval" / "attribution"
 SEED_ARTICLE = ROOT / "data" / "sasse-coalition-of-the-willing.txt"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 REPORT = LABELS / "report.json"
-PARTS = ("seed", "standins", "dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5")
+PARTS = (
+    "seed",
+    "standins",
+    "dev",
+    "heldout",
+    "heldout2",
+    "heldout3",
+    "heldout4",
+    "heldout5",
+    "heldout6",
+)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

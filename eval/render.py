@@ -343,10 +343,10 @@ def update_report_file(path: Path, sections: Mapping[str, str]) -> None:
 
 #: Issue 18's targets for speaker attribution, on all the labelled sentences.
 ATTRIBUTION_TARGETS: tuple[tuple[str, float], ...] = (("precision", 0.90), ("recall", 0.85))
-#: The labelled part no rule was written against (eval/attribution/heldout5.jsonl; the first
+#: The labelled part no rule was written against (eval/attribution/heldout6.jsonl; the first
 #: held-out part was read to mend version 5, the second to write version 6, the third to write
-#: version 7, the fourth to write version 8).
-HELD_OUT = "heldout5"
+#: version 7, the fourth to write version 8, the fifth to write version 9).
+HELD_OUT = "heldout6"
 _ATTRIBUTION_COLUMNS = (
     ("sentences", "sentences"),
     ("gold_reported", "labelled reported"),
@@ -402,9 +402,12 @@ def attribution_section(
         "rules were written while reading its misses), `eval/attribution/heldout4.jsonl` "
         "(drawn by round 6, SQuAD 1.1 and Amazon text only, new-Wikipedia and Reddit being used "
         "up, and labelled before the version 7 rules were written; the version 8 rules were "
-        "written while reading its misses) and `eval/attribution/heldout5.jsonl` (drawn by "
+        "written while reading its misses), `eval/attribution/heldout5.jsonl` (drawn by "
         "round 7, SQuAD 1.1 train paragraphs and Amazon reviews, and labelled before the "
-        "version 8 rules were written; its errors are never read: the held-out measure); "
+        "version 8 rules were written; the version 9 rules were written while reading its "
+        "misses) and `eval/attribution/heldout6.jsonl` (drawn by round 8 from the same corpora "
+        "and labelled before the version 9 rules were written; its errors are never read: the "
+        "held-out measure); "
         "`docs/attribution.md` gives the labelling rules. Precision: "
         "of the sentences predicted to report speech, the share attributed to the labelled "
         "speaker; recall: of the sentences labelled as reported speech, the share found with "

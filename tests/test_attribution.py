@@ -223,6 +223,7 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
         "heldout3",
         "heldout4",
         "heldout5",
+        "heldout6",
     }
     report_md = (tmp_path / "report.md").read_text(encoding="utf-8")
     for part, m in parts.items():
@@ -273,13 +274,20 @@ def test_the_scorer_meets_its_floor_on_the_labelled_set(tmp_path) -> None:
     assert heldout4["gold_reported"] == 92 and heldout4["unaligned"] == 0
     assert heldout4["precision"] >= 0.90
     assert heldout4["recall"] >= 0.91
-    # The fifth held-out part (drawn and labelled before version 8 was written; its errors
-    # never read): version 7 measured 0.800 / 0.800, version 8 0.840 / 0.800. A floor two
-    # sentences below, so that a rule that overfits the development parts at its cost fails.
+    # The fifth held-out part (drawn and labelled before version 8 was written; version 9 was
+    # written while reading its misses, so it is development now): version 7 measured 0.800 /
+    # 0.800, version 8 0.840 / 0.800, version 9 0.938 / 0.894
     heldout5 = parts["heldout5"]
     assert heldout5["gold_reported"] == 85 and heldout5["unaligned"] == 0
-    assert heldout5["precision"] >= 0.81
-    assert heldout5["recall"] >= 0.77
+    assert heldout5["precision"] >= 0.91
+    assert heldout5["recall"] >= 0.87
+    # The sixth held-out part (drawn and labelled before version 9 was written; its errors
+    # never read): version 7 measured 0.773 / 0.800, versions 8 and 9 0.798 / 0.788. A floor
+    # two sentences below, so that a rule that overfits the development parts at its cost fails.
+    heldout6 = parts["heldout6"]
+    assert heldout6["gold_reported"] == 85 and heldout6["unaligned"] == 0
+    assert heldout6["precision"] >= 0.77
+    assert heldout6["recall"] >= 0.76
 
 
 # --------------------------------------------------------------------------- pure logic
