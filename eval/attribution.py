@@ -18,7 +18,9 @@ version 7 was written; version 8 was written while reading its errors) and
 ``eval/attribution/heldout5.jsonl`` (the fifth, drawn by ``--round 7`` and labelled before
 version 8 was written; version 9 was written while reading its errors) and
 ``eval/attribution/heldout6.jsonl`` (the sixth, drawn by ``--round 8`` and labelled before
-version 9 was written; its errors are not read), runs the attribution over each source document,
+version 9 was written; its errors are not read) and ``eval/attribution/heldout7.jsonl`` (the
+seventh, drawn by ``--round 9`` and labelled before version 10 was written; its errors are not
+read), runs the attribution over each source document,
 and prints and writes (``eval/attribution/report.json``) for each part:
 
 * speaker precision and recall over reported sentences: a prediction is right when it says
@@ -63,6 +65,7 @@ PARTS = (
     "heldout4",
     "heldout5",
     "heldout6",
+    "heldout7",
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -32,7 +32,9 @@ SQuAD 1.1 dev, Amazon reviews and the SQuAD 1.1 train paragraphs of the distract
 ``heldout5``) from Amazon reviews and SQuAD 1.1 train paragraphs, leaving out rounds 1 to 6,
 before the fourth held-out set's errors were read; ``--round 8`` (seed 20261216) draws the
 sixth (``heldout6.jsonl``, part ``heldout6``) the same way, leaving out rounds 1 to 7, before
-the fifth held-out set's errors were read. Each round is drawn once per process.
+the fifth held-out set's errors were read; ``--round 9`` (seed 20261217) draws the seventh
+(``heldout7.jsonl``, part ``heldout7``), leaving out rounds 1 to 8, before version 10 was
+written. Each round is drawn once per process.
 
 The candidates are printed as JSON lines (or written to ``--out``), with the fields the
 labelled files share (part, source, doc_id, paragraph, sentence, text, corpus, sentence_index)
@@ -190,6 +192,13 @@ ROUNDS: dict[int, Round] = {
         require=SUBJECT_CUE,
         after=(1, 2, 3, 4, 5, 6, 7),
         part="heldout6",
+    ),
+    9: Round(
+        20261217,
+        {"shamazon": 30, "sq11train": 180},
+        require=SUBJECT_CUE,
+        after=(1, 2, 3, 4, 5, 6, 7, 8),
+        part="heldout7",
     ),
 }
 

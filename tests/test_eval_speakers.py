@@ -332,9 +332,14 @@ def test_the_attribution_section_reads_the_scorers_figures() -> None:
     gold = sum(p["gold_reported"] for p in parts.values())
     assert f"| precision | >= 0.9 | {correct / predicted:.3f} |" in text
     assert f"| recall | >= 0.85 | {correct / gold:.3f} |" in text
-    held = parts["heldout6"]  # the targets are also shown on the held-out part alone
-    recall = held["correct"] / held["gold_reported"]
-    assert f"| held-out part only ({held['sentences']} sentences) | recall | >= 0.85 | " in text
+    # the targets are also shown on the unread held-out parts alone, pooled
+    held = [parts["heldout6"], parts["heldout7"]]
+    recall = sum(p["correct"] for p in held) / sum(p["gold_reported"] for p in held)
+    count = sum(p["sentences"] for p in held)
+    assert (
+        f"| held-out parts only (heldout6, heldout7: {count} sentences) | recall | >= 0.85 | "
+        in text
+    )
     assert f"| {recall:.3f} | {'yes' if recall >= 0.85 else '**no**'} |" in text
     if "timing" in report:
         assert f"{report['timing']['ratio_with_attribution']}x today's" in text
