@@ -377,11 +377,7 @@ def _cue_children(parse: Parse, tok: Token) -> list[Token]:
     one spoken to ("he was told by his doctor that ...")."""
     kids = parse.children(tok.i)
     consequence = [k.i for k in kids if k.dep == "advmod" and k.lemma in _CONSEQUENCE]
-    passive = (
-        tok.lemma not in _ADDRESSEE
-        and any(k.dep == "nsubjpass" and k.lemma not in {"it", "this", "that"} for k in kids)
-        and any(k.dep == "agent" for k in kids)
-    )
+    passive = tok.lemma not in _ADDRESSEE and _has_passive_subject(kids) and _agent(parse, tok)
     return [
         k
         for k in kids
@@ -416,12 +412,16 @@ def _stray_clause(parse: Parse, tok: Token) -> Token | None:
     return None
 
 
+def _has_passive_subject(kids: Sequence[Token]) -> bool:
+    """Whether a verb's children hold a passive subject other than "it", "this" or "that"."""
+    return any(k.dep == "nsubjpass" and k.lemma not in {"it", "this", "that"} for k in kids)
+
+
 def _passive_report(parse: Parse, tok: Token) -> bool:
     """Version 8: "X was announced by Y": a statement in the passive, with its maker."""
-    kids = parse.children(tok.i)
     return (
         tok.lemma in PASSIVE_REPORTS
-        and any(k.dep == "nsubjpass" and k.lemma not in {"it", "this", "that"} for k in kids)
+        and _has_passive_subject(parse.children(tok.i))
         and _agent(parse, tok) is not None
     )
 
