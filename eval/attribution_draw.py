@@ -62,8 +62,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LABELS = ROOT / "eval" / "attribution"
 BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
 CORPUS = BENCHMARKS / "retrieval_bench" / "corpus.jsonl"
-#: SQuAD 1.1 train paragraphs (``sq11train-*``) beside the corpus: rounds 6 and 7 draw
-#: from them, the other corpora being nearly used up.
+#: SQuAD 1.1 train paragraphs (``sq11train-*``) beside the corpus: rounds 6 to 9 draw from
+#: them, the other corpora being nearly used up.
 DISTRACTORS = "corpus_distractors_squad11_train.jsonl"
 SEED = 20261208
 PART = "dev"
@@ -177,29 +177,18 @@ ROUNDS: dict[int, Round] = {
         after=(1, 2, 3, 4, 5),
         part="heldout4",
     ),
-    7: Round(
-        20261215,
-        # SQuAD 1.1 dev has 3 paragraphs left with such a sentence: SQuAD 1.1 train and
-        # Amazon reviews make the fifth held-out set
-        {"shamazon": 30, "sq11train": 180},
-        require=SUBJECT_CUE,
-        after=(1, 2, 3, 4, 5, 6),
-        part="heldout5",
-    ),
-    8: Round(
-        20261216,
-        {"shamazon": 30, "sq11train": 180},
-        require=SUBJECT_CUE,
-        after=(1, 2, 3, 4, 5, 6, 7),
-        part="heldout6",
-    ),
-    9: Round(
-        20261217,
-        {"shamazon": 30, "sq11train": 180},
-        require=SUBJECT_CUE,
-        after=(1, 2, 3, 4, 5, 6, 7, 8),
-        part="heldout7",
-    ),
+    # SQuAD 1.1 dev has 3 paragraphs left with such a sentence: from the fifth held-out set
+    # on, SQuAD 1.1 train paragraphs and Amazon reviews, each round leaving out all before it
+    **{
+        number: Round(
+            seed,
+            {"shamazon": 30, "sq11train": 180},
+            require=SUBJECT_CUE,
+            after=tuple(range(1, number)),
+            part=f"heldout{number - 2}",
+        )
+        for number, seed in ((7, 20261215), (8, 20261216), (9, 20261217))
+    },
 }
 
 

@@ -377,7 +377,11 @@ def _cue_children(parse: Parse, tok: Token) -> list[Token]:
     one spoken to ("he was told by his doctor that ...")."""
     kids = parse.children(tok.i)
     consequence = [k.i for k in kids if k.dep == "advmod" and k.lemma in _CONSEQUENCE]
-    passive = tok.lemma not in _ADDRESSEE and _has_passive_subject(kids) and _agent(parse, tok)
+    passive = (
+        tok.lemma not in _ADDRESSEE
+        and _has_passive_subject(kids)
+        and _agent(parse, tok) is not None
+    )
     return [
         k
         for k in kids
@@ -711,7 +715,6 @@ class _Mention:
     head_lemma: str
     subject: bool
     paragraph: int
-    order: int
     position: int = 0  # the token it starts at, in its sentence
     unnamed: bool = False  # a person described by a common noun ("my brother"), not a name
     guessed: bool = False  # a proper noun the tagger left untagged, taken for a person
@@ -725,7 +728,6 @@ class _Context:
     mentions: list[_Mention] = field(default_factory=list)
     full_names: dict[str, str] = field(default_factory=dict)  # surname -> longest full name
     descriptions: dict[str, set[str]] = field(default_factory=dict)  # name -> descriptions
-    order: int = 0
     sentences: int = 0
 
     def window(self, paragraph: int) -> list[_Mention]:
@@ -800,7 +802,7 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             or owner
             or (head.dep in {"appos", "compound"} and parse.tokens[head.head].dep in _SUBJ)
         )
-        found.append((ent.start, _Mention(name, kind, head.lemma, is_subj, paragraph, 0)))
+        found.append((ent.start, _Mention(name, kind, head.lemma, is_subj, paragraph)))
         # an apposition or title gives a description: "The German chancellor, Friedrich Merz"
         for desc in _descriptions(parse, text, base, ent):
             ctx.descriptions.setdefault(ctx.canonical(name, kind), set()).add(desc)
@@ -817,7 +819,7 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             head = parse.tokens[head.head]
         is_subj = tok.i in subjects or (tok.dep in {"appos", "oprd"} and head.dep in _SUBJ)
         found = [(i, m) for i, m in found if not (np[0].i <= i <= tok.i)]
-        found.append((np[0].i, _Mention(name, "person", tok.lemma, is_subj, paragraph, 0)))
+        found.append((np[0].i, _Mention(name, "person", tok.lemma, is_subj, paragraph)))
         persons.update(t.i for t in np)
     # subject noun phrases with a common-noun head named by a proper noun ("A Cochrane review")
     for i in subjects:
@@ -825,14 +827,14 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
         if tok.pos == "PROPN" and not tok.ent and i not in persons:
             np = _np_tokens(parse, tok)
             name = _clean_name(text[base + np[0].start : base + np[-1].end])
-            guess = _Mention(name, "person", tok.lemma, True, paragraph, 0, guessed=True)
+            guess = _Mention(name, "person", tok.lemma, True, paragraph, guessed=True)
             found.append((np[0].i, guess))
         if tok.pos == "NOUN" and tok.lemma in SPEAKER_NOUNS:
             np = _np_tokens(parse, tok)
             if any(t.pos == "PROPN" for t in np):
                 name = _clean_name(text[base + np[0].start : base + np[-1].end])
                 kind = "plural" if tok.tag == "NNS" else "organisation"
-                found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+                found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph)))
                 continue
         if tok.pos == "NOUN" and tok.tag == "NNS" and _speaks(tok) and i not in persons:
             counted_people = any(
@@ -843,7 +845,7 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
                 # later "they" refers to
                 np = [t for t in _np_tokens(parse, tok) if t.i <= tok.i]
                 name = _clean_name(text[base + np[0].start : base + np[-1].end])
-                found.append((np[0].i, _Mention(name, "plural", tok.lemma, True, paragraph, 0)))
+                found.append((np[0].i, _Mention(name, "plural", tok.lemma, True, paragraph)))
                 continue
         if tok.pos == "NOUN" and tok.tag == "NNS" and _speaks(tok):
             # Version 7: "British, Danish and Irish manufacturers": the nationalities describe
@@ -855,12 +857,12 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
                 starts = {e.start for e in adjs}
                 found = [(at, m) for at, m in found if at not in starts]
                 name = _clean_name(text[base + np[0].start : base + np[-1].end])
-                found.append((np[0].i, _Mention(name, "plural", tok.lemma, True, paragraph, 0)))
+                found.append((np[0].i, _Mention(name, "plural", tok.lemma, True, paragraph)))
                 continue
         if _service(parse, tok):
             np = _np_tokens(parse, tok)
             name = _clean_name(text[base + np[0].start : base + np[-1].end])
-            found.append((np[0].i, _Mention(name, "organisation", tok.lemma, True, paragraph, 0)))
+            found.append((np[0].i, _Mention(name, "organisation", tok.lemma, True, paragraph)))
             continue
         if tok.pos == "NOUN" and i not in persons and _new_referent(parse, tok):
             # "a stranger in shout told us ...", "the lady who cleans my house ...", "my
@@ -871,7 +873,7 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             name = _clean_name(text[base + np[0].start : base + np[-1].end])
             plural = tok.tag in {"NNS", "NNPS"} or noun_kind(tok.lemma.lower()) == "group"
             kind = "plural" if plural else "person"
-            found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph, 0)))
+            found.append((np[0].i, _Mention(name, kind, tok.lemma, True, paragraph)))
     # an unnamed person outside the subject ("talking with my mother", "an argument with my
     # mom", "at my sister in law's house"): a later "she" may refer to them
     for tok in parse.tokens:
@@ -892,7 +894,7 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             name = _clean_name(text[base + np[0].start : base + np[-1].end])
             if tok.tag in {"NNS", "NNPS"} or noun_kind(tok.lemma.lower()) == "group" or not name:
                 continue
-            mention = _Mention(name, "person", tok.lemma, False, paragraph, 0, unnamed=True)
+            mention = _Mention(name, "person", tok.lemma, False, paragraph, unnamed=True)
             found.append((np[0].i, mention))
     # "he"/"she" as a subject carries its antecedent on ("My son got a set. He builds ...
     # "Dad, come help" ... he wanted to play"): the chain stays the most recent subject. A
@@ -915,15 +917,13 @@ def _note_sentence(ctx: _Context, parse: Parse, text: str, base: int, paragraph:
             earlier = [m for at, m in sorted(found, key=lambda f: f[0]) if at < i]
             ante = _prefer_earlier(earlier, ctx, word, paragraph)
             if ante is not None:
-                found.append((i, replace(ante, subject=True, paragraph=paragraph, order=0)))
+                found.append((i, replace(ante, subject=True, paragraph=paragraph)))
     # Version 7: a name the tagger calls a person wins over a proper noun it left untagged in
     # the same sentence ("Upon Stalin attaining power, Bolshevism became ...": "he" is Stalin)
     if any(m.subject and m.kind == "person" and not m.guessed for _, m in found):
         found = [(at, replace(m, subject=False) if m.guessed else m) for at, m in found]
     ctx.sentences += 1
     for at, mention in sorted(found, key=lambda f: f[0]):
-        ctx.order += 1
-        mention.order = ctx.order
         mention.position = at
         mention.sentence = ctx.sentences
         ctx.mentions.append(mention)
@@ -2036,10 +2036,15 @@ def _sentence_voice(
         part = _reporting_participle(parse, root) or _by_reporting(parse, root)
         # Version 8: or of a verb conjoined to it with the same subject ("X had protested
         # ..., but later gave in, saying ...")
-        for k in parse.children(root.i):
-            own_subject = any(c.dep in _SUBJ for c in parse.children(k.i))
-            if part is None and k.dep == "conj" and k.pos in {"VERB", "AUX"} and not own_subject:
-                part = _reporting_participle(parse, k)
+        conjoined = (
+            k
+            for k in parse.children(root.i)
+            if k.dep == "conj"
+            and k.pos in {"VERB", "AUX"}
+            and not any(c.dep in _SUBJ for c in parse.children(k.i))
+        )
+        for k in conjoined:
+            part = part or _reporting_participle(parse, k)
         if part is not None:
             verbs.append(part)
     if not verbs:
